@@ -1,0 +1,279 @@
+//! TPC-H over the lake against plain DataFusion over Parquet, in one run.
+//!
+//! 1. Generates TPC-H at the chosen scale factor in memory (`tpchgen`).
+//! 2. Load: writes the same batches (a) as plain Parquet files with
+//!    `ArrowWriter` (the baseline) and (b) into lake tables through an
+//!    AutoLake session (`CREATE TABLE … AS SELECT` — a Delta commit per
+//!    table), and reports rows/s and the ratio.
+//! 3. Queries: runs the 22 queries on a plain DataFusion `SessionContext`
+//!    over the Parquet files and on the AutoLake session over the lake
+//!    tables, alternating, `--iterations` times each, and reports the best
+//!    time per query, the ratio and the geometric mean of the ratios.
+//!
+//! ```text
+//! cargo run --release -p autolake-benches --bin tpch -- --scale 1
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use autolake_engine::{Engine, EngineConfig, Interface, Principal, Session};
+use clap::Parser;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+const QUERIES: [&str; 22] = [
+    include_str!("../tpch/q01.sql"),
+    include_str!("../tpch/q02.sql"),
+    include_str!("../tpch/q03.sql"),
+    include_str!("../tpch/q04.sql"),
+    include_str!("../tpch/q05.sql"),
+    include_str!("../tpch/q06.sql"),
+    include_str!("../tpch/q07.sql"),
+    include_str!("../tpch/q08.sql"),
+    include_str!("../tpch/q09.sql"),
+    include_str!("../tpch/q10.sql"),
+    include_str!("../tpch/q11.sql"),
+    include_str!("../tpch/q12.sql"),
+    include_str!("../tpch/q13.sql"),
+    include_str!("../tpch/q14.sql"),
+    include_str!("../tpch/q15.sql"),
+    include_str!("../tpch/q16.sql"),
+    include_str!("../tpch/q17.sql"),
+    include_str!("../tpch/q18.sql"),
+    include_str!("../tpch/q19.sql"),
+    include_str!("../tpch/q20.sql"),
+    include_str!("../tpch/q21.sql"),
+    include_str!("../tpch/q22.sql"),
+];
+
+#[derive(Debug, Parser)]
+#[command(about = "TPC-H: AutoLake lake tables vs plain DataFusion over Parquet")]
+struct Args {
+    /// TPC-H scale factor.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Working folder (emptied first).
+    #[arg(long, default_value = "target/tpch-bench")]
+    dir: PathBuf,
+    /// Runs of each query per engine; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// Only these queries (1-22), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<usize>,
+}
+
+struct Table {
+    name: &'static str,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+impl Table {
+    fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir)?;
+    }
+    std::fs::create_dir_all(&args.dir)?;
+
+    let started = Instant::now();
+    let tables = generate(args.scale)?;
+    let total_rows: usize = tables.iter().map(Table::rows).sum();
+    println!(
+        "generated TPC-H SF{} ({} rows) in {:.1}s",
+        args.scale,
+        total_rows,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Load: plain Parquet, then the lake.
+    let parquet_dir = args.dir.join("parquet");
+    let started = Instant::now();
+    for t in &tables {
+        write_parquet(&parquet_dir, t)?;
+    }
+    let parquet_load = started.elapsed();
+
+    let lake_dir = args.dir.join("lake");
+    let engine = Engine::open(EngineConfig::for_lake(lake_dir.to_string_lossy())).await?;
+    let session = engine.session(Principal::local_admin(), Interface::Embedded);
+    let mut lake_load = Duration::ZERO;
+    for t in &tables {
+        let mem = MemTable::try_new(Arc::clone(&t.schema), vec![t.batches.clone()])?;
+        session
+            .context()
+            .register_table(format!("mem_{}", t.name), Arc::new(mem))?;
+        let started = Instant::now();
+        session
+            .execute(&format!(
+                "CREATE TABLE {} AS SELECT * FROM mem_{}",
+                t.name, t.name
+            ))
+            .await?;
+        lake_load += started.elapsed();
+        session
+            .context()
+            .deregister_table(format!("mem_{}", t.name))?;
+    }
+    let rate = |d: Duration| total_rows as f64 / d.as_secs_f64();
+    println!("\nload ({} rows)", total_rows);
+    println!(
+        "  plain parquet : {:>8.2}s {:>12.0} rows/s",
+        parquet_load.as_secs_f64(),
+        rate(parquet_load)
+    );
+    println!(
+        "  autolake      : {:>8.2}s {:>12.0} rows/s",
+        lake_load.as_secs_f64(),
+        rate(lake_load)
+    );
+    let load_ratio = lake_load.as_secs_f64() / parquet_load.as_secs_f64();
+    println!("  ratio (autolake / parquet): {load_ratio:.3}x   target <= 1.30x");
+    drop(tables);
+
+    // Queries.
+    let baseline = SessionContext::new();
+    for name in TABLES {
+        baseline
+            .register_parquet(
+                name,
+                parquet_dir.join(name).to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+    }
+    let selected: Vec<usize> = if args.queries.is_empty() {
+        (1..=22).collect()
+    } else {
+        args.queries.clone()
+    };
+    println!(
+        "\n{:<5} {:>12} {:>12} {:>8} {:>8}",
+        "query", "datafusion", "autolake", "ratio", "rows"
+    );
+    let mut log_sum = 0.0;
+    for q in &selected {
+        let sql = QUERIES
+            .get(q.wrapping_sub(1))
+            .ok_or_else(|| format!("no TPC-H query {q}"))?;
+        let mut best_df = Duration::MAX;
+        let mut best_al = Duration::MAX;
+        let mut rows = (0, 0);
+        for _ in 0..args.iterations {
+            let (d, r) = time_datafusion(&baseline, sql).await?;
+            best_df = best_df.min(d);
+            rows.0 = r;
+            let (d, r) = time_autolake(&session, sql).await?;
+            best_al = best_al.min(d);
+            rows.1 = r;
+        }
+        if rows.0 != rows.1 {
+            return Err(format!("q{q}: datafusion returned {} rows, autolake {}", rows.0, rows.1).into());
+        }
+        let ratio = best_al.as_secs_f64() / best_df.as_secs_f64();
+        log_sum += ratio.ln();
+        println!(
+            "q{:<4} {:>10.1}ms {:>10.1}ms {:>7.3}x {:>8}",
+            q,
+            best_df.as_secs_f64() * 1e3,
+            best_al.as_secs_f64() * 1e3,
+            ratio,
+            rows.0
+        );
+    }
+    let geomean = (log_sum / selected.len() as f64).exp();
+    println!("geomean ratio (autolake / datafusion): {geomean:.3}x   target <= 1.10x");
+    Ok(())
+}
+
+const TABLES: [&str; 8] = [
+    "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
+];
+
+async fn time_datafusion(ctx: &SessionContext, sql: &str) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let batches = ctx.sql(sql).await?.collect().await?;
+    Ok((started.elapsed(), batches.iter().map(RecordBatch::num_rows).sum()))
+}
+
+async fn time_autolake(session: &Session, sql: &str) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let batches = session.execute(sql).await?;
+    Ok((started.elapsed(), batches.iter().map(RecordBatch::num_rows).sum()))
+}
+
+fn write_parquet(dir: &Path, table: &Table) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = dir.join(table.name);
+    std::fs::create_dir_all(&dir)?;
+    let file = std::fs::File::create(dir.join("part-0.parquet"))?;
+    // The same codec as the lake's writer (delta-rs defaults to snappy).
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(file, Arc::clone(&table.schema), Some(props))?;
+    for batch in &table.batches {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(())
+}
+
+/// Generates every table, with string views cast to plain strings so both
+/// writers get identical, Delta-storable batches.
+fn generate(scale: f64) -> Result<Vec<Table>, Box<dyn std::error::Error>> {
+    use tpchgen::generators::*;
+    use tpchgen_arrow::*;
+    let batch = 8192;
+    let collect = |name: &'static str, it: Box<dyn Iterator<Item = RecordBatch>>| -> Result<Table, Box<dyn std::error::Error>> {
+        let batches: Vec<RecordBatch> = it.map(plain_strings).collect::<Result<_, _>>()?;
+        let schema = batches
+            .first()
+            .map(RecordBatch::schema)
+            .ok_or_else(|| format!("{name}: no rows generated"))?;
+        Ok(Table { name, schema, batches })
+    };
+    Ok(vec![
+        collect("nation", Box::new(NationArrow::new(NationGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("region", Box::new(RegionArrow::new(RegionGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("part", Box::new(PartArrow::new(PartGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("supplier", Box::new(SupplierArrow::new(SupplierGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("partsupp", Box::new(PartSuppArrow::new(PartSuppGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("customer", Box::new(CustomerArrow::new(CustomerGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("orders", Box::new(OrderArrow::new(OrderGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect("lineitem", Box::new(LineItemArrow::new(LineItemGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+    ])
+}
+
+fn plain_strings(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let schema = batch.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => Field::new(f.name(), DataType::Utf8, f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(&fields)
+        .map(|(c, f)| cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}

@@ -1,0 +1,450 @@
+//! The `autolake` command line: `sql` (REPL, `-e`, `-f`, stdin) and `demo`.
+//!
+//! Results go to stdout in the chosen format, errors to stderr. Exit status:
+//! 0 success, 1 a statement failed (the message names the statement, and
+//! for syntax errors the line and column), 2 usage error (clap's).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use autolake_sql::ParsedStatement;
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::principal::{Interface, Principal};
+use crate::session::{Engine, EngineConfig, Session};
+
+/// AutoLake: an AI factory in one binary — a DataFusion engine over a lake
+/// of Delta tables.
+#[derive(Debug, Parser)]
+#[command(name = "autolake", version, about, long_about = None)]
+pub struct Cli {
+    /// Lake root: a local path, file://, memory://name or s3://bucket/prefix.
+    #[arg(long, env = "AUTOLAKE_LAKE", global = true)]
+    pub lake: Option<String>,
+    /// TOML configuration file (lake, device, [storage_options]).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Compute device for models: auto, cpu or cuda[:N].
+    #[arg(long, env = "AUTOLAKE_DEVICE", global = true)]
+    pub device: Option<String>,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL: an interactive REPL, or statements from -e, -f or stdin.
+    Sql(SqlArgs),
+    /// Run the factory end to end on bundled sample data.
+    Demo,
+}
+
+/// Arguments of `autolake sql`.
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    /// Statements to run, separated by ';'.
+    #[arg(short = 'e', long = "execute", conflicts_with = "file")]
+    pub execute: Option<String>,
+    /// A file of statements to run.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Output format of results.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Result output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON array of objects per result.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,autolake_engine=info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTOLAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Builds the engine configuration from flags, environment and file:
+/// a flag or variable wins over the file, the file over defaults.
+pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
+    let mut config = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            toml::from_str::<EngineConfig>(&text).map_err(|e| {
+                Error::invalid(format!("invalid config file {}: {e}", path.display()))
+            })?
+        }
+        None => EngineConfig::default(),
+    };
+    if let Some(lake) = &cli.lake {
+        config.lake = lake.clone();
+    }
+    if config.lake.is_empty() {
+        config.lake = "./lake".to_string();
+    }
+    if let Some(device) = &cli.device {
+        config.device = device.clone();
+    }
+    if config.device.is_empty() {
+        config.device = "auto".to_string();
+    }
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let config = engine_config(&cli)?;
+    let engine = Engine::open(config).await?;
+    match cli.command {
+        Command::Sql(args) => {
+            let session = engine.session(Principal::local_admin(), Interface::Cli);
+            let mut out = std::io::stdout().lock();
+            if let Some(sql) = &args.execute {
+                Ok(run_script(&session, sql, args.format, &mut out).await)
+            } else if let Some(path) = &args.file {
+                let sql = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid(format!("cannot read SQL file {}: {e}", path.display()))
+                })?;
+                Ok(run_script(&session, &sql, args.format, &mut out).await)
+            } else if std::io::stdin().is_terminal() {
+                drop(out);
+                repl(&session, args.format).await
+            } else {
+                let sql = std::io::read_to_string(std::io::stdin())?;
+                Ok(run_script(&session, &sql, args.format, &mut out).await)
+            }
+        }
+        Command::Demo => {
+            let mut out = std::io::stdout().lock();
+            crate::demo::run(&engine, &mut out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs a script: parses it whole first (a syntax error anywhere runs
+/// nothing), then each statement in order, stopping at the first failure.
+pub async fn run_script(
+    session: &Session,
+    sql: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> ExitCode {
+    let statements = match session.parse(sql) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for statement in &statements {
+        if let Err(e) = run_one(session, statement, format, out).await {
+            eprintln!("error: {}", describe_failure(statement, &e));
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// "in statement `…` (line n): message"
+fn describe_failure(statement: &ParsedStatement, e: &Error) -> String {
+    let text: String = statement.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short = if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(79).collect::<String>())
+    } else {
+        text
+    };
+    format!("in statement `{short}` (line {}): {e}", statement.line)
+}
+
+async fn run_one(
+    session: &Session,
+    statement: &ParsedStatement,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let spinner = long_running(statement.statement.kind());
+    let result = session.execute_statement(statement).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+            return Err(e);
+        }
+    };
+    let schema = result.schema();
+    let mut stream = result.into_stream();
+    let mut writer = ResultWriter::new(format, out);
+    let mut failed = None;
+    while let Some(batch) = stream.next().await {
+        match batch {
+            Ok(batch) => writer.batch(&batch)?,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if !schema.fields().is_empty() {
+        writer.finish(&schema)?;
+    }
+    Ok(())
+}
+
+/// A spinner for statements that may take a while, on a terminal only
+/// (indicatif draws nothing when stderr is not a terminal).
+fn long_running(kind: &str) -> Option<indicatif::ProgressBar> {
+    const LONG: &[&str] = &[
+        "OPTIMIZE",
+        "VACUUM",
+        "RESTORE",
+        "CREATE TABLE AS SELECT",
+        "INSERT",
+        "INSERT OVERWRITE",
+        "MERGE",
+        "UPDATE",
+        "DELETE",
+    ];
+    if !LONG.contains(&kind) || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("{kind}…"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
+/// Writes result batches in one of the output formats; `table` needs all
+/// rows for column widths, the others stream.
+struct ResultWriter<'a> {
+    format: Format,
+    out: &'a mut dyn Write,
+    table_rows: Vec<RecordBatch>,
+    wrote_header: bool,
+    json_rows: usize,
+}
+
+impl<'a> ResultWriter<'a> {
+    fn new(format: Format, out: &'a mut dyn Write) -> Self {
+        Self {
+            format,
+            out,
+            table_rows: Vec::new(),
+            wrote_header: false,
+            json_rows: 0,
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_columns() == 0 {
+            return Ok(());
+        }
+        match self.format {
+            Format::Table => self.table_rows.push(batch.clone()),
+            Format::Csv => {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(!self.wrote_header)
+                    .build(&mut *self.out);
+                w.write(batch)?;
+                self.wrote_header = true;
+            }
+            Format::Ndjson => {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut *self.out);
+                w.write(batch)?;
+                w.finish()?;
+            }
+            Format::Json => {
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow::json::ArrayWriter::new(&mut buf);
+                    w.write(batch)?;
+                    w.finish()?;
+                }
+                // Splice batches into one array: strip each batch's brackets.
+                let text = String::from_utf8_lossy(&buf);
+                let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+                if !inner.is_empty() {
+                    let sep = if self.json_rows == 0 { "[" } else { "," };
+                    write!(self.out, "{sep}{inner}")?;
+                    self.json_rows += batch.num_rows();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<()> {
+        match self.format {
+            Format::Table => {
+                let table = if self.table_rows.is_empty() {
+                    arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
+                        Arc::clone(schema),
+                    )])?
+                } else {
+                    arrow::util::pretty::pretty_format_batches(&self.table_rows)?
+                };
+                writeln!(self.out, "{table}")?;
+            }
+            Format::Csv if !self.wrote_header => {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(self.out, "{}", names.join(","))?;
+            }
+            Format::Json => {
+                if self.json_rows == 0 {
+                    writeln!(self.out, "[]")?;
+                } else {
+                    writeln!(self.out, "]")?;
+                }
+            }
+            Format::Csv | Format::Ndjson => {}
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// The interactive REPL: statements end with `;` and may span lines;
+/// `\q` (or Ctrl-D) quits; history is kept in `~/.autolake_history`.
+async fn repl(session: &Session, format: Format) -> Result<ExitCode> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new()
+        .map_err(|e| Error::invalid(format!("cannot start the line editor: {e}")))?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".autolake_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    eprintln!(
+        "AutoLake {} — lake {} — end statements with ';', \\q to quit",
+        env!("CARGO_PKG_VERSION"),
+        session.engine().lake().uri()
+    );
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() {
+            "autolake> "
+        } else {
+            "       -> "
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                let trimmed = line.trim();
+                if buffer.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
+                    break;
+                }
+                if trimmed.is_empty() && buffer.is_empty() {
+                    continue;
+                }
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if buffer.trim_end().ends_with(';') {
+                    let sql = std::mem::take(&mut buffer);
+                    let _ = editor.add_history_entry(sql.trim());
+                    let mut out = std::io::stdout().lock();
+                    run_script(session, &sql, format, &mut out).await;
+                }
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(Error::invalid(format!("input error: {e}"))),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("autolake.toml");
+        std::fs::write(
+            &file,
+            "lake = \"/from/file\"\n[storage_options]\nregion = \"x\"\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from(["autolake", "--config", file.to_str().unwrap(), "demo"]);
+        let config = engine_config(&cli).unwrap();
+        assert_eq!(config.lake, "/from/file");
+        assert_eq!(config.storage_options["region"], "x");
+        let cli = Cli::parse_from([
+            "autolake",
+            "--config",
+            file.to_str().unwrap(),
+            "--lake",
+            "/flag",
+            "demo",
+        ]);
+        assert_eq!(engine_config(&cli).unwrap().lake, "/flag");
+        std::fs::write(&file, "lakes = 1\n").unwrap();
+        let cli = Cli::parse_from(["autolake", "--config", file.to_str().unwrap(), "demo"]);
+        let err = engine_config(&cli).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! Lake DDL: schemas and tables (`CREATE`, `CREATE … AS SELECT`, `ALTER
+//! TABLE … ADD COLUMN`, `DROP`).
+//!
+//! Column types come from DataFusion's own SQL type mapping: the statement
+//! (minus the Delta-only `PARTITIONED BY`) is planned by DataFusion and the
+//! resulting Arrow schema becomes the Delta schema, so `INT`, `VARCHAR`,
+//! `DECIMAL(p,s)`, `TIMESTAMP`, … mean in a lake table what they mean in a
+//! query.
+
+use std::sync::Arc;
+
+use autolake_sql::sqlparser::ast::{self, ObjectName, SchemaName};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::sql::parser::Statement as DFStatement;
+use deltalake::protocol::SaveMode;
+
+use super::{done, ident_name, lake_schema, lake_table, count_result};
+use crate::error::{Error, Result};
+use crate::lake::write::{self, CommitStamp};
+use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, TableName};
+use crate::session::{Session, StatementResult};
+
+pub(super) fn schema_object_name(name: &SchemaName) -> ObjectName {
+    match name {
+        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => n.clone(),
+        SchemaName::UnnamedAuthorization(i) => ObjectName::from(vec![i.clone()]),
+    }
+}
+
+pub(super) async fn create_schema(
+    session: &Session,
+    name: &SchemaName,
+    if_not_exists: bool,
+) -> Result<StatementResult> {
+    let schema = lake_schema(&schema_object_name(name))?;
+    let created = session
+        .engine
+        .lake()
+        .create_schema(&schema, &session.principal.name)
+        .await?;
+    if !created && !if_not_exists {
+        return Err(Error::AlreadyExists {
+            kind: "schema",
+            name: format!("{LAKE_CATALOG}.{schema}"),
+        });
+    }
+    Ok(done("CREATE SCHEMA"))
+}
+
+pub(super) async fn drop_schemas(
+    session: &Session,
+    names: &[ObjectName],
+    if_exists: bool,
+    cascade: bool,
+) -> Result<StatementResult> {
+    let lake = session.engine.lake();
+    for name in names {
+        let schema = lake_schema(name)?;
+        if schema == DEFAULT_SCHEMA {
+            return Err(Error::invalid(format!(
+                "schema {LAKE_CATALOG}.{DEFAULT_SCHEMA} is the default schema and cannot be dropped"
+            )));
+        }
+        if !lake.schema_exists(&schema).await? {
+            if if_exists {
+                continue;
+            }
+            return Err(Error::NotFound {
+                kind: "schema",
+                name: format!("{LAKE_CATALOG}.{schema}"),
+            });
+        }
+        lake.drop_schema(&schema, cascade).await?;
+    }
+    Ok(done("DROP SCHEMA"))
+}
+
+pub(super) async fn drop_tables(
+    session: &Session,
+    names: &[ObjectName],
+    if_exists: bool,
+) -> Result<StatementResult> {
+    let lake = session.engine.lake();
+    for name in names {
+        let table = lake_table(name)?;
+        if lake.load_table(&table).await?.is_none() {
+            if if_exists {
+                continue;
+            }
+            return Err(Error::NotFound {
+                kind: "table",
+                name: table.to_string(),
+            });
+        }
+        lake.drop_table(&table).await?;
+    }
+    Ok(done("DROP TABLE"))
+}
+
+pub(super) async fn create_table(
+    session: &Session,
+    create: &ast::CreateTable,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    let name = lake_table(&create.name)?;
+    let lake = session.engine.lake();
+    if !lake.schema_exists(&name.schema).await? {
+        return Err(Error::NotFound {
+            kind: "schema",
+            name: format!("{LAKE_CATALOG}.{}", name.schema),
+        });
+    }
+    let partition_by = match &create.hive_distribution {
+        ast::HiveDistributionStyle::PARTITIONED { columns } => {
+            columns.iter().map(|c| ident_name(&c.name)).collect()
+        }
+        ast::HiveDistributionStyle::NONE => Vec::new(),
+        other => {
+            return Err(Error::invalid(format!(
+                "unsupported table distribution {other:?}: use PARTITIONED BY (column, …)"
+            )));
+        }
+    };
+    let exists = lake.load_table(&name).await?.is_some();
+    if exists && create.if_not_exists {
+        return Ok(done(kind));
+    }
+    if exists && !create.or_replace {
+        return Err(Error::AlreadyExists {
+            kind: "table",
+            name: name.to_string(),
+        });
+    }
+
+    // Let DataFusion map the column types (and plan the query of a CTAS).
+    let mut for_datafusion = create.clone();
+    for_datafusion.hive_distribution = ast::HiveDistributionStyle::NONE;
+    for_datafusion.if_not_exists = false;
+    for_datafusion.or_replace = false;
+    let plan = super::plan(
+        session,
+        DFStatement::Statement(Box::new(ast::Statement::CreateTable(for_datafusion))),
+    )
+    .await?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
+        return Err(Error::invalid(format!(
+            "CREATE TABLE {name}: unsupported form of CREATE TABLE"
+        )));
+    };
+    let schema = cmt.input.schema().as_arrow().clone();
+    check_partition_columns(&name, &schema, &partition_by)?;
+    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let handle = lake.table_handle(&name)?;
+
+    if create.query.is_some() {
+        let (_, rows) = write::write_plan(
+            handle,
+            &name,
+            Arc::unwrap_or_clone(cmt.input),
+            Arc::new(session.ctx.state()),
+            if exists {
+                SaveMode::Overwrite
+            } else {
+                SaveMode::ErrorIfExists
+            },
+            Some(partition_by),
+            exists,
+            &stamp,
+        )
+        .await?;
+        count_result(kind, rows)
+    } else {
+        write::create_table(handle, &name, &schema, partition_by, exists, &stamp).await?;
+        Ok(done(kind))
+    }
+}
+
+fn check_partition_columns(
+    name: &TableName,
+    schema: &arrow::datatypes::Schema,
+    partition_by: &[String],
+) -> Result<()> {
+    for col in partition_by {
+        if schema.field_with_name(col).is_err() {
+            return Err(Error::invalid(format!(
+                "PARTITIONED BY column {col} is not a column of {name} (columns: {})",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    if !partition_by.is_empty() && partition_by.len() == schema.fields().len() {
+        return Err(Error::invalid(format!(
+            "{name} cannot be partitioned by all of its columns"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn alter_table(
+    session: &Session,
+    alter: &ast::AlterTable,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    let name = lake_table(&alter.name)?;
+    let lake = session.engine.lake();
+    let Some(table) = lake.load_table(&name).await? else {
+        if alter.if_exists {
+            return Ok(done(kind));
+        }
+        return Err(Error::NotFound {
+            kind: "table",
+            name: name.to_string(),
+        });
+    };
+    let existing = table.snapshot()?.schema();
+    let mut new_columns = Vec::new();
+    for op in &alter.operations {
+        match op {
+            ast::AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                ..
+            } => {
+                let col = ident_name(&column_def.name);
+                if existing.field(&col).is_some() {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(Error::AlreadyExists {
+                        kind: "column",
+                        name: format!("{col} of {name}"),
+                    });
+                }
+                new_columns.push(column_def.clone());
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "unsupported ALTER TABLE operation `{other}` on {name}: supported is ADD COLUMN"
+                )));
+            }
+        }
+    }
+    if new_columns.is_empty() {
+        return Ok(done(kind));
+    }
+    // DataFusion maps the new columns' types, as for CREATE TABLE.
+    let columns_sql = new_columns
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let probe = super::parse_one_df(&format!("CREATE TABLE __autolake_new_columns ({columns_sql})"))?;
+    let plan = super::plan(session, probe).await?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
+        return Err(Error::invalid("could not plan the new columns"));
+    };
+    let schema = cmt.input.schema().as_arrow().clone();
+    if let Some(f) = schema.fields().iter().find(|f| !f.is_nullable()) {
+        return Err(Error::invalid(format!(
+            "cannot add NOT NULL column {} to {name}: existing rows have no value for it; add it as nullable",
+            f.name()
+        )));
+    }
+    let fields = write::delta_fields(&name, &schema)?;
+    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    table
+        .add_columns()
+        .with_fields(fields)
+        .with_commit_properties(stamp.properties())
+        .await
+        .map_err(|e| write::write_error(&name, e))?;
+    Ok(done(kind))
+}

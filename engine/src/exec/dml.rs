@@ -1,0 +1,348 @@
+//! Lake DML: `INSERT [OVERWRITE]`, `UPDATE`, `DELETE`, `MERGE INTO`.
+//!
+//! `INSERT` is planned by DataFusion (column lists, implicit casts and
+//! arity checks are DataFusion's) and the planned input is streamed into a
+//! delta-rs write. `UPDATE`, `DELETE` and `MERGE` map onto delta-rs's
+//! operations, which take predicates and values as SQL text resolved
+//! against the table: identifiers are normalised first (unquoted names
+//! folded to lower case, then quoted) so they mean what they mean in a query.
+
+use std::ops::ControlFlow;
+
+use autolake_sql::sqlparser::ast::{
+    self, AssignmentTarget, Expr, Ident, MergeAction, MergeClauseKind, ObjectName, TableFactor,
+    VisitMut, VisitorMut,
+};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::sql::parser::Statement as DFStatement;
+use deltalake::protocol::SaveMode;
+
+use super::{count_result, ident_name, lake_table};
+use crate::error::{Error, Result};
+use crate::lake::TableName;
+use crate::lake::write::{self, CommitStamp};
+use crate::session::{Session, StatementResult};
+
+pub(super) async fn insert(
+    session: &Session,
+    statement: &DFStatement,
+    target: TableName,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    let table = session.engine.lake().require_table(&target).await?;
+    let plan = super::plan(session, statement.clone()).await?;
+    let LogicalPlan::Dml(dml) = plan else {
+        return Err(Error::invalid(format!("INSERT into {target}: unexpected plan")));
+    };
+    let mode = match dml.op {
+        WriteOp::Insert(InsertOp::Overwrite) => SaveMode::Overwrite,
+        WriteOp::Insert(InsertOp::Append) => SaveMode::Append,
+        other => {
+            return Err(Error::invalid(format!(
+                "{other} into {target} is not supported"
+            )));
+        }
+    };
+    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let (_, rows) = write::write_plan(
+        table,
+        &target,
+        std::sync::Arc::unwrap_or_clone(dml.input),
+        std::sync::Arc::new(session.ctx.state()),
+        mode,
+        None,
+        false,
+        &stamp,
+    )
+    .await?;
+    count_result(kind, rows)
+}
+
+pub(super) async fn update(
+    session: &Session,
+    update: &ast::Update,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    if update.from.is_some() || !update.table.joins.is_empty() {
+        return Err(Error::invalid(
+            "UPDATE … FROM and joins are not supported on lake tables: use MERGE INTO",
+        ));
+    }
+    let name = lake_table(&single_table(&update.table.relation)?)?;
+    let table = session.engine.lake().require_table(&name).await?;
+    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let mut builder = table
+        .update()
+        .with_session_state(std::sync::Arc::new(session.ctx.state()))
+        .with_commit_properties(stamp.properties());
+    if let Some(pred) = &update.selection {
+        builder = builder.with_predicate(delta_sql(pred));
+    }
+    for a in &update.assignments {
+        builder = builder.with_update(assignment_column(&a.target)?, delta_sql(&a.value));
+    }
+    let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    count_result(kind, metrics.num_updated_rows as u64)
+}
+
+pub(super) fn delete_target(delete: &ast::Delete) -> Result<ObjectName> {
+    let from = match &delete.from {
+        ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+    };
+    match (from.as_slice(), delete.using.as_ref()) {
+        ([t], None) if t.joins.is_empty() && delete.tables.is_empty() => single_table(&t.relation),
+        _ => Err(Error::invalid(
+            "DELETE from several tables or with USING is not supported on lake tables: use MERGE INTO",
+        )),
+    }
+}
+
+pub(super) async fn delete(
+    session: &Session,
+    delete: &ast::Delete,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    let name = lake_table(&delete_target(delete)?)?;
+    let table = session.engine.lake().require_table(&name).await?;
+    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let mut builder = table
+        .delete()
+        .with_session_state(std::sync::Arc::new(session.ctx.state()))
+        .with_commit_properties(stamp.properties());
+    if let Some(pred) = &delete.selection {
+        builder = builder.with_predicate(delta_sql(pred));
+    }
+    let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    count_result(kind, metrics.num_deleted_rows.unwrap_or(0) as u64)
+}
+
+pub(super) async fn merge(
+    session: &Session,
+    merge: &ast::Merge,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    let target_name = single_table(&merge.table)?;
+    let name = lake_table(&target_name)?;
+    let target_alias = factor_alias(&merge.table).unwrap_or_else(|| name.table.clone());
+    let table = session.engine.lake().require_table(&name).await?;
+
+    // The source is planned by DataFusion, so it may be any table, a
+    // subquery, or an older version of a table.
+    let (source_sql, source_alias) = match &merge.source {
+        TableFactor::Table { name: src, alias, .. } => {
+            let mut factor = merge.source.clone();
+            if let TableFactor::Table { alias: a, .. } = &mut factor {
+                *a = None;
+            }
+            let default_alias = src
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(ident_name)
+                .unwrap_or_default();
+            (
+                format!("SELECT * FROM {factor}"),
+                alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or(default_alias),
+            )
+        }
+        TableFactor::Derived {
+            subquery, alias, ..
+        } => (
+            subquery.to_string(),
+            alias
+                .as_ref()
+                .map(|a| ident_name(&a.name))
+                .ok_or_else(|| Error::invalid("MERGE source subquery needs an alias"))?,
+        ),
+        other => {
+            return Err(Error::invalid(format!(
+                "unsupported MERGE source {other}: use a table or (subquery) AS alias"
+            )));
+        }
+    };
+    if source_alias == target_alias {
+        return Err(Error::invalid(format!(
+            "MERGE source and target are both named {source_alias}: give one an alias"
+        )));
+    }
+    let source_plan = super::plan(session, super::parse_one_df(&source_sql)?).await?;
+    let source = datafusion::dataframe::DataFrame::new(session.ctx.state(), source_plan);
+
+    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let mut builder = table
+        .merge(source, delta_sql(&merge.on))
+        .with_source_alias(&source_alias)
+        .with_target_alias(&target_alias)
+        .with_session_state(std::sync::Arc::new(session.ctx.state()))
+        .with_commit_properties(stamp.properties());
+    for clause in &merge.clauses {
+        let predicate = clause.predicate.as_ref().map(delta_sql);
+        builder = match (&clause.clause_kind, &clause.action) {
+            (MergeClauseKind::Matched, MergeAction::Update(u)) => {
+                let sets = assignments(&u.assignments)?;
+                builder.when_matched_update(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    sets.into_iter().fold(b, |b, (c, v)| b.update(c, v))
+                })?
+            }
+            (MergeClauseKind::Matched, MergeAction::Delete { .. }) => {
+                builder.when_matched_delete(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    b
+                })?
+            }
+            (
+                MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
+                MergeAction::Insert(insert),
+            ) => {
+                let sets = merge_insert_values(&name, insert)?;
+                builder.when_not_matched_insert(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    sets.into_iter().fold(b, |b, (c, v)| b.set(c, v))
+                })?
+            }
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
+                let sets = assignments(&u.assignments)?;
+                builder.when_not_matched_by_source_update(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    sets.into_iter().fold(b, |b, (c, v)| b.update(c, v))
+                })?
+            }
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
+                builder.when_not_matched_by_source_delete(|mut b| {
+                    if let Some(p) = predicate {
+                        b = b.predicate(p);
+                    }
+                    b
+                })?
+            }
+            (kind, action) => {
+                return Err(Error::invalid(format!(
+                    "unsupported MERGE clause WHEN {kind} THEN {action}"
+                )));
+            }
+        };
+    }
+    let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    let affected = metrics.num_target_rows_inserted
+        + metrics.num_target_rows_updated
+        + metrics.num_target_rows_deleted;
+    count_result(kind, affected as u64)
+}
+
+fn merge_insert_values(
+    table: &TableName,
+    insert: &ast::MergeInsertExpr,
+) -> Result<Vec<(String, String)>> {
+    let ast::MergeInsertKind::Values(values) = &insert.kind else {
+        return Err(Error::invalid(
+            "MERGE … INSERT needs (columns) VALUES (…)",
+        ));
+    };
+    let [row] = values.rows.as_slice() else {
+        return Err(Error::invalid("MERGE … INSERT VALUES takes exactly one row"));
+    };
+    if insert.columns.is_empty() {
+        return Err(Error::invalid(format!(
+            "MERGE … INSERT into {table} must list the target columns: INSERT (c1, c2) VALUES (…)"
+        )));
+    }
+    if insert.columns.len() != row.content.len() {
+        return Err(Error::invalid(format!(
+            "MERGE … INSERT lists {} columns but {} values",
+            insert.columns.len(),
+            row.content.len()
+        )));
+    }
+    insert
+        .columns
+        .iter()
+        .zip(&row.content)
+        .map(|(c, v)| Ok((last_ident(c)?, delta_sql(v))))
+        .collect()
+}
+
+fn assignments(assignments: &[ast::Assignment]) -> Result<Vec<(String, String)>> {
+    assignments
+        .iter()
+        .map(|a| Ok((assignment_column(&a.target)?, delta_sql(&a.value))))
+        .collect()
+}
+
+fn assignment_column(target: &AssignmentTarget) -> Result<String> {
+    match target {
+        AssignmentTarget::ColumnName(name) => last_ident(name),
+        AssignmentTarget::Tuple(_) => Err(Error::invalid(
+            "tuple assignments (a, b) = (…) are not supported: assign each column",
+        )),
+    }
+}
+
+fn last_ident(name: &ObjectName) -> Result<String> {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(ident_name)
+        .ok_or_else(|| Error::invalid(format!("invalid column name {name}")))
+}
+
+/// The single table a statement targets.
+pub(super) fn single_table(factor: &TableFactor) -> Result<ObjectName> {
+    match factor {
+        TableFactor::Table {
+            name,
+            version: None,
+            args: None,
+            ..
+        } => Ok(name.clone()),
+        TableFactor::Table { name, .. } => Err(Error::invalid(format!(
+            "{name}: cannot write to a past version or a table function"
+        ))),
+        other => Err(Error::invalid(format!(
+            "cannot write to {other}: name a lake table"
+        ))),
+    }
+}
+
+fn factor_alias(factor: &TableFactor) -> Option<String> {
+    match factor {
+        TableFactor::Table { alias: Some(a), .. } => Some(ident_name(&a.name)),
+        _ => None,
+    }
+}
+
+/// Renders an expression for delta-rs's SQL parser with identifier
+/// semantics normalised: unquoted names are folded to lower case and every
+/// name is quoted.
+pub(super) fn delta_sql(expr: &Expr) -> String {
+    struct Normalize;
+    impl VisitorMut for Normalize {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let fix = |i: &mut Ident| {
+                if i.quote_style.is_none() {
+                    i.value = i.value.to_lowercase();
+                    i.quote_style = Some('"');
+                }
+            };
+            match expr {
+                Expr::Identifier(i) => fix(i),
+                Expr::CompoundIdentifier(parts) => parts.iter_mut().for_each(fix),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut expr = expr.clone();
+    let _ = expr.visit(&mut Normalize);
+    expr.to_string()
+}

@@ -1,0 +1,217 @@
+//! Table history and maintenance: `DESCRIBE HISTORY`, `RESTORE`,
+//! `OPTIMIZE [ZORDER BY]`, `VACUUM`.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use autolake_sql::{DescribeHistory, Optimize, Restore, TimeTravel, Vacuum};
+use deltalake::operations::optimize::OptimizeType;
+use futures::TryStreamExt;
+use serde_json::Value;
+
+use super::lake_table;
+use super::time_travel::parse_timestamp;
+use crate::error::{Error, Result};
+use crate::lake::write::{self, CommitStamp};
+use crate::session::{Session, StatementResult};
+
+fn kv_result(kind: &'static str, rows: Vec<(&str, i64)>) -> Result<StatementResult> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("value", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ],
+    )?;
+    Ok(StatementResult::batches(kind, schema, vec![batch]))
+}
+
+pub(super) async fn describe_history(
+    session: &Session,
+    h: &DescribeHistory,
+) -> Result<StatementResult> {
+    let name = lake_table(&h.table)?;
+    let table = session.engine.lake().require_table(&name).await?;
+    let latest = table.version().unwrap_or(0);
+    let infos: Vec<_> = table.history(h.limit).try_collect().await?;
+
+    let json = |v: Option<&Value>| -> Option<String> {
+        v.filter(|v| !v.is_null()).map(Value::to_string)
+    };
+    let n = infos.len();
+    let mut version = Vec::with_capacity(n);
+    let mut timestamp = Vec::with_capacity(n);
+    let mut operation = Vec::with_capacity(n);
+    let mut user = Vec::with_capacity(n);
+    let mut statement = Vec::with_capacity(n);
+    let mut interface = Vec::with_capacity(n);
+    let mut parameters = Vec::with_capacity(n);
+    let mut metrics = Vec::with_capacity(n);
+    // delta-rs lists commits newest first and without gaps.
+    for (i, info) in infos.iter().enumerate() {
+        version.push((latest - i as u64) as i64);
+        timestamp.push(info.timestamp);
+        operation.push(info.operation.clone());
+        user.push(info.user_name.clone().or_else(|| {
+            info.info
+                .get("userName")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }));
+        statement.push(
+            info.info
+                .get("autolake.statement")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
+        interface.push(
+            info.info
+                .get("autolake.interface")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
+        parameters.push(
+            info.operation_parameters
+                .as_ref()
+                .map(|p| serde_json::to_string(p).unwrap_or_default()),
+        );
+        metrics.push(json(info.info.get("operationMetrics")));
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("version", DataType::Int64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("operation", DataType::Utf8, true),
+        Field::new("user", DataType::Utf8, true),
+        Field::new("statement", DataType::Utf8, true),
+        Field::new("interface", DataType::Utf8, true),
+        Field::new("operation_parameters", DataType::Utf8, true),
+        Field::new("operation_metrics", DataType::Utf8, true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(version)),
+        Arc::new(TimestampMillisecondArray::from(timestamp).with_timezone("UTC")),
+        Arc::new(StringArray::from(operation)),
+        Arc::new(StringArray::from(user)),
+        Arc::new(StringArray::from(statement)),
+        Arc::new(StringArray::from(interface)),
+        Arc::new(StringArray::from(parameters)),
+        Arc::new(StringArray::from(metrics)),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    Ok(StatementResult::batches(
+        "DESCRIBE HISTORY",
+        schema,
+        vec![batch],
+    ))
+}
+
+pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementResult> {
+    let name = lake_table(&r.table)?;
+    let table = session.engine.lake().require_table(&name).await?;
+    let latest = table.version().unwrap_or(0);
+    let stamp = CommitStamp::new(&session.principal, "RESTORE", session.interface);
+    let mut builder = table
+        .restore()
+        .with_commit_properties(stamp.properties());
+    builder = match &r.to {
+        TimeTravel::Version(v) => {
+            if *v < 0 || *v as u64 > latest {
+                return Err(Error::NotFound {
+                    kind: "version",
+                    name: format!("{v} of {name} (versions are 0 to {latest})"),
+                });
+            }
+            builder.with_version_to_restore(*v as u64)
+        }
+        TimeTravel::Timestamp(ts) => builder.with_datetime_to_restore(parse_timestamp(ts)?),
+    };
+    let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    kv_result(
+        "RESTORE",
+        vec![
+            ("num_restored_files", metrics.num_restored_file as i64),
+            ("num_removed_files", metrics.num_removed_file as i64),
+        ],
+    )
+}
+
+pub(super) async fn optimize(session: &Session, o: &Optimize) -> Result<StatementResult> {
+    let name = lake_table(&o.table)?;
+    let table = session.engine.lake().require_table(&name).await?;
+    let schema = table.snapshot()?.schema();
+    let partitions = table.snapshot()?.metadata().partition_columns().to_vec();
+    let mut zorder = Vec::with_capacity(o.zorder_by.len());
+    for col in &o.zorder_by {
+        let col = col.to_lowercase();
+        let Some(field) = schema.fields().find(|f| f.name().eq_ignore_ascii_case(&col)) else {
+            return Err(Error::NotFound {
+                kind: "column",
+                name: format!("{col} of {name}"),
+            });
+        };
+        if partitions.contains(field.name()) {
+            return Err(Error::invalid(format!(
+                "cannot ZORDER BY partition column {} of {name}",
+                field.name()
+            )));
+        }
+        zorder.push(field.name().to_string());
+    }
+    let optimize_type = if zorder.is_empty() {
+        OptimizeType::Compact
+    } else {
+        OptimizeType::ZOrder(zorder)
+    };
+    let stamp = CommitStamp::new(&session.principal, "OPTIMIZE", session.interface);
+    let (_, metrics) = table
+        .optimize()
+        .with_type(optimize_type)
+        .with_session_state(Arc::new(session.ctx.state()))
+        .with_commit_properties(stamp.properties())
+        .await
+        .map_err(|e| write::write_error(&name, e))?;
+    kv_result(
+        "OPTIMIZE",
+        vec![
+            ("num_files_added", metrics.num_files_added as i64),
+            ("num_files_removed", metrics.num_files_removed as i64),
+            ("partitions_optimized", metrics.partitions_optimized as i64),
+            ("total_considered_files", metrics.total_considered_files as i64),
+        ],
+    )
+}
+
+pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementResult> {
+    let name = lake_table(&v.table)?;
+    let table = session.engine.lake().require_table(&name).await?;
+    let stamp = CommitStamp::new(&session.principal, "VACUUM", session.interface);
+    let mut builder = table
+        .vacuum()
+        .with_dry_run(v.dry_run)
+        .with_commit_properties(stamp.properties());
+    if let Some(hours) = v.retain_hours {
+        // An explicit RETAIN is the user's decision, even below the
+        // table's configured minimum (as with Databricks' check disabled).
+        builder = builder
+            .with_retention_period(chrono::Duration::milliseconds((hours * 3_600_000.0) as i64))
+            .with_enforce_retention_duration(false);
+    }
+    let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    let schema = Arc::new(Schema::new(vec![Field::new("path", DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(StringArray::from_iter_values(
+            metrics.files_deleted.iter(),
+        ))],
+    )?;
+    Ok(StatementResult::batches("VACUUM", schema, vec![batch]))
+}

@@ -1,0 +1,340 @@
+//! Running statements: name resolution, the accesses each statement makes,
+//! and dispatch to the lake (DDL, DML, maintenance) or to DataFusion.
+//!
+//! Statements whose target is a lake table are executed here with
+//! delta-rs operations (see [`crate::lake::write`]); queries, `EXPLAIN`,
+//! `SHOW`, `SET`, external tables and views go to DataFusion after the
+//! time-travel rewrite in [`time_travel`].
+
+mod ddl;
+mod dml;
+mod maintenance;
+pub(crate) mod time_travel;
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use autolake_sql::Statement;
+use autolake_sql::sqlparser::ast::{self, Ident, ObjectName, ObjectNamePart};
+use datafusion::common::TableReference;
+use datafusion::sql::parser::Statement as DFStatement;
+
+use crate::error::{Error, Result};
+use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, SYSTEM_SCHEMA, TableName};
+use crate::principal::{Access, Action, Object};
+use crate::session::{Session, StatementResult};
+
+/// Runs one statement (already authorized).
+pub(crate) async fn run(session: &Session, statement: &Statement) -> Result<StatementResult> {
+    let kind = statement.kind();
+    match statement {
+        Statement::DescribeHistory(h) => maintenance::describe_history(session, h).await,
+        Statement::Restore(r) => maintenance::restore(session, r).await,
+        Statement::Optimize(o) => maintenance::optimize(session, o).await,
+        Statement::Vacuum(v) => maintenance::vacuum(session, v).await,
+        Statement::Sql(df) => run_sql(session, df, kind).await,
+    }
+}
+
+async fn run_sql(session: &Session, df: &DFStatement, kind: &'static str) -> Result<StatementResult> {
+    use ast::Statement as S;
+    let DFStatement::Statement(s) = df else {
+        return datafusion_statement(session, df.clone(), kind).await;
+    };
+    match s.as_ref() {
+        S::Insert(insert) => match insert_target(session, insert)? {
+            Some(target) => dml::insert(session, df, target, kind).await,
+            None => datafusion_statement(session, df.clone(), kind).await,
+        },
+        S::Update(update) => dml::update(session, update, kind).await,
+        S::Delete(delete) => dml::delete(session, delete, kind).await,
+        S::Merge(merge) => dml::merge(session, merge, kind).await,
+        S::CreateTable(create) => ddl::create_table(session, create, kind).await,
+        S::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => ddl::create_schema(session, schema_name, *if_not_exists).await,
+        S::Drop {
+            object_type: ast::ObjectType::Table,
+            names,
+            if_exists,
+            ..
+        } if !names.iter().any(|n| is_session_table(session, n)) => {
+            ddl::drop_tables(session, names, *if_exists).await
+        }
+        S::Drop {
+            object_type: ast::ObjectType::Schema,
+            names,
+            if_exists,
+            cascade,
+            ..
+        } => ddl::drop_schemas(session, names, *if_exists, *cascade).await,
+        S::AlterTable(alter) => ddl::alter_table(session, alter, kind).await,
+        S::ShowSchemas { .. } => {
+            datafusion_statement(
+                session,
+                parse_one_df(
+                    "SELECT schema_name FROM information_schema.schemata \
+                     WHERE catalog_name = 'lake' ORDER BY schema_name",
+                )?,
+                kind,
+            )
+            .await
+        }
+        _ => datafusion_statement(session, df.clone(), kind).await,
+    }
+}
+
+/// Plans and runs a statement with DataFusion, streaming its result.
+pub(crate) async fn datafusion_statement(
+    session: &Session,
+    statement: DFStatement,
+    kind: &'static str,
+) -> Result<StatementResult> {
+    let plan = plan(session, statement).await?;
+    let is_query = !matches!(
+        plan,
+        datafusion::logical_expr::LogicalPlan::Ddl(_)
+            | datafusion::logical_expr::LogicalPlan::Statement(_)
+            | datafusion::logical_expr::LogicalPlan::Dml(_)
+    );
+    let frame = session.ctx.execute_logical_plan(plan).await?;
+    let stream = frame.execute_stream().await?;
+    let result = StatementResult::stream(kind, stream);
+    Ok(if is_query { result } else { result.status() })
+}
+
+/// Plans a statement with DataFusion after resolving time travel.
+pub(crate) async fn plan(
+    session: &Session,
+    statement: DFStatement,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let statement = time_travel::rewrite(session, statement).await?;
+    Ok(session.ctx.state().statement_to_plan(statement).await?)
+}
+
+fn parse_one_df(sql: &str) -> Result<DFStatement> {
+    match autolake_sql::parse(sql)?.pop().map(|p| p.statement) {
+        Some(Statement::Sql(s)) => Ok(*s),
+        _ => Err(Error::invalid(format!("not a SQL statement: {sql}"))),
+    }
+}
+
+/// A one-row, one-column `count` result, as DataFusion reports DML.
+pub(crate) fn count_result(kind: &'static str, rows: u64) -> Result<StatementResult> {
+    let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(UInt64Array::from(vec![rows]))],
+    )?;
+    Ok(StatementResult::batches(kind, schema, vec![batch]).status())
+}
+
+/// An empty result for DDL.
+pub(crate) fn done(kind: &'static str) -> StatementResult {
+    let schema = Arc::new(Schema::empty());
+    StatementResult::batches(kind, schema, vec![]).status()
+}
+
+/// SQL identifier semantics: unquoted names are case-insensitive (folded to
+/// lower case, as DataFusion does), quoted names are exact.
+pub(crate) fn ident_name(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+fn name_parts(name: &ObjectName) -> Result<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
+            other => Err(Error::invalid(format!("unsupported name part {other} in {name}"))),
+        })
+        .collect()
+}
+
+/// Resolves a table name written in SQL to a lake table, refusing the
+/// read-only system schema and other catalogs.
+pub(crate) fn lake_table(name: &ObjectName) -> Result<TableName> {
+    let parts = name_parts(name)?;
+    let (schema, table) = match parts.as_slice() {
+        [t] => (DEFAULT_SCHEMA.to_string(), t.clone()),
+        [s, t] => (s.clone(), t.clone()),
+        [c, s, t] if c == LAKE_CATALOG => (s.clone(), t.clone()),
+        [c, _, _] => {
+            return Err(Error::invalid(format!(
+                "{name} is not a lake table: catalog '{c}' is not the lake (expected '{LAKE_CATALOG}')"
+            )));
+        }
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid table name {name}: expected table, schema.table or lake.schema.table"
+            )));
+        }
+    };
+    if schema == SYSTEM_SCHEMA {
+        return Err(Error::ReadOnly(format!("{SYSTEM_SCHEMA}.{table}")));
+    }
+    crate::lake::validate_name("table", &table)?;
+    Ok(TableName::new(schema, table))
+}
+
+/// Resolves a schema name written in SQL (`s` or `lake.s`).
+pub(crate) fn lake_schema(name: &ObjectName) -> Result<String> {
+    let parts = name_parts(name)?;
+    let schema = match parts.as_slice() {
+        [s] => s.clone(),
+        [c, s] if c == LAKE_CATALOG => s.clone(),
+        _ => {
+            return Err(Error::invalid(format!(
+                "invalid schema name {name}: expected schema or lake.schema"
+            )));
+        }
+    };
+    if schema == SYSTEM_SCHEMA {
+        return Err(Error::ReadOnly(SYSTEM_SCHEMA.to_string()));
+    }
+    crate::lake::validate_name("schema", &schema)?;
+    Ok(schema)
+}
+
+/// Whether a name refers to a table DataFusion registered in this session
+/// (an external table or a view) rather than a lake table.
+fn is_session_table(session: &Session, name: &ObjectName) -> bool {
+    let Ok(parts) = name_parts(name) else {
+        return false;
+    };
+    let (schema, table) = match parts.as_slice() {
+        [t] => (DEFAULT_SCHEMA, t.as_str()),
+        [s, t] => (s.as_str(), t.as_str()),
+        [c, s, t] if c == LAKE_CATALOG => (s.as_str(), t.as_str()),
+        _ => return true,
+    };
+    session
+        .catalog
+        .session_schema(schema)
+        .is_some_and(|s| s.is_session_table(table))
+}
+
+fn insert_target(session: &Session, insert: &ast::Insert) -> Result<Option<TableName>> {
+    match &insert.table {
+        ast::TableObject::TableName(name) if !is_session_table(session, name) => {
+            Ok(Some(lake_table(name)?))
+        }
+        ast::TableObject::TableName(_) => Ok(None),
+        other => Err(Error::invalid(format!(
+            "INSERT into {other} is not supported: insert into a table by name"
+        ))),
+    }
+}
+
+/// The objects a statement touches and how, for the authorizer. Writes to
+/// the system schema are refused here, for everyone.
+pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<Access>> {
+    use ast::Statement as S;
+    let table = |action, name: &ObjectName| -> Result<Access> {
+        Ok(Access {
+            action,
+            object: Object::Table(lake_table(name)?),
+        })
+    };
+    let mut out = Vec::new();
+    match statement {
+        Statement::DescribeHistory(h) => out.push(table(Action::Select, &h.table)?),
+        Statement::Restore(r) => out.push(table(Action::Alter, &r.table)?),
+        Statement::Optimize(o) => out.push(table(Action::Alter, &o.table)?),
+        Statement::Vacuum(v) => out.push(table(Action::Alter, &v.table)?),
+        Statement::Sql(df) => {
+            if let DFStatement::Statement(s) = df.as_ref() {
+                match s.as_ref() {
+                    S::Insert(i) => {
+                        if let Some(t) = insert_target(session, i)? {
+                            out.push(Access {
+                                action: Action::Insert,
+                                object: Object::Table(t),
+                            });
+                        }
+                        if i.overwrite {
+                            if let Some(t) = insert_target(session, i)? {
+                                out.push(Access {
+                                    action: Action::Delete,
+                                    object: Object::Table(t),
+                                });
+                            }
+                        }
+                    }
+                    S::Update(u) => {
+                        out.push(table(Action::Update, &dml::single_table(&u.table.relation)?)?)
+                    }
+                    S::Delete(d) => out.push(table(Action::Delete, &dml::delete_target(d)?)?),
+                    S::Merge(m) => {
+                        let target = dml::single_table(&m.table)?;
+                        for action in [Action::Insert, Action::Update, Action::Delete] {
+                            out.push(table(action, &target)?);
+                        }
+                    }
+                    S::CreateTable(c) => out.push(table(Action::Create, &c.name)?),
+                    S::CreateSchema { schema_name, .. } => out.push(Access {
+                        action: Action::Create,
+                        object: Object::Schema(lake_schema(&ddl::schema_object_name(schema_name))?),
+                    }),
+                    S::Drop {
+                        object_type: ast::ObjectType::Table,
+                        names,
+                        ..
+                    } => {
+                        for n in names {
+                            if !is_session_table(session, n) {
+                                out.push(table(Action::Drop, n)?);
+                            }
+                        }
+                    }
+                    S::Drop {
+                        object_type: ast::ObjectType::Schema,
+                        names,
+                        ..
+                    } => {
+                        for n in names {
+                            out.push(Access {
+                                action: Action::Drop,
+                                object: Object::Schema(lake_schema(n)?),
+                            });
+                        }
+                    }
+                    S::AlterTable(a) => out.push(table(Action::Alter, &a.name)?),
+                    _ => {}
+                }
+            }
+            // Everything the statement reads.
+            let refs = session.ctx.state().resolve_table_references(df)?;
+            let written: Vec<Object> = out.iter().map(|a| a.object.clone()).collect();
+            for r in refs {
+                let object = read_object(&r);
+                if !written.contains(&object) {
+                    out.push(Access {
+                        action: Action::Select,
+                        object,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_object(r: &TableReference) -> Object {
+    let resolved = r.clone().resolve(LAKE_CATALOG, DEFAULT_SCHEMA);
+    if resolved.catalog.as_ref() == LAKE_CATALOG && resolved.schema.as_ref() != SYSTEM_SCHEMA {
+        Object::Table(TableName::new(
+            resolved.schema.as_ref(),
+            resolved.table.as_ref(),
+        ))
+    } else {
+        Object::Other(resolved.to_string())
+    }
+}

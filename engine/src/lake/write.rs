@@ -1,0 +1,174 @@
+//! The one place lake writes are committed.
+//!
+//! Every write statement becomes exactly one Delta commit made by one
+//! delta-rs operation builder. [`CommitStamp`] is applied to each, so the
+//! commit info names the user (`userName`), the statement kind and the
+//! interface; delta-rs adds its own operation and operation metrics. Data
+//! files are written before the commit, so a statement that fails midway
+//! leaves the table at its previous version (orphaned files are removed by
+//! `VACUUM`). Concurrent writers are resolved by Delta's optimistic
+//! concurrency: delta-rs retries non-conflicting commits (appends) and a
+//! real conflict surfaces as [`Error::Conflict`].
+
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use datafusion::catalog::Session as DFSession;
+use datafusion::logical_expr::LogicalPlan;
+use deltalake::kernel::StructField;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::TableName;
+use crate::error::{Error, Result};
+use crate::principal::{Interface, Principal};
+
+/// Who is writing and why: stamped on every commit.
+#[derive(Debug, Clone)]
+pub struct CommitStamp {
+    /// The user (Delta `userName`).
+    pub user: String,
+    /// The statement kind (`INSERT`, `MERGE`, …).
+    pub statement: String,
+    /// The interface the statement came through.
+    pub interface: Interface,
+}
+
+impl CommitStamp {
+    /// A stamp for `principal` running a statement of `kind`.
+    pub fn new(principal: &Principal, kind: &str, interface: Interface) -> Self {
+        Self {
+            user: principal.name.clone(),
+            statement: kind.to_string(),
+            interface,
+        }
+    }
+
+    /// Commit properties carrying the stamp.
+    pub fn properties(&self) -> CommitProperties {
+        CommitProperties::default().with_metadata([
+            ("userName".to_string(), json!(self.user)),
+            ("autolake.statement".to_string(), json!(self.statement)),
+            (
+                "autolake.interface".to_string(),
+                json!(self.interface.as_str()),
+            ),
+        ])
+    }
+}
+
+/// Converts an Arrow schema into Delta columns, with a clear error for
+/// types Delta cannot store.
+pub fn delta_fields(table: &TableName, schema: &Schema) -> Result<Vec<StructField>> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            f.as_ref().try_into_kernel().map_err(|e| {
+                Error::invalid(format!(
+                    "column {} of {table} has type {}, which a Delta table cannot store ({e})",
+                    f.name(),
+                    f.data_type()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Creates an empty table (version 0).
+pub async fn create_table(
+    handle: DeltaTable,
+    name: &TableName,
+    schema: &Schema,
+    partition_by: Vec<String>,
+    replace: bool,
+    stamp: &CommitStamp,
+) -> Result<DeltaTable> {
+    let fields = delta_fields(name, schema)?;
+    let builder = handle
+        .create()
+        .with_table_name(&name.table)
+        .with_columns(fields)
+        .with_partition_columns(partition_by)
+        .with_save_mode(if replace {
+            SaveMode::Overwrite
+        } else {
+            SaveMode::ErrorIfExists
+        })
+        .with_commit_properties(stamp.properties());
+    builder.await.map_err(|e| write_error(name, e))
+}
+
+/// Writes the rows of `plan` into a table in one commit; when `handle` is
+/// not loaded (a new table) the same commit creates it.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_plan(
+    handle: DeltaTable,
+    name: &TableName,
+    plan: LogicalPlan,
+    state: Arc<dyn DFSession>,
+    mode: SaveMode,
+    partition_by: Option<Vec<String>>,
+    replace_schema: bool,
+    stamp: &CommitStamp,
+) -> Result<(DeltaTable, u64)> {
+    let is_new = handle.version().is_none();
+    let mut builder = handle
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_session_state(state)
+        .with_save_mode(mode)
+        .with_commit_properties(stamp.properties());
+    if is_new {
+        builder = builder.with_table_name(&name.table);
+    }
+    if let Some(cols) = partition_by {
+        builder = builder.with_partition_columns(cols);
+    }
+    if replace_schema {
+        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    }
+    let table = builder.await.map_err(|e| write_error(name, e))?;
+    let rows = last_metric(&table, "num_added_rows").await?;
+    Ok((table, rows))
+}
+
+/// Reads an operation metric of the table's latest commit.
+pub async fn last_metric(table: &DeltaTable, metric: &str) -> Result<u64> {
+    let infos: Vec<_> = table.history(Some(1)).try_collect().await?;
+    Ok(infos
+        .first()
+        .and_then(|i| i.info.get("operationMetrics"))
+        .and_then(|m| m.get(metric))
+        .and_then(Value::as_u64)
+        .unwrap_or(0))
+}
+
+/// Turns delta-rs write failures into messages that name the table.
+pub fn write_error(name: &TableName, e: DeltaTableError) -> Error {
+    match e {
+        DeltaTableError::Transaction { source } => Error::Conflict {
+            table: name.to_string(),
+            reason: source.to_string(),
+        },
+        DeltaTableError::SchemaMismatch { msg } => {
+            Error::invalid(format!("rows do not match the schema of {name}: {msg}"))
+        }
+        other => {
+            let err = Error::from(other);
+            let msg = err.to_string();
+            if msg.contains("already exists") {
+                Error::AlreadyExists {
+                    kind: "table",
+                    name: name.to_string(),
+                }
+            } else {
+                Error::invalid(format!("writing {name} failed: {msg}"))
+            }
+        }
+    }
+}

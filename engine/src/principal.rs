@@ -1,0 +1,122 @@
+//! Who is asking, through which interface, and the one hook where every
+//! statement's accesses are checked.
+//!
+//! The session computes, for each statement, the objects it touches and how
+//! ([`Access`]) and hands them with the [`Principal`] to the engine's
+//! [`Authorizer`] before anything runs. Interfaces never check privileges
+//! themselves.
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::lake::TableName;
+
+/// An authenticated user and the roles they act with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User name, recorded in commits and the audit log.
+    pub name: String,
+    /// Roles held.
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// The local administrator an embedded `autolake sql` session runs as.
+    pub fn local_admin() -> Self {
+        Self {
+            name: "admin".to_string(),
+            roles: vec!["admin".to_string()],
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// The way a statement reached the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// `autolake sql` (REPL, `-e`, `-f`).
+    Cli,
+    /// A Flight SQL client.
+    FlightSql,
+    /// A scheduled or manually run job.
+    Job,
+    /// `autolake demo`.
+    Demo,
+    /// An embedding program using the library directly.
+    Embedded,
+}
+
+impl Interface {
+    /// Lower-case name, as recorded in commit info.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Interface::Cli => "cli",
+            Interface::FlightSql => "flight_sql",
+            Interface::Job => "job",
+            Interface::Demo => "demo",
+            Interface::Embedded => "embedded",
+        }
+    }
+}
+
+/// What a statement does to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reads rows.
+    Select,
+    /// Adds rows.
+    Insert,
+    /// Changes rows.
+    Update,
+    /// Removes rows.
+    Delete,
+    /// Creates the object.
+    Create,
+    /// Drops the object.
+    Drop,
+    /// Changes the object's definition or maintains its storage.
+    Alter,
+}
+
+/// An object a statement touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    /// A lake table.
+    Table(TableName),
+    /// A lake schema.
+    Schema(String),
+    /// Something outside the lake, by its name as written (external tables,
+    /// views, other catalogs).
+    Other(String),
+}
+
+/// One access of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// How.
+    pub action: Action,
+    /// What.
+    pub object: Object,
+}
+
+/// Decides whether a principal may perform a statement's accesses.
+pub trait Authorizer: fmt::Debug + Send + Sync {
+    /// `Ok` to allow; [`crate::Error::PermissionDenied`] naming the privilege
+    /// and object to refuse.
+    fn authorize(&self, principal: &Principal, accesses: &[Access]) -> Result<()>;
+}
+
+/// Allows everything: the embedded single-user lake.
+#[derive(Debug, Default)]
+pub struct AllowAll;
+
+impl Authorizer for AllowAll {
+    fn authorize(&self, _principal: &Principal, _accesses: &[Access]) -> Result<()> {
+        Ok(())
+    }
+}

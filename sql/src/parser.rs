@@ -1,0 +1,449 @@
+//! The AutoLake parser: DataFusion's parser for plain SQL, extended with the
+//! statements a lake needs (`DESCRIBE HISTORY`, `RESTORE`, `OPTIMIZE`,
+//! `VACUUM`).
+//!
+//! Like DataFusion's own `DFParser`, it drives one sqlparser [`Parser`]
+//! over the token stream: for each statement it peeks at the leading words,
+//! parses AutoLake's statements itself with the parser's primitives, and
+//! otherwise lets `DFParser::parse_statement` continue on the same tokens.
+//! That way every error, ours or DataFusion's, carries sqlparser's line and
+//! column, which [`ParseError`] turns into a one-line message.
+
+use datafusion::sql::parser::{DFParser, DFParserBuilder};
+use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Value};
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
+
+use crate::dialect::AutoLakeDialect;
+use crate::statement::{
+    DescribeHistory, Optimize, ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
+};
+use crate::{ParseError, Result};
+
+/// Parses `sql`, one or more statements separated by `;`.
+///
+/// ```
+/// let stmts = autolake_sql::parse("SELECT 1; VACUUM t RETAIN 0 HOURS").unwrap();
+/// assert_eq!(stmts.len(), 2);
+/// assert_eq!(stmts[1].statement.kind(), "VACUUM");
+/// ```
+pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
+    let dialect = AutoLakeDialect::default();
+    let mut parser = DFParserBuilder::new(sql)
+        .with_dialect(&dialect)
+        .build()
+        .map_err(|e| ParseError::from_message(sql, &e.to_string(), None))?;
+    let offsets = LineOffsets::new(sql);
+    let mut out = Vec::new();
+    loop {
+        while parser.parser.consume_token(&Token::SemiColon) {}
+        let first = parser.parser.peek_token();
+        if first.token == Token::EOF {
+            break;
+        }
+        let start = first.span.start;
+        let statement = parse_one(&mut parser).map_err(|e| e.in_statement(sql, start))?;
+        let next = parser.parser.peek_token();
+        let end = match next.token {
+            Token::EOF => sql.len(),
+            Token::SemiColon => offsets.offset(next.span.start),
+            _ => {
+                return Err(ParseError::at(
+                    sql,
+                    next.span.start,
+                    format!("expected ';' or end of input, found {}", next.token),
+                ));
+            }
+        };
+        let text = sql[offsets.offset(start)..end].trim().to_string();
+        out.push(ParsedStatement {
+            statement,
+            text,
+            line: start.line,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
+    let p = &mut df.parser;
+    match (word(p, 0).as_deref(), word(p, 1).as_deref()) {
+        (Some("DESCRIBE" | "DESC"), Some("HISTORY")) if !ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            parse_describe_history(p)
+        }
+        (Some("RESTORE"), _) => {
+            p.next_token();
+            parse_restore(p)
+        }
+        (Some("OPTIMIZE"), _) => {
+            p.next_token();
+            parse_optimize(p)
+        }
+        (Some("VACUUM"), _) => {
+            p.next_token();
+            parse_vacuum(p)
+        }
+        _ => Ok(Statement::Sql(Box::new(df.parse_statement().map_err(
+            |e| ParseError::from_message("", &e.to_string(), None),
+        )?))),
+    }
+}
+
+/// `DESCRIBE HISTORY t [LIMIT n]`, after `DESCRIBE HISTORY`.
+fn parse_describe_history(p: &mut Parser<'_>) -> Result<Statement> {
+    let table = parse_table_name(p)?;
+    let limit = if eat_word(p, "LIMIT") {
+        Some(parse_unsigned(p, "a row count after LIMIT")? as usize)
+    } else {
+        None
+    };
+    Ok(Statement::DescribeHistory(DescribeHistory { table, limit }))
+}
+
+/// `[TABLE] t TO VERSION AS OF n | TIMESTAMP AS OF 'ts'`, after `RESTORE`.
+fn parse_restore(p: &mut Parser<'_>) -> Result<Statement> {
+    eat_word(p, "TABLE");
+    let table = parse_table_name(p)?;
+    expect_word(p, "TO")?;
+    let to = if eat_words(p, &["VERSION", "AS", "OF"]) {
+        TimeTravel::Version(parse_unsigned(p, "a version number")? as i64)
+    } else if eat_words(p, &["TIMESTAMP", "AS", "OF"]) {
+        TimeTravel::Timestamp(parse_string(p, "a timestamp string")?)
+    } else {
+        return Err(expected(p, "VERSION AS OF n or TIMESTAMP AS OF 'timestamp'"));
+    };
+    Ok(Statement::Restore(Restore { table, to }))
+}
+
+/// `[TABLE] t [ZORDER BY (c, …)]`, after `OPTIMIZE`.
+fn parse_optimize(p: &mut Parser<'_>) -> Result<Statement> {
+    eat_word(p, "TABLE");
+    let table = parse_table_name(p)?;
+    let mut zorder_by = Vec::new();
+    if eat_words(p, &["ZORDER", "BY"]) {
+        let parens = p.consume_token(&Token::LParen);
+        loop {
+            let ident = p.parse_identifier().map_err(|e| sql_error(p, e))?;
+            zorder_by.push(ident.value);
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        if parens && !p.consume_token(&Token::RParen) {
+            return Err(expected(p, "')' after the ZORDER BY columns"));
+        }
+    }
+    Ok(Statement::Optimize(Optimize { table, zorder_by }))
+}
+
+/// `[TABLE] t [RETAIN n HOURS] [DRY RUN]`, after `VACUUM`.
+fn parse_vacuum(p: &mut Parser<'_>) -> Result<Statement> {
+    eat_word(p, "TABLE");
+    let table = parse_table_name(p)?;
+    let mut retain_hours = None;
+    let mut dry_run = false;
+    loop {
+        if eat_word(p, "RETAIN") {
+            let hours = parse_number(p, "a number of hours after RETAIN")?;
+            if !(eat_word(p, "HOURS") || eat_word(p, "HOUR")) {
+                return Err(expected(p, "HOURS after the retention"));
+            }
+            retain_hours = Some(hours);
+        } else if eat_words(p, &["DRY", "RUN"]) {
+            dry_run = true;
+        } else {
+            break;
+        }
+    }
+    Ok(Statement::Vacuum(Vacuum {
+        table,
+        retain_hours,
+        dry_run,
+    }))
+}
+
+fn parse_table_name(p: &mut Parser<'_>) -> Result<ObjectName> {
+    if matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+        return Err(expected(p, "a table name"));
+    }
+    p.parse_object_name(false).map_err(|e| sql_error(p, e))
+}
+
+fn parse_unsigned(p: &mut Parser<'_>, what: &str) -> Result<u64> {
+    let token = p.peek_token();
+    if let Token::Number(n, _) = &token.token {
+        if let Ok(v) = n.parse::<u64>() {
+            p.next_token();
+            return Ok(v);
+        }
+    }
+    Err(expected(p, what))
+}
+
+fn parse_number(p: &mut Parser<'_>, what: &str) -> Result<f64> {
+    let token = p.peek_token();
+    if let Token::Number(n, _) = &token.token {
+        if let Ok(v) = n.parse::<f64>() {
+            if v >= 0.0 {
+                p.next_token();
+                return Ok(v);
+            }
+        }
+    }
+    Err(expected(p, what))
+}
+
+fn parse_string(p: &mut Parser<'_>, what: &str) -> Result<String> {
+    match p.parse_expr() {
+        Ok(Expr::Value(v)) => match v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s),
+            _ => Err(expected(p, what)),
+        },
+        Ok(_) => Err(expected(p, what)),
+        Err(e) => Err(sql_error(p, e)),
+    }
+}
+
+/// The upper-cased unquoted word `n` tokens ahead, if that token is a word.
+fn word(p: &Parser<'_>, n: usize) -> Option<String> {
+    match p.peek_nth_token(n).token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_uppercase()),
+        _ => None,
+    }
+}
+
+/// Whether the statement ends right after `n` tokens (so `DESCRIBE history`
+/// still describes a table named `history`).
+fn ends_after(p: &Parser<'_>, n: usize) -> bool {
+    matches!(p.peek_nth_token(n).token, Token::EOF | Token::SemiColon)
+}
+
+fn eat_word(p: &mut Parser<'_>, expected: &str) -> bool {
+    if word(p, 0).as_deref() == Some(expected) {
+        p.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+fn eat_words(p: &mut Parser<'_>, expected: &[&str]) -> bool {
+    let all = expected
+        .iter()
+        .enumerate()
+        .all(|(i, w)| word(p, i).as_deref() == Some(*w));
+    if all {
+        for _ in expected {
+            p.next_token();
+        }
+    }
+    all
+}
+
+fn expect_word(p: &mut Parser<'_>, w: &str) -> Result<()> {
+    if eat_word(p, w) {
+        Ok(())
+    } else {
+        Err(expected(p, w))
+    }
+}
+
+fn expected(p: &Parser<'_>, what: &str) -> ParseError {
+    let found = p.peek_token();
+    let found_text = match found.token {
+        Token::EOF => "end of input".to_string(),
+        t => t.to_string(),
+    };
+    ParseError {
+        message: format!("expected {what}, found {found_text}"),
+        line: found.span.start.line,
+        column: found.span.start.column,
+        statement: None,
+    }
+}
+
+fn sql_error(p: &Parser<'_>, e: datafusion::sql::sqlparser::parser::ParserError) -> ParseError {
+    let here = p.peek_token().span.start;
+    ParseError::from_message("", &e.to_string(), Some(here))
+}
+
+/// Maps sqlparser's 1-based (line, column) locations to byte offsets.
+struct LineOffsets<'a> {
+    sql: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineOffsets<'a> {
+    fn new(sql: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        Self { sql, starts }
+    }
+
+    fn offset(&self, loc: Location) -> usize {
+        let Some(&line_start) = self.starts.get(loc.line.saturating_sub(1) as usize) else {
+            return self.sql.len();
+        };
+        self.sql[line_start..]
+            .char_indices()
+            .nth(loc.column.saturating_sub(1) as usize)
+            .map_or(self.sql.len(), |(i, _)| line_start + i)
+    }
+}
+
+impl ParseError {
+    fn at(_sql: &str, loc: Location, message: String) -> Self {
+        ParseError {
+            message,
+            line: loc.line,
+            column: loc.column,
+            statement: None,
+        }
+    }
+
+    /// Builds an error from a sqlparser/DataFusion message, taking the
+    /// location from its `at Line: l, Column: c` suffix when present.
+    pub(crate) fn from_message(_sql: &str, message: &str, fallback: Option<Location>) -> Self {
+        let message = message
+            .trim_start_matches("SQL error: ")
+            .trim_start_matches("sql parser error: ")
+            .trim_start_matches("ParserError(\"")
+            .trim_start_matches("TokenizerError(\"")
+            .trim_end_matches("\")");
+        let (text, line, column) = match message.rfind(" at Line: ") {
+            Some(i) => {
+                let loc = &message[i + " at Line: ".len()..];
+                let mut parts = loc.split(", Column: ");
+                let line = parts.next().and_then(|l| l.trim().parse().ok());
+                let column = parts
+                    .next()
+                    .and_then(|c| c.trim_end_matches(|ch: char| !ch.is_ascii_digit()).parse().ok());
+                match (line, column) {
+                    (Some(l), Some(c)) => (&message[..i], l, c),
+                    _ => (message, 0, 0),
+                }
+            }
+            None => (message, 0, 0),
+        };
+        let (line, column) = match (line, fallback) {
+            (0, Some(loc)) => (loc.line, loc.column),
+            _ => (line, column),
+        };
+        ParseError {
+            message: text.to_string(),
+            line,
+            column,
+            statement: None,
+        }
+    }
+
+    fn in_statement(mut self, sql: &str, start: Location) -> Self {
+        if self.line == 0 {
+            self.line = start.line;
+            self.column = start.column;
+        }
+        let offsets = LineOffsets::new(sql);
+        let begin = offsets.offset(start);
+        let snippet: String = sql[begin..].chars().take(60).collect();
+        let snippet = snippet.split(';').next().unwrap_or_default().trim();
+        let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+        self.statement = Some(snippet);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::Statement as DF;
+    use datafusion::sql::sqlparser::ast;
+
+    fn one(sql: &str) -> Statement {
+        let mut v = parse(sql).unwrap();
+        assert_eq!(v.len(), 1, "{sql}");
+        v.remove(0).statement
+    }
+
+    #[test]
+    fn splits_statements_and_keeps_text() {
+        let v = parse("SELECT 1;\n  INSERT INTO t VALUES (1);;\nVACUUM t").unwrap();
+        let texts: Vec<_> = v.iter().map(|s| (s.text.as_str(), s.line)).collect();
+        assert_eq!(
+            texts,
+            vec![
+                ("SELECT 1", 1),
+                ("INSERT INTO t VALUES (1)", 2),
+                ("VACUUM t", 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn lake_statements() {
+        let Statement::DescribeHistory(h) = one("DESCRIBE HISTORY s.t LIMIT 5") else {
+            panic!()
+        };
+        assert_eq!(h.table.to_string(), "s.t");
+        assert_eq!(h.limit, Some(5));
+        let Statement::Restore(r) = one("RESTORE TABLE t TO VERSION AS OF 3") else {
+            panic!()
+        };
+        assert_eq!(r.to, TimeTravel::Version(3));
+        let Statement::Restore(r) = one("restore t to timestamp as of '2026-01-01T00:00:00Z'")
+        else {
+            panic!()
+        };
+        assert_eq!(r.to, TimeTravel::Timestamp("2026-01-01T00:00:00Z".into()));
+        let Statement::Optimize(o) = one("OPTIMIZE t ZORDER BY (a, b)") else {
+            panic!()
+        };
+        assert_eq!(o.zorder_by, vec!["a", "b"]);
+        let Statement::Vacuum(v) = one("VACUUM t RETAIN 0 HOURS DRY RUN") else {
+            panic!()
+        };
+        assert_eq!((v.retain_hours, v.dry_run), (Some(0.0), true));
+    }
+
+    #[test]
+    fn describe_of_a_table_named_history_is_plain_describe() {
+        assert_eq!(one("DESCRIBE history").kind(), "DESCRIBE");
+    }
+
+    #[test]
+    fn time_travel_and_partitioning_parse() {
+        let Statement::Sql(s) = one("SELECT * FROM t VERSION AS OF 2 JOIN u TIMESTAMP AS OF '2026-01-01' ON true")
+        else {
+            panic!()
+        };
+        assert!(s.to_string().contains("VERSION AS OF 2"), "{s}");
+        let Statement::Sql(s) = one("CREATE TABLE t (a INT NOT NULL, b TEXT) PARTITIONED BY (b)")
+        else {
+            panic!()
+        };
+        let DF::Statement(s) = *s else { panic!() };
+        let ast::Statement::CreateTable(c) = *s else {
+            panic!()
+        };
+        assert!(matches!(
+            c.hive_distribution,
+            ast::HiveDistributionStyle::PARTITIONED { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let e = parse("SELECT 1;\nSELEC 2").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+        assert!(e.to_string().contains("line 2, column 1"), "{e}");
+        let e = parse("VACUUM t RETAIN x HOURS").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 17), "{e}");
+        assert!(e.to_string().contains("number of hours"), "{e}");
+        let e = parse("RESTORE TABLE t TO 5").unwrap_err();
+        assert!(e.to_string().contains("VERSION AS OF"), "{e}");
+        let e = parse("SELECT 1 2").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.column > 0, "{e}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Typed values for the statements AutoLake adds to SQL, and the one
+//! [`Statement`] type every interface hands to the engine.
+
+use std::fmt;
+
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{self, ObjectName};
+
+/// One parsed statement, with the text it came from.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    /// The typed statement.
+    pub statement: Statement,
+    /// The statement's own text, trimmed, without the closing `;`.
+    pub text: String,
+    /// 1-based line where the statement starts in the submitted SQL.
+    pub line: u64,
+}
+
+/// A statement AutoLake knows how to run.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// Plain SQL that DataFusion's parser understands: queries, DML, DDL,
+    /// `CREATE EXTERNAL TABLE`, `EXPLAIN`, `SET`, …
+    Sql(Box<DFStatement>),
+    /// `DESCRIBE HISTORY t [LIMIT n]`
+    DescribeHistory(DescribeHistory),
+    /// `RESTORE [TABLE] t TO VERSION AS OF n | TIMESTAMP AS OF 'ts'`
+    Restore(Restore),
+    /// `OPTIMIZE t [ZORDER BY (c, …)]`
+    Optimize(Optimize),
+    /// `VACUUM t [RETAIN n HOURS] [DRY RUN]`
+    Vacuum(Vacuum),
+}
+
+/// A point in a table's history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeTravel {
+    /// `VERSION AS OF n`
+    Version(i64),
+    /// `TIMESTAMP AS OF 'rfc3339 or date-time'`
+    Timestamp(String),
+}
+
+impl fmt::Display for TimeTravel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeTravel::Version(v) => write!(f, "VERSION AS OF {v}"),
+            TimeTravel::Timestamp(ts) => write!(f, "TIMESTAMP AS OF '{ts}'"),
+        }
+    }
+}
+
+/// `DESCRIBE HISTORY t [LIMIT n]`
+#[derive(Debug, Clone)]
+pub struct DescribeHistory {
+    /// The table whose commits are listed.
+    pub table: ObjectName,
+    /// Only the newest `n` commits.
+    pub limit: Option<usize>,
+}
+
+/// `RESTORE TABLE t TO …`
+#[derive(Debug, Clone)]
+pub struct Restore {
+    /// The table to restore.
+    pub table: ObjectName,
+    /// The version or time to restore it to.
+    pub to: TimeTravel,
+}
+
+/// `OPTIMIZE t [ZORDER BY (c, …)]`
+#[derive(Debug, Clone)]
+pub struct Optimize {
+    /// The table to compact.
+    pub table: ObjectName,
+    /// Columns to Z-order the data by; empty for plain compaction.
+    pub zorder_by: Vec<String>,
+}
+
+/// `VACUUM t [RETAIN n HOURS] [DRY RUN]`
+#[derive(Debug, Clone)]
+pub struct Vacuum {
+    /// The table to clean.
+    pub table: ObjectName,
+    /// Keep files removed less than this many hours ago; the table's
+    /// configured retention (7 days by default) when absent.
+    pub retain_hours: Option<f64>,
+    /// List what would be deleted without deleting it.
+    pub dry_run: bool,
+}
+
+impl Statement {
+    /// A short upper-case name of the statement's kind, as recorded in Delta
+    /// commit info and the audit log (`INSERT`, `CREATE TABLE`, `OPTIMIZE`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Statement::Sql(s) => df_kind(s),
+            Statement::DescribeHistory(_) => "DESCRIBE HISTORY",
+            Statement::Restore(_) => "RESTORE",
+            Statement::Optimize(_) => "OPTIMIZE",
+            Statement::Vacuum(_) => "VACUUM",
+        }
+    }
+}
+
+fn df_kind(statement: &DFStatement) -> &'static str {
+    use ast::Statement as S;
+    match statement {
+        DFStatement::Statement(s) => match s.as_ref() {
+            S::Query(_) => "SELECT",
+            S::Insert(i) if i.overwrite => "INSERT OVERWRITE",
+            S::Insert(_) => "INSERT",
+            S::Update(_) => "UPDATE",
+            S::Delete(_) => "DELETE",
+            S::Merge(_) => "MERGE",
+            S::CreateTable(c) if c.query.is_some() => "CREATE TABLE AS SELECT",
+            S::CreateTable(_) => "CREATE TABLE",
+            S::CreateSchema { .. } => "CREATE SCHEMA",
+            S::CreateView(_) => "CREATE VIEW",
+            S::AlterTable(_) => "ALTER TABLE",
+            S::Drop {
+                object_type: ast::ObjectType::Table,
+                ..
+            } => "DROP TABLE",
+            S::Drop {
+                object_type: ast::ObjectType::Schema,
+                ..
+            } => "DROP SCHEMA",
+            S::Drop { .. } => "DROP",
+            S::ShowTables { .. } => "SHOW TABLES",
+            S::ShowSchemas { .. } => "SHOW SCHEMAS",
+            S::ShowColumns { .. } => "SHOW COLUMNS",
+            S::ExplainTable { .. } => "DESCRIBE",
+            S::Explain { .. } => "EXPLAIN",
+            S::Set(_) => "SET",
+            S::ShowVariable { .. } => "SHOW",
+            _ => "STATEMENT",
+        },
+        DFStatement::CreateExternalTable(_) => "CREATE EXTERNAL TABLE",
+        DFStatement::CopyTo(_) => "COPY",
+        DFStatement::Explain(_) => "EXPLAIN",
+        DFStatement::Reset(_) => "RESET",
+    }
+}

@@ -1,0 +1,3 @@
+//! The end-to-end test binary: one per crate, modules per area.
+
+mod slt;
