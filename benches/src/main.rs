@@ -183,7 +183,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             rows.1 = r;
         }
         if rows.0 != rows.1 {
-            return Err(format!("q{q}: datafusion returned {} rows, autolake {}", rows.0, rows.1).into());
+            return Err(format!(
+                "q{q}: datafusion returned {} rows, autolake {}",
+                rows.0, rows.1
+            )
+            .into());
         }
         let ratio = best_al.as_secs_f64() / best_df.as_secs_f64();
         log_sum += ratio.ln();
@@ -205,16 +209,28 @@ const TABLES: [&str; 8] = [
     "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
 ];
 
-async fn time_datafusion(ctx: &SessionContext, sql: &str) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+async fn time_datafusion(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let batches = ctx.sql(sql).await?.collect().await?;
-    Ok((started.elapsed(), batches.iter().map(RecordBatch::num_rows).sum()))
+    Ok((
+        started.elapsed(),
+        batches.iter().map(RecordBatch::num_rows).sum(),
+    ))
 }
 
-async fn time_autolake(session: &Session, sql: &str) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+async fn time_autolake(
+    session: &Session,
+    sql: &str,
+) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let batches = session.execute(sql).await?;
-    Ok((started.elapsed(), batches.iter().map(RecordBatch::num_rows).sum()))
+    Ok((
+        started.elapsed(),
+        batches.iter().map(RecordBatch::num_rows).sum(),
+    ))
 }
 
 fn write_parquet(dir: &Path, table: &Table) -> Result<(), Box<dyn std::error::Error>> {
@@ -239,23 +255,63 @@ fn generate(scale: f64) -> Result<Vec<Table>, Box<dyn std::error::Error>> {
     use tpchgen::generators::*;
     use tpchgen_arrow::*;
     let batch = 8192;
-    let collect = |name: &'static str, it: Box<dyn Iterator<Item = RecordBatch>>| -> Result<Table, Box<dyn std::error::Error>> {
-        let batches: Vec<RecordBatch> = it.map(plain_strings).collect::<Result<_, _>>()?;
+    let collect = |name: &'static str,
+                   it: Box<dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>>|
+     -> Result<Table, Box<dyn std::error::Error>> {
+        let batches: Vec<RecordBatch> = it
+            .map(|b| b.and_then(plain_strings))
+            .collect::<Result<_, _>>()?;
         let schema = batches
             .first()
             .map(RecordBatch::schema)
             .ok_or_else(|| format!("{name}: no rows generated"))?;
-        Ok(Table { name, schema, batches })
+        Ok(Table {
+            name,
+            schema,
+            batches,
+        })
     };
     Ok(vec![
-        collect("nation", Box::new(NationArrow::new(NationGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("region", Box::new(RegionArrow::new(RegionGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("part", Box::new(PartArrow::new(PartGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("supplier", Box::new(SupplierArrow::new(SupplierGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("partsupp", Box::new(PartSuppArrow::new(PartSuppGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("customer", Box::new(CustomerArrow::new(CustomerGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("orders", Box::new(OrderArrow::new(OrderGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
-        collect("lineitem", Box::new(LineItemArrow::new(LineItemGenerator::new(scale, 1, 1)).with_batch_size(batch)))?,
+        collect(
+            "nation",
+            Box::new(NationArrow::new(NationGenerator::new(scale, 1, 1)).with_batch_size(batch)),
+        )?,
+        collect(
+            "region",
+            Box::new(RegionArrow::new(RegionGenerator::new(scale, 1, 1)).with_batch_size(batch)),
+        )?,
+        collect(
+            "part",
+            Box::new(PartArrow::new(PartGenerator::new(scale, 1, 1)).with_batch_size(batch)),
+        )?,
+        collect(
+            "supplier",
+            Box::new(
+                SupplierArrow::new(SupplierGenerator::new(scale, 1, 1)).with_batch_size(batch),
+            ),
+        )?,
+        collect(
+            "partsupp",
+            Box::new(
+                PartSuppArrow::new(PartSuppGenerator::new(scale, 1, 1)).with_batch_size(batch),
+            ),
+        )?,
+        collect(
+            "customer",
+            Box::new(
+                CustomerArrow::new(CustomerGenerator::new(scale, 1, 1)).with_batch_size(batch),
+            ),
+        )?,
+        collect(
+            "orders",
+            Box::new(OrderArrow::new(OrderGenerator::new(scale, 1, 1)).with_batch_size(batch)),
+        )?,
+        collect(
+            "lineitem",
+            Box::new(
+                LineItemArrow::new(LineItemGenerator::new(scale, 1, 1)).with_batch_size(batch),
+            ),
+        )?,
     ])
 }
 

@@ -73,7 +73,11 @@ impl Registry {
             .ok_or_else(|| {
                 Error::UnknownType(
                     type_name.to_string(),
-                    self.connectors.keys().copied().collect::<Vec<_>>().join(", "),
+                    self.connectors
+                        .keys()
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 )
             })
     }

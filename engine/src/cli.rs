@@ -202,13 +202,25 @@ pub async fn run_script(
 
 /// "in statement `…` (line n): message"
 fn describe_failure(statement: &ParsedStatement, e: &Error) -> String {
-    let text: String = statement.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text: String = statement
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let short = if text.chars().count() > 80 {
         format!("{}…", text.chars().take(79).collect::<String>())
     } else {
         text
     };
-    format!("in statement `{short}` (line {}): {e}", statement.line)
+    let message = e
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "in statement `{short}` (line {}): {message}",
+        statement.line
+    )
 }
 
 async fn run_one(

@@ -52,7 +52,10 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
         ORDERS_NDJSON.lines().count()
     )?;
 
-    section(out, "2. Unified into Delta tables in the lake (schema demo)")?;
+    section(
+        out,
+        "2. Unified into Delta tables in the lake (schema demo)",
+    )?;
     session
         .execute(
             "DROP SCHEMA IF EXISTS demo CASCADE;
@@ -87,7 +90,10 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     )
     .await?;
 
-    section(out, "4. A correction lands: licenses were billed 10% too high")?;
+    section(
+        out,
+        "4. A correction lands: licenses were billed 10% too high",
+    )?;
     show(
         session,
         out,
@@ -109,13 +115,9 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     .await?;
 
     section(out, "6. Who changed what: DESCRIBE HISTORY demo.orders")?;
-    show(
-        session,
-        out,
-        "DESCRIBE HISTORY demo.orders",
-    )
-    .await
-    .map(|_| ())?;
+    show(session, out, "DESCRIBE HISTORY demo.orders")
+        .await
+        .map(|_| ())?;
     writeln!(
         out,
         "Done. Explore it yourself: autolake --lake {} sql",

@@ -30,7 +30,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// A write to AutoLake's own read-only state.
-    #[error("{0} is read-only: the system schema is maintained by AutoLake and cannot be changed by SQL")]
+    #[error(
+        "{0} is read-only: the system schema is maintained by AutoLake and cannot be changed by SQL"
+    )]
     ReadOnly(String),
     /// The principal lacks a privilege.
     #[error("permission denied: {0}")]
@@ -44,7 +46,9 @@ pub enum Error {
         reason: String,
     },
     /// Another writer committed a conflicting change first.
-    #[error("concurrent write conflict on {table}: {reason}; the statement had no effect, retry it")]
+    #[error(
+        "concurrent write conflict on {table}: {reason}; the statement had no effect, retry it"
+    )]
     Conflict {
         /// The table written.
         table: String,

@@ -23,9 +23,9 @@ use autolake_sql::ParsedStatement;
 use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
-use deltalake::delta_datafusion::planner::DeltaPlanner;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::delta_datafusion::planner::DeltaPlanner;
 use futures::TryStreamExt;
 use serde::Deserialize;
 
@@ -124,7 +124,11 @@ impl StatementResult {
         }
     }
 
-    pub(crate) fn batches(kind: &'static str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+    pub(crate) fn batches(
+        kind: &'static str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Self {
         let stream = futures::stream::iter(batches.into_iter().map(Ok));
         Self::stream(
             kind,

@@ -112,7 +112,10 @@ fn parse_restore(p: &mut Parser<'_>) -> Result<Statement> {
     } else if eat_words(p, &["TIMESTAMP", "AS", "OF"]) {
         TimeTravel::Timestamp(parse_string(p, "a timestamp string")?)
     } else {
-        return Err(expected(p, "VERSION AS OF n or TIMESTAMP AS OF 'timestamp'"));
+        return Err(expected(
+            p,
+            "VERSION AS OF n or TIMESTAMP AS OF 'timestamp'",
+        ));
     };
     Ok(Statement::Restore(Restore { table, to }))
 }
@@ -317,9 +320,11 @@ impl ParseError {
                 let loc = &message[i + " at Line: ".len()..];
                 let mut parts = loc.split(", Column: ");
                 let line = parts.next().and_then(|l| l.trim().parse().ok());
-                let column = parts
-                    .next()
-                    .and_then(|c| c.trim_end_matches(|ch: char| !ch.is_ascii_digit()).parse().ok());
+                let column = parts.next().and_then(|c| {
+                    c.trim_end_matches(|ch: char| !ch.is_ascii_digit())
+                        .parse()
+                        .ok()
+                });
                 match (line, column) {
                     (Some(l), Some(c)) => (&message[..i], l, c),
                     _ => (message, 0, 0),
@@ -413,7 +418,8 @@ mod tests {
 
     #[test]
     fn time_travel_and_partitioning_parse() {
-        let Statement::Sql(s) = one("SELECT * FROM t VERSION AS OF 2 JOIN u TIMESTAMP AS OF '2026-01-01' ON true")
+        let Statement::Sql(s) =
+            one("SELECT * FROM t VERSION AS OF 2 JOIN u TIMESTAMP AS OF '2026-01-01' ON true")
         else {
             panic!()
         };

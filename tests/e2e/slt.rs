@@ -55,7 +55,11 @@ impl sqllogictest::AsyncDB for AutoLakeDb {
                         .iter()
                         .map(|f| {
                             let s = f.value(row).to_string();
-                            if s.is_empty() { "(empty)".to_string() } else { s }
+                            if s.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                s
+                            }
                         })
                         .collect(),
                 );

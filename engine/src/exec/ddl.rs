@@ -14,7 +14,7 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use deltalake::protocol::SaveMode;
 
-use super::{done, ident_name, lake_schema, lake_table, count_result};
+use super::{count_result, done, ident_name, lake_schema, lake_table};
 use crate::error::{Error, Result};
 use crate::lake::write::{self, CommitStamp};
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, TableName};
@@ -121,7 +121,8 @@ pub(super) async fn create_table(
             )));
         }
     };
-    let exists = lake.load_table(&name).await?.is_some();
+    let existing = lake.load_table(&name).await?;
+    let exists = existing.is_some();
     if exists && create.if_not_exists {
         return Ok(done(kind));
     }
@@ -150,7 +151,12 @@ pub(super) async fn create_table(
     let schema = cmt.input.schema().as_arrow().clone();
     check_partition_columns(&name, &schema, &partition_by)?;
     let stamp = CommitStamp::new(&session.principal, kind, session.interface);
-    let handle = lake.table_handle(&name)?;
+    // Replacing writes against the loaded table, so its files are removed
+    // in the same commit.
+    let handle = match existing {
+        Some(table) => table,
+        None => lake.table_handle(&name)?,
+    };
 
     if create.query.is_some() {
         let (_, rows) = write::write_plan(
@@ -254,7 +260,9 @@ pub(super) async fn alter_table(
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let probe = super::parse_one_df(&format!("CREATE TABLE __autolake_new_columns ({columns_sql})"))?;
+    let probe = super::parse_one_df(&format!(
+        "CREATE TABLE __autolake_new_columns ({columns_sql})"
+    ))?;
     let plan = super::plan(session, probe).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
         return Err(Error::invalid("could not plan the new columns"));

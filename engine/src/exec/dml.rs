@@ -33,7 +33,9 @@ pub(super) async fn insert(
     let table = session.engine.lake().require_table(&target).await?;
     let plan = super::plan(session, statement.clone()).await?;
     let LogicalPlan::Dml(dml) = plan else {
-        return Err(Error::invalid(format!("INSERT into {target}: unexpected plan")));
+        return Err(Error::invalid(format!(
+            "INSERT into {target}: unexpected plan"
+        )));
     };
     let mode = match dml.op {
         WriteOp::Insert(InsertOp::Overwrite) => SaveMode::Overwrite,
@@ -72,6 +74,7 @@ pub(super) async fn update(
     let name = lake_table(&single_table(&update.table.relation)?)?;
     let table = session.engine.lake().require_table(&name).await?;
     let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let columns = table_columns(&table)?;
     let mut builder = table
         .update()
         .with_session_state(std::sync::Arc::new(session.ctx.state()))
@@ -80,7 +83,8 @@ pub(super) async fn update(
         builder = builder.with_predicate(delta_sql(pred));
     }
     for a in &update.assignments {
-        builder = builder.with_update(assignment_column(&a.target)?, delta_sql(&a.value));
+        let column = existing_column(&name, &columns, assignment_column(&a.target)?)?;
+        builder = builder.with_update(column, delta_sql(&a.value));
     }
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
     count_result(kind, metrics.num_updated_rows as u64)
@@ -126,11 +130,14 @@ pub(super) async fn merge(
     let name = lake_table(&target_name)?;
     let target_alias = factor_alias(&merge.table).unwrap_or_else(|| name.table.clone());
     let table = session.engine.lake().require_table(&name).await?;
+    let columns = table_columns(&table)?;
 
     // The source is planned by DataFusion, so it may be any table, a
     // subquery, or an older version of a table.
     let (source_sql, source_alias) = match &merge.source {
-        TableFactor::Table { name: src, alias, .. } => {
+        TableFactor::Table {
+            name: src, alias, ..
+        } => {
             let mut factor = merge.source.clone();
             if let TableFactor::Table { alias: a, .. } = &mut factor {
                 *a = None;
@@ -143,7 +150,10 @@ pub(super) async fn merge(
                 .unwrap_or_default();
             (
                 format!("SELECT * FROM {factor}"),
-                alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or(default_alias),
+                alias
+                    .as_ref()
+                    .map(|a| ident_name(&a.name))
+                    .unwrap_or(default_alias),
             )
         }
         TableFactor::Derived {
@@ -180,7 +190,7 @@ pub(super) async fn merge(
         let predicate = clause.predicate.as_ref().map(delta_sql);
         builder = match (&clause.clause_kind, &clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u)) => {
-                let sets = assignments(&u.assignments)?;
+                let sets = assignments(&name, &columns, &u.assignments)?;
                 builder.when_matched_update(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -200,7 +210,7 @@ pub(super) async fn merge(
                 MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
                 MergeAction::Insert(insert),
             ) => {
-                let sets = merge_insert_values(&name, insert)?;
+                let sets = merge_insert_values(&name, &columns, insert)?;
                 builder.when_not_matched_insert(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -209,7 +219,7 @@ pub(super) async fn merge(
                 })?
             }
             (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
-                let sets = assignments(&u.assignments)?;
+                let sets = assignments(&name, &columns, &u.assignments)?;
                 builder.when_not_matched_by_source_update(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -217,14 +227,13 @@ pub(super) async fn merge(
                     sets.into_iter().fold(b, |b, (c, v)| b.update(c, v))
                 })?
             }
-            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => {
-                builder.when_not_matched_by_source_delete(|mut b| {
+            (MergeClauseKind::NotMatchedBySource, MergeAction::Delete { .. }) => builder
+                .when_not_matched_by_source_delete(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
                     }
                     b
-                })?
-            }
+                })?,
             (kind, action) => {
                 return Err(Error::invalid(format!(
                     "unsupported MERGE clause WHEN {kind} THEN {action}"
@@ -241,15 +250,16 @@ pub(super) async fn merge(
 
 fn merge_insert_values(
     table: &TableName,
+    columns: &[String],
     insert: &ast::MergeInsertExpr,
 ) -> Result<Vec<(String, String)>> {
     let ast::MergeInsertKind::Values(values) = &insert.kind else {
-        return Err(Error::invalid(
-            "MERGE … INSERT needs (columns) VALUES (…)",
-        ));
+        return Err(Error::invalid("MERGE … INSERT needs (columns) VALUES (…)"));
     };
     let [row] = values.rows.as_slice() else {
-        return Err(Error::invalid("MERGE … INSERT VALUES takes exactly one row"));
+        return Err(Error::invalid(
+            "MERGE … INSERT VALUES takes exactly one row",
+        ));
     };
     if insert.columns.is_empty() {
         return Err(Error::invalid(format!(
@@ -267,15 +277,49 @@ fn merge_insert_values(
         .columns
         .iter()
         .zip(&row.content)
-        .map(|(c, v)| Ok((last_ident(c)?, delta_sql(v))))
+        .map(|(c, v)| {
+            Ok((
+                existing_column(table, columns, last_ident(c)?)?,
+                delta_sql(v),
+            ))
+        })
         .collect()
 }
 
-fn assignments(assignments: &[ast::Assignment]) -> Result<Vec<(String, String)>> {
+fn assignments(
+    table: &TableName,
+    columns: &[String],
+    assignments: &[ast::Assignment],
+) -> Result<Vec<(String, String)>> {
     assignments
         .iter()
-        .map(|a| Ok((assignment_column(&a.target)?, delta_sql(&a.value))))
+        .map(|a| {
+            let column = existing_column(table, columns, assignment_column(&a.target)?)?;
+            Ok((column, delta_sql(&a.value)))
+        })
         .collect()
+}
+
+fn table_columns(table: &deltalake::DeltaTable) -> Result<Vec<String>> {
+    Ok(table
+        .snapshot()?
+        .schema()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect())
+}
+
+/// delta-rs ignores assignments to columns the table lacks; a user's typo
+/// must be an error instead.
+fn existing_column(table: &TableName, columns: &[String], column: String) -> Result<String> {
+    if columns.contains(&column) {
+        Ok(column)
+    } else {
+        Err(Error::NotFound {
+            kind: "column",
+            name: format!("{column} of {table} (columns: {})", columns.join(", ")),
+        })
+    }
 }
 
 fn assignment_column(target: &AssignmentTarget) -> Result<String> {

@@ -7,11 +7,12 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMill
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use autolake_sql::{DescribeHistory, Optimize, Restore, TimeTravel, Vacuum};
 use deltalake::operations::optimize::OptimizeType;
+use deltalake::operations::vacuum::VacuumMode;
 use futures::TryStreamExt;
 use serde_json::Value;
 
 use super::lake_table;
-use super::time_travel::parse_timestamp;
+use super::time_travel::load_at_timestamp;
 use crate::error::{Error, Result};
 use crate::lake::write::{self, CommitStamp};
 use crate::session::{Session, StatementResult};
@@ -40,9 +41,8 @@ pub(super) async fn describe_history(
     let latest = table.version().unwrap_or(0);
     let infos: Vec<_> = table.history(h.limit).try_collect().await?;
 
-    let json = |v: Option<&Value>| -> Option<String> {
-        v.filter(|v| !v.is_null()).map(Value::to_string)
-    };
+    let json =
+        |v: Option<&Value>| -> Option<String> { v.filter(|v| !v.is_null()).map(Value::to_string) };
     let n = infos.len();
     let mut version = Vec::with_capacity(n);
     let mut timestamp = Vec::with_capacity(n);
@@ -118,11 +118,7 @@ pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementR
     let name = lake_table(&r.table)?;
     let table = session.engine.lake().require_table(&name).await?;
     let latest = table.version().unwrap_or(0);
-    let stamp = CommitStamp::new(&session.principal, "RESTORE", session.interface);
-    let mut builder = table
-        .restore()
-        .with_commit_properties(stamp.properties());
-    builder = match &r.to {
+    let target = match &r.to {
         TimeTravel::Version(v) => {
             if *v < 0 || *v as u64 > latest {
                 return Err(Error::NotFound {
@@ -130,11 +126,28 @@ pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementR
                     name: format!("{v} of {name} (versions are 0 to {latest})"),
                 });
             }
-            builder.with_version_to_restore(*v as u64)
+            *v as u64
         }
-        TimeTravel::Timestamp(ts) => builder.with_datetime_to_restore(parse_timestamp(ts)?),
+        TimeTravel::Timestamp(ts) => {
+            let mut at = session.engine.lake().table_handle(&name)?;
+            load_at_timestamp(&mut at, &name, ts).await?;
+            at.version().unwrap_or(0)
+        }
     };
-    let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    if target == latest {
+        // Already there: nothing to commit.
+        return kv_result(
+            "RESTORE",
+            vec![("num_restored_files", 0), ("num_removed_files", 0)],
+        );
+    }
+    let stamp = CommitStamp::new(&session.principal, "RESTORE", session.interface);
+    let (_, metrics) = table
+        .restore()
+        .with_version_to_restore(target)
+        .with_commit_properties(stamp.properties())
+        .await
+        .map_err(|e| write::write_error(&name, e))?;
     kv_result(
         "RESTORE",
         vec![
@@ -152,7 +165,10 @@ pub(super) async fn optimize(session: &Session, o: &Optimize) -> Result<Statemen
     let mut zorder = Vec::with_capacity(o.zorder_by.len());
     for col in &o.zorder_by {
         let col = col.to_lowercase();
-        let Some(field) = schema.fields().find(|f| f.name().eq_ignore_ascii_case(&col)) else {
+        let Some(field) = schema
+            .fields()
+            .find(|f| f.name().eq_ignore_ascii_case(&col))
+        else {
             return Err(Error::NotFound {
                 kind: "column",
                 name: format!("{col} of {name}"),
@@ -185,17 +201,34 @@ pub(super) async fn optimize(session: &Session, o: &Optimize) -> Result<Statemen
             ("num_files_added", metrics.num_files_added as i64),
             ("num_files_removed", metrics.num_files_removed as i64),
             ("partitions_optimized", metrics.partitions_optimized as i64),
-            ("total_considered_files", metrics.total_considered_files as i64),
+            (
+                "total_considered_files",
+                metrics.total_considered_files as i64,
+            ),
         ],
     )
 }
 
+fn relative(root: &object_store::path::Path, path: &object_store::path::Path) -> String {
+    path.prefix_match(root)
+        .map(|parts| {
+            parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_else(|| path.to_string())
+}
+
 pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementResult> {
     let name = lake_table(&v.table)?;
-    let table = session.engine.lake().require_table(&name).await?;
+    let lake = session.engine.lake();
+    let table = lake.require_table(&name).await?;
     let stamp = CommitStamp::new(&session.principal, "VACUUM", session.interface);
     let mut builder = table
         .vacuum()
+        // Full: also removes files no commit references (a failed write's).
+        .with_mode(VacuumMode::Full)
         .with_dry_run(v.dry_run)
         .with_commit_properties(stamp.properties());
     if let Some(hours) = v.retain_hours {
@@ -205,13 +238,34 @@ pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementRes
             .with_retention_period(chrono::Duration::milliseconds((hours * 3_600_000.0) as i64))
             .with_enforce_retention_duration(false);
     }
+    // delta-rs reports every expired path, including ones an earlier
+    // VACUUM already deleted; report what is (or would be) really deleted,
+    // relative to the table root.
+    let root = lake.path(&format!("tables/{}/{}", name.schema, name.table));
+    let present: std::collections::HashSet<String> = lake
+        .store()
+        .list(Some(&root))
+        .map_ok(|m| relative(&root, &m.location))
+        .try_collect()
+        .await?;
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    let mut deleted: Vec<String> = metrics
+        .files_deleted
+        .iter()
+        .map(|p| {
+            let p = p.strip_prefix(lake.root_url().path()).unwrap_or(p);
+            let p = p
+                .strip_prefix(&format!("tables/{}/{}/", name.schema, name.table))
+                .unwrap_or(p);
+            p.trim_start_matches('/').to_string()
+        })
+        .filter(|p| present.contains(p))
+        .collect();
+    deleted.sort();
     let schema = Arc::new(Schema::new(vec![Field::new("path", DataType::Utf8, false)]));
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
-        vec![Arc::new(StringArray::from_iter_values(
-            metrics.files_deleted.iter(),
-        ))],
+        vec![Arc::new(StringArray::from_iter_values(deleted))],
     )?;
     Ok(StatementResult::batches("VACUUM", schema, vec![batch]))
 }

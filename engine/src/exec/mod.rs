@@ -37,7 +37,11 @@ pub(crate) async fn run(session: &Session, statement: &Statement) -> Result<Stat
     }
 }
 
-async fn run_sql(session: &Session, df: &DFStatement, kind: &'static str) -> Result<StatementResult> {
+async fn run_sql(
+    session: &Session,
+    df: &DFStatement,
+    kind: &'static str,
+) -> Result<StatementResult> {
     use ast::Statement as S;
     let DFStatement::Statement(s) = df else {
         return datafusion_statement(session, df.clone(), kind).await;
@@ -124,7 +128,11 @@ fn parse_one_df(sql: &str) -> Result<DFStatement> {
 
 /// A one-row, one-column `count` result, as DataFusion reports DML.
 pub(crate) fn count_result(kind: &'static str, rows: u64) -> Result<StatementResult> {
-    let schema = Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]));
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
         vec![Arc::new(UInt64Array::from(vec![rows]))],
@@ -153,7 +161,9 @@ fn name_parts(name: &ObjectName) -> Result<Vec<String>> {
         .iter()
         .map(|part| match part {
             ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
-            other => Err(Error::invalid(format!("unsupported name part {other} in {name}"))),
+            other => Err(Error::invalid(format!(
+                "unsupported name part {other} in {name}"
+            ))),
         })
         .collect()
 }
@@ -268,9 +278,10 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
                             }
                         }
                     }
-                    S::Update(u) => {
-                        out.push(table(Action::Update, &dml::single_table(&u.table.relation)?)?)
-                    }
+                    S::Update(u) => out.push(table(
+                        Action::Update,
+                        &dml::single_table(&u.table.relation)?,
+                    )?),
                     S::Delete(d) => out.push(table(Action::Delete, &dml::delete_target(d)?)?),
                     S::Merge(m) => {
                         let target = dml::single_table(&m.table)?;

@@ -71,13 +71,7 @@ pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Re
                         "TIMESTAMP AS OF needs a timestamp string such as '2026-11-25T10:00:00Z', found {expr}"
                     ))
                 })?;
-                let at = parse_timestamp(&ts)?;
-                table.load_with_datetime(at).await.map_err(|e| {
-                    Error::NotFound {
-                        kind: "version",
-                        name: format!("of {table_name} at {ts} ({e})"),
-                    }
-                })?;
+                load_at_timestamp(&mut table, &table_name, &ts).await?;
                 format!("v{}", table.version().unwrap_or(0))
             }
             other => {
@@ -98,6 +92,46 @@ pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Re
     };
     visit_df(&mut statement, &mut apply);
     Ok(statement)
+}
+
+/// Loads `table` as it was at the time `ts`, refusing a time before the
+/// table existed (delta-rs would fall back to its first version).
+pub(crate) async fn load_at_timestamp(
+    table: &mut deltalake::DeltaTable,
+    name: &crate::lake::TableName,
+    ts: &str,
+) -> Result<()> {
+    let at = parse_timestamp(ts)?;
+    table
+        .load_with_datetime(at)
+        .await
+        .map_err(|e| Error::NotFound {
+            kind: "version",
+            name: format!("of {name} at {ts} ({e})"),
+        })?;
+    if table.version() == Some(0) {
+        let first = first_commit_time(table).await?;
+        if let Some(first) = first.filter(|first| *first > at) {
+            return Err(Error::NotFound {
+                kind: "version",
+                name: format!(
+                    "of {name} at {ts}: the table was created later, at {}",
+                    first.to_rfc3339()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// When version 0 of a loaded-at-version-0 table was committed.
+async fn first_commit_time(table: &deltalake::DeltaTable) -> Result<Option<DateTime<Utc>>> {
+    use futures::TryStreamExt;
+    let infos: Vec<_> = table.history(Some(1)).try_collect().await?;
+    Ok(infos
+        .first()
+        .and_then(|i| i.timestamp)
+        .and_then(DateTime::from_timestamp_millis))
 }
 
 /// Parses the timestamps users write: RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]`

@@ -36,7 +36,10 @@ impl LakeCatalog {
     pub fn new(lake: Arc<Lake>, system: Arc<SystemSchema>) -> Self {
         // `public` always exists, so a session can register its own tables
         // before its first statement.
-        let public = Arc::new(LakeSchema::new(Arc::clone(&lake), DEFAULT_SCHEMA.to_string()));
+        let public = Arc::new(LakeSchema::new(
+            Arc::clone(&lake),
+            DEFAULT_SCHEMA.to_string(),
+        ));
         Self {
             lake,
             schemas: RwLock::new(BTreeMap::from([(DEFAULT_SCHEMA.to_string(), public)])),
@@ -55,9 +58,9 @@ impl LakeCatalog {
         let mut schemas = self.schemas.write().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|name, schema| names.contains(name) || schema.has_session_tables());
         for (name, tables) in listed {
-            let schema = schemas.entry(name.clone()).or_insert_with(|| {
-                Arc::new(LakeSchema::new(Arc::clone(&self.lake), name.clone()))
-            });
+            let schema = schemas
+                .entry(name.clone())
+                .or_insert_with(|| Arc::new(LakeSchema::new(Arc::clone(&self.lake), name.clone())));
             schema.set_lake_tables(tables);
         }
         Ok(())

@@ -100,8 +100,8 @@ impl Lake {
             reason,
         };
         let (root, store) = resolve_store(uri, options).map_err(lake_err)?;
-        let root_path = Path::from_url_path(root.path())
-            .map_err(|e| lake_err(format!("invalid path: {e}")))?;
+        let root_path =
+            Path::from_url_path(root.path()).map_err(|e| lake_err(format!("invalid path: {e}")))?;
         let lake = Lake {
             uri: uri.to_string(),
             root,
@@ -264,7 +264,14 @@ impl Lake {
             .schema_path(&name.schema)
             .join(name.table.as_str())
             .join("_delta_log");
-        if self.store.list(Some(&log)).next().await.transpose()?.is_none() {
+        if self
+            .store
+            .list(Some(&log))
+            .next()
+            .await
+            .transpose()?
+            .is_none()
+        {
             return Ok(None);
         }
         let mut table = self.table_handle(name)?;
@@ -295,6 +302,18 @@ impl Lake {
             .delete_stream(locations)
             .try_collect::<Vec<_>>()
             .await?;
+        // Object stores have no folders, but a local file system keeps the
+        // emptied ones, which would still list as schemas and tables.
+        if self.root.scheme() == "file" {
+            let url = Url::parse(&format!("file:///{prefix}/"))
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            if let Ok(dir) = url.to_file_path() {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
         Ok(())
     }
 }

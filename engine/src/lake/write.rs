@@ -104,7 +104,8 @@ pub async fn create_table(
 }
 
 /// Writes the rows of `plan` into a table in one commit; when `handle` is
-/// not loaded (a new table) the same commit creates it.
+/// not loaded (a new table) the same commit creates it. An existing table
+/// must be passed loaded.
 #[allow(clippy::too_many_arguments)]
 pub async fn write_plan(
     handle: DeltaTable,
@@ -117,12 +118,18 @@ pub async fn write_plan(
     stamp: &CommitStamp,
 ) -> Result<(DeltaTable, u64)> {
     let is_new = handle.version().is_none();
+    let mut properties = stamp.properties();
+    if is_new {
+        // Creating: a concurrent creator winning version 0 is a conflict to
+        // report, never a commit to retry on top of the other table.
+        properties = properties.with_max_retries(0);
+    }
     let mut builder = handle
         .write(Vec::new())
         .with_input_plan(plan)
         .with_session_state(state)
         .with_save_mode(mode)
-        .with_commit_properties(stamp.properties());
+        .with_commit_properties(properties);
     if is_new {
         builder = builder.with_table_name(&name.table);
     }

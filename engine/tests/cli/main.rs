@@ -1,6 +1,10 @@
 //! Tests of the `autolake` binary as a user runs it: separate processes on
 //! one lake, concurrent writers, exit codes, formats and error messages.
 
+mod interop;
+mod object_store;
+mod services;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -113,7 +117,10 @@ fn a_failing_statement_leaves_the_table_at_its_previous_version() {
     );
     assert!(err.contains("in statement `INSERT INTO nums"), "{err}");
     let err = failed(
-        sql(lake.path(), "INSERT INTO nums SELECT NULL FROM (VALUES (1))"),
+        sql(
+            lake.path(),
+            "INSERT INTO nums SELECT NULL FROM (VALUES (1))",
+        ),
         1,
     );
     assert!(err.to_lowercase().contains("null"), "{err}");
@@ -133,13 +140,7 @@ fn describe_history_names_user_statement_and_metrics() {
     ));
     let out = ok(autolake(
         lake.path(),
-        &[
-            "sql",
-            "--format",
-            "ndjson",
-            "-e",
-            "DESCRIBE HISTORY h",
-        ],
+        &["sql", "--format", "ndjson", "-e", "DESCRIBE HISTORY h"],
     ));
     let rows: Vec<serde_json::Value> = out
         .lines()
@@ -182,7 +183,10 @@ fn output_formats() {
     let json = ok(autolake(lake.path(), &["sql", "--format", "json", "-e", q]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v, serde_json::json!([{"a": 1, "b": "x"}, {"a": 2}]));
-    let ndjson = ok(autolake(lake.path(), &["sql", "--format", "ndjson", "-e", q]));
+    let ndjson = ok(autolake(
+        lake.path(),
+        &["sql", "--format", "ndjson", "-e", q],
+    ));
     assert_eq!(ndjson, "{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n");
     let empty = ok(autolake(
         lake.path(),
@@ -242,14 +246,20 @@ fn exit_codes_and_error_messages() {
         sql(lake.path(), "CREATE TABLE y (a INT); SELECT nope FROM y;"),
         1,
     );
-    assert!(err.contains("in statement `SELECT nope FROM y` (line 1)"), "{err}");
+    assert!(
+        err.contains("in statement `SELECT nope FROM y` (line 1)"),
+        "{err}"
+    );
     assert!(err.contains("nope"), "{err}");
     assert_eq!(err.lines().count(), 1, "one-line error: {err}");
     let err = failed(sql(lake.path(), "SELECT * FROM missing"), 1);
     assert!(err.contains("missing"), "{err}");
 
     // Usage errors exit 2.
-    failed(autolake(lake.path(), &["sql", "--format", "xml", "-e", "SELECT 1"]), 2);
+    failed(
+        autolake(lake.path(), &["sql", "--format", "xml", "-e", "SELECT 1"]),
+        2,
+    );
     failed(autolake(lake.path(), &["frobnicate"]), 2);
 
     // A lake that cannot be used is a clear error.
