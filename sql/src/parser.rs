@@ -176,24 +176,23 @@ fn parse_table_name(p: &mut Parser<'_>) -> Result<ObjectName> {
 
 fn parse_unsigned(p: &mut Parser<'_>, what: &str) -> Result<u64> {
     let token = p.peek_token();
-    if let Token::Number(n, _) = &token.token {
-        if let Ok(v) = n.parse::<u64>() {
-            p.next_token();
-            return Ok(v);
-        }
+    if let Token::Number(n, _) = &token.token
+        && let Ok(v) = n.parse::<u64>()
+    {
+        p.next_token();
+        return Ok(v);
     }
     Err(expected(p, what))
 }
 
 fn parse_number(p: &mut Parser<'_>, what: &str) -> Result<f64> {
     let token = p.peek_token();
-    if let Token::Number(n, _) = &token.token {
-        if let Ok(v) = n.parse::<f64>() {
-            if v >= 0.0 {
-                p.next_token();
-                return Ok(v);
-            }
-        }
+    if let Token::Number(n, _) = &token.token
+        && let Ok(v) = n.parse::<f64>()
+        && v >= 0.0
+    {
+        p.next_token();
+        return Ok(v);
     }
     Err(expected(p, what))
 }

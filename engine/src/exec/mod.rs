@@ -264,18 +264,16 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
                 match s.as_ref() {
                     S::Insert(i) => {
                         if let Some(t) = insert_target(session, i)? {
+                            if i.overwrite {
+                                out.push(Access {
+                                    action: Action::Delete,
+                                    object: Object::Table(t.clone()),
+                                });
+                            }
                             out.push(Access {
                                 action: Action::Insert,
                                 object: Object::Table(t),
                             });
-                        }
-                        if i.overwrite {
-                            if let Some(t) = insert_target(session, i)? {
-                                out.push(Access {
-                                    action: Action::Delete,
-                                    object: Object::Table(t),
-                                });
-                            }
                         }
                     }
                     S::Update(u) => out.push(table(

@@ -229,23 +229,22 @@ impl VisitorMut for Apply {
             version: version @ Some(_),
             ..
         } = factor
+            && let Some((private, table)) = self.snapshots.next()
         {
-            if let Some((private, table)) = self.snapshots.next() {
-                *name = ObjectName::from(vec![
-                    Ident::new(INTERNAL_CATALOG),
-                    Ident::new(TIME_TRAVEL_SCHEMA),
-                    Ident::with_quote('"', private),
-                ]);
-                if alias.is_none() {
-                    *alias = Some(TableAlias {
-                        explicit: true,
-                        name: Ident::with_quote('"', table),
-                        columns: vec![],
-                        at: None,
-                    });
-                }
-                *version = None;
+            *name = ObjectName::from(vec![
+                Ident::new(INTERNAL_CATALOG),
+                Ident::new(TIME_TRAVEL_SCHEMA),
+                Ident::with_quote('"', private),
+            ]);
+            if alias.is_none() {
+                *alias = Some(TableAlias {
+                    explicit: true,
+                    name: Ident::with_quote('"', table),
+                    columns: vec![],
+                    at: None,
+                });
             }
+            *version = None;
         }
         ControlFlow::Continue(())
     }
