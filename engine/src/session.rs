@@ -31,6 +31,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::lake::catalog::LakeCatalog;
+use crate::lake::scan::StatsCache;
 use crate::lake::system::SystemSchema;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, Lake};
 use crate::principal::{AllowAll, Authorizer, Interface, Principal};
@@ -69,6 +70,7 @@ pub struct Engine {
     config: EngineConfig,
     authorizer: Arc<dyn Authorizer>,
     system: Arc<SystemSchema>,
+    stats: Arc<StatsCache>,
 }
 
 impl Engine {
@@ -82,6 +84,7 @@ impl Engine {
             config,
             authorizer: Arc::new(AllowAll),
             system,
+            stats: Arc::default(),
         }))
     }
 
@@ -210,7 +213,11 @@ impl Session {
         let catalog = Arc::new(LakeCatalog::new(
             Arc::clone(&engine.lake),
             Arc::clone(&engine.system),
+            Arc::clone(&engine.stats),
+            ctx.copied_config(),
         ));
+        let store_url: &url::Url = engine.lake.store_url().as_ref();
+        ctx.register_object_store(store_url, Arc::clone(engine.lake.store()));
         ctx.register_catalog(LAKE_CATALOG, Arc::clone(&catalog) as _);
         let internal = MemoryCatalogProvider::new();
         let time_travel = Arc::new(MemorySchemaProvider::new());
@@ -266,7 +273,7 @@ impl Session {
 
     /// Runs one parsed statement: the funnel every interface goes through.
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
-        self.catalog.refresh().await?;
+        self.catalog.refresh(&self.ctx.copied_config()).await?;
         let accesses = crate::exec::accesses(self, &parsed.statement)?;
         self.engine
             .authorizer()
@@ -284,5 +291,99 @@ impl Session {
             )));
         }
         self.execute_statement(&statements.remove(0)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rows(session: &Session, sql: &str) -> Vec<String> {
+        let batches = session.execute(sql).await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        text.lines()
+            .filter(|l| l.starts_with('|'))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn memory_lakes_are_shared_by_name_within_a_process() {
+        let first = Engine::open(EngineConfig::for_lake("memory://shared-test"))
+            .await
+            .unwrap();
+        let a = first.session(Principal::local_admin(), Interface::Embedded);
+        a.execute("CREATE SCHEMA m; CREATE TABLE m.t (x INT); INSERT INTO m.t VALUES (1), (2)")
+            .await
+            .unwrap();
+        a.execute("DELETE FROM m.t WHERE x = 1").await.unwrap();
+
+        let second = Engine::open(EngineConfig::for_lake("memory://shared-test"))
+            .await
+            .unwrap();
+        let b = second.session(Principal::local_admin(), Interface::Embedded);
+        assert_eq!(rows(&b, "SELECT x FROM m.t").await, vec!["| 2 |"]);
+        assert_eq!(
+            rows(&b, "SELECT count(*) AS n FROM m.t VERSION AS OF 1").await,
+            vec!["| 2 |"]
+        );
+        assert_eq!(
+            rows(&b, "SELECT name, location FROM system.tables").await,
+            vec!["| t | memory://shared-test/tables/m/t/ |"]
+        );
+
+        let other = Engine::open(EngineConfig::for_lake("memory://other-test"))
+            .await
+            .unwrap();
+        let c = other.session(Principal::local_admin(), Interface::Embedded);
+        assert!(rows(&c, "SELECT name FROM system.tables").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_write_is_one_commit_stamped_with_user_statement_and_interface() {
+        let engine = Engine::open(EngineConfig::for_lake("memory://stamp-test"))
+            .await
+            .unwrap();
+        let principal = Principal {
+            name: "ana".to_string(),
+            roles: vec![],
+        };
+        let s = engine.session(principal, Interface::FlightSql);
+        s.execute(
+            "CREATE TABLE t (x INT, y TEXT); INSERT INTO t VALUES (1, 'a'); \
+             UPDATE t SET y = 'b'; MERGE INTO t USING (SELECT 2 AS x, 'c' AS y) s ON t.x = s.x \
+             WHEN NOT MATCHED THEN INSERT (x, y) VALUES (s.x, s.y); DELETE FROM t WHERE x = 1; \
+             INSERT OVERWRITE t SELECT * FROM t; ALTER TABLE t ADD COLUMN z DOUBLE",
+        )
+        .await
+        .unwrap();
+        let batches = s.execute("DESCRIBE HISTORY t").await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        let stamped: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .skip(1)
+            .map(|l| {
+                let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+                format!("{} {} {} {}", cols[1], cols[4], cols[5], cols[6])
+            })
+            .collect();
+        assert_eq!(
+            stamped,
+            vec![
+                "6 ana ALTER TABLE flight_sql",
+                "5 ana INSERT OVERWRITE flight_sql",
+                "4 ana DELETE flight_sql",
+                "3 ana MERGE flight_sql",
+                "2 ana UPDATE flight_sql",
+                "1 ana INSERT flight_sql",
+                "0 ana CREATE TABLE flight_sql",
+            ]
+        );
     }
 }

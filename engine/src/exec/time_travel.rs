@@ -21,7 +21,6 @@ use deltalake::DeltaTableError;
 
 use super::lake_table;
 use crate::error::{Error, Result};
-use crate::lake::catalog::delta_provider;
 use crate::session::{INTERNAL_CATALOG, Session, TIME_TRAVEL_SCHEMA};
 
 /// Resolves every versioned table reference in `statement`.
@@ -81,7 +80,11 @@ pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Re
             }
         };
         let private = format!("{}.{}@{label}#{i}", table_name.schema, table_name.table);
-        let provider = delta_provider(&table).await?;
+        let provider = session
+            .catalog
+            .scan_settings()
+            .provider(&table_name, &table)
+            .await?;
         session
             .time_travel
             .register_table(private.clone(), provider)?;

@@ -17,8 +17,12 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
 use deltalake::DeltaTable;
 
+use super::scan::{LakeScan, StatsCache};
 use super::system::SystemSchema;
 use super::{DEFAULT_SCHEMA, Lake, SYSTEM_SCHEMA, TableName};
 use crate::error::Result;
@@ -29,27 +33,113 @@ pub struct LakeCatalog {
     lake: Arc<Lake>,
     schemas: RwLock<BTreeMap<String, Arc<LakeSchema>>>,
     system: Arc<SystemSchema>,
+    scan_settings: ScanSettings,
+}
+
+/// The session settings Delta scans follow (Parquet filter pushdown, view
+/// types), kept current by [`LakeCatalog::refresh`]. delta-rs reads them
+/// from a session; without one it pushes filters into the Parquet decoder,
+/// which DataFusion does not do by default and which costs several times
+/// the scan time on unselective filters.
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    lake: Arc<Lake>,
+    stats: Arc<StatsCache>,
+    state: Arc<RwLock<Arc<SessionState>>>,
+}
+
+impl ScanSettings {
+    fn new(lake: Arc<Lake>, stats: Arc<StatsCache>, config: SessionConfig) -> Self {
+        Self {
+            lake,
+            stats,
+            state: Arc::new(RwLock::new(Arc::new(Self::state(config)))),
+        }
+    }
+
+    fn state(config: SessionConfig) -> SessionState {
+        SessionStateBuilder::new().with_config(config).build()
+    }
+
+    fn update(&self, config: &SessionConfig) {
+        let mut current = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let key = |c: &SessionConfig| {
+            let p = &c.options().execution.parquet;
+            (
+                p.pushdown_filters,
+                p.reorder_filters,
+                p.schema_force_view_types,
+            )
+        };
+        if key(current.config()) != key(config) {
+            *current = Arc::new(Self::state(config.clone()));
+        }
+    }
+
+    fn session(&self) -> Arc<SessionState> {
+        Arc::clone(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A provider reading the table `name`, loaded at some version.
+    pub async fn provider(
+        &self,
+        name: &TableName,
+        table: &DeltaTable,
+    ) -> DFResult<Arc<dyn TableProvider>> {
+        if LakeScan::supports(table)? {
+            let view_types = self
+                .session()
+                .config()
+                .options()
+                .execution
+                .parquet
+                .schema_force_view_types;
+            Ok(Arc::new(LakeScan::try_new(
+                table,
+                self.lake.store_url().clone(),
+                &self.lake.table_path(name),
+                view_types,
+                Arc::clone(&self.stats),
+            )?))
+        } else {
+            table.table_provider().with_session(self.session()).await
+        }
+    }
 }
 
 impl LakeCatalog {
     /// A catalog over `lake` whose `system` schema is `system`.
-    pub fn new(lake: Arc<Lake>, system: Arc<SystemSchema>) -> Self {
+    pub fn new(
+        lake: Arc<Lake>,
+        system: Arc<SystemSchema>,
+        stats: Arc<StatsCache>,
+        config: SessionConfig,
+    ) -> Self {
+        let scan_settings = ScanSettings::new(Arc::clone(&lake), stats, config);
         // `public` always exists, so a session can register its own tables
         // before its first statement.
         let public = Arc::new(LakeSchema::new(
             Arc::clone(&lake),
             DEFAULT_SCHEMA.to_string(),
+            scan_settings.clone(),
         ));
         Self {
             lake,
             schemas: RwLock::new(BTreeMap::from([(DEFAULT_SCHEMA.to_string(), public)])),
             system,
+            scan_settings,
         }
     }
 
+    /// How this session's Delta scans are configured.
+    pub fn scan_settings(&self) -> &ScanSettings {
+        &self.scan_settings
+    }
+
     /// Re-reads schema and table names from storage, keeping each schema's
-    /// session-local tables.
-    pub async fn refresh(&self) -> Result<()> {
+    /// session-local tables, and takes the session's current settings.
+    pub async fn refresh(&self, config: &SessionConfig) -> Result<()> {
+        self.scan_settings.update(config);
         let names = self.lake.list_schemas().await?;
         let mut listed = Vec::with_capacity(names.len());
         for name in &names {
@@ -58,9 +148,13 @@ impl LakeCatalog {
         let mut schemas = self.schemas.write().unwrap_or_else(|e| e.into_inner());
         schemas.retain(|name, schema| names.contains(name) || schema.has_session_tables());
         for (name, tables) in listed {
-            let schema = schemas
-                .entry(name.clone())
-                .or_insert_with(|| Arc::new(LakeSchema::new(Arc::clone(&self.lake), name.clone())));
+            let schema = schemas.entry(name.clone()).or_insert_with(|| {
+                Arc::new(LakeSchema::new(
+                    Arc::clone(&self.lake),
+                    name.clone(),
+                    self.scan_settings.clone(),
+                ))
+            });
             schema.set_lake_tables(tables);
         }
         Ok(())
@@ -113,15 +207,17 @@ impl CatalogProvider for LakeCatalog {
 pub struct LakeSchema {
     lake: Arc<Lake>,
     name: String,
+    scan_settings: ScanSettings,
     lake_tables: RwLock<BTreeSet<String>>,
     session_tables: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl LakeSchema {
-    fn new(lake: Arc<Lake>, name: String) -> Self {
+    fn new(lake: Arc<Lake>, name: String, scan_settings: ScanSettings) -> Self {
         Self {
             lake,
             name,
+            scan_settings,
             lake_tables: RwLock::default(),
             session_tables: RwLock::default(),
         }
@@ -153,11 +249,6 @@ impl LakeSchema {
     }
 }
 
-/// A DataFusion table provider reading `table` at the version it is loaded at.
-pub async fn delta_provider(table: &DeltaTable) -> DFResult<Arc<dyn TableProvider>> {
-    table.table_provider().await
-}
-
 #[async_trait]
 impl SchemaProvider for LakeSchema {
     fn table_names(&self) -> Vec<String> {
@@ -182,7 +273,9 @@ impl SchemaProvider for LakeSchema {
         }
         let table_name = TableName::new(&self.name, name);
         match self.lake.load_table(&table_name).await? {
-            Some(table) => Ok(Some(delta_provider(&table).await?)),
+            Some(table) => Ok(Some(
+                self.scan_settings.provider(&table_name, &table).await?,
+            )),
             None => Ok(None),
         }
     }

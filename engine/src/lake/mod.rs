@@ -14,6 +14,7 @@
 //! is shared by all tables of a process and an `s3://` lake uses one client.
 
 pub mod catalog;
+pub mod scan;
 pub mod system;
 pub mod write;
 
@@ -81,6 +82,8 @@ pub struct SchemaInfo {
 #[derive(Debug)]
 pub struct Lake {
     uri: String,
+    /// Under which URL sessions register [`Lake::store`] for scans.
+    store_url: datafusion::execution::object_store::ObjectStoreUrl,
     root: Url,
     store: Arc<dyn ObjectStore>,
     root_path: Path,
@@ -102,8 +105,14 @@ impl Lake {
         let (root, store) = resolve_store(uri, options).map_err(lake_err)?;
         let root_path =
             Path::from_url_path(root.path()).map_err(|e| lake_err(format!("invalid path: {e}")))?;
+        let store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(format!(
+            "lake://{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .map_err(|e| lake_err(e.to_string()))?;
         let lake = Lake {
             uri: uri.to_string(),
+            store_url,
             root,
             store,
             root_path,
@@ -130,6 +139,16 @@ impl Lake {
     /// The store for the root.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The URL under which sessions register the store for scans.
+    pub fn store_url(&self) -> &datafusion::execution::object_store::ObjectStoreUrl {
+        &self.store_url
+    }
+
+    /// Where a table's files live within the store.
+    pub fn table_path(&self, name: &TableName) -> Path {
+        self.schema_path(&name.schema).join(name.table.as_str())
     }
 
     /// Object-store options the lake was opened with.

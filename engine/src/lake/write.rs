@@ -68,6 +68,19 @@ pub fn delta_fields(table: &TableName, schema: &Schema) -> Result<Vec<StructFiel
         .fields()
         .iter()
         .map(|f| {
+            use arrow::datatypes::DataType as T;
+            if matches!(
+                f.data_type(),
+                T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64
+            ) {
+                // delta-rs would store these as signed integers, silently
+                // changing the meaning of large values.
+                return Err(Error::invalid(format!(
+                    "column {} of {table} has type {}, which a Delta table cannot store (Delta has no unsigned integers: use SMALLINT, INT or BIGINT)",
+                    f.name(),
+                    f.data_type()
+                )));
+            }
             f.as_ref().try_into_kernel().map_err(|e| {
                 Error::invalid(format!(
                     "column {} of {table} has type {}, which a Delta table cannot store ({e})",

@@ -52,10 +52,18 @@ fn a_second_process_sees_the_first_ones_tables_and_versions() {
         "CREATE SCHEMA crm; CREATE TABLE crm.people (id INT NOT NULL, name TEXT); \
          INSERT INTO crm.people VALUES (1, 'ada'); INSERT INTO crm.people VALUES (2, 'ben');",
     ));
-    let out = ok(sql(
-        lake.path(),
-        "SELECT schema, name, version FROM system.tables; \
-         SELECT count(*) AS n FROM crm.people VERSION AS OF 1;",
+    // The same lake named by a file:// URL.
+    let url = format!("file://{}", lake.path().display());
+    let out = ok(autolake(
+        Path::new(&url),
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-e",
+            "SELECT schema, name, version FROM system.tables; \
+             SELECT count(*) AS n FROM crm.people VERSION AS OF 1;",
+        ],
     ));
     assert_eq!(out, "schema,name,version\ncrm,people,2\nn\n1\n");
     let schemas = ok(sql(lake.path(), "SHOW SCHEMAS"));
