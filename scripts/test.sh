@@ -28,9 +28,10 @@ if ! "$VENV/bin/python" -c "import moto, boto3, deltalake, pyarrow" >/dev/null 2
 fi
 export AUTOLAKE_TEST_PYTHON="$VENV/bin/python"
 
+# Doc tests first, so the suite's own summary is the last thing printed.
+cargo test --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
-cargo test --workspace --doc

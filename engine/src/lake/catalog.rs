@@ -36,11 +36,12 @@ pub struct LakeCatalog {
     scan_settings: ScanSettings,
 }
 
-/// The session settings Delta scans follow (Parquet filter pushdown, view
-/// types), kept current by [`LakeCatalog::refresh`]. delta-rs reads them
-/// from a session; without one it pushes filters into the Parquet decoder,
-/// which DataFusion does not do by default and which costs several times
-/// the scan time on unselective filters.
+/// How a session's lake tables are read: as a [`LakeScan`], or — for
+/// tables using features it does not implement — with delta-rs's provider.
+/// Both follow the session's Parquet settings (view types, filter
+/// pushdown), kept current by [`LakeCatalog::refresh`]; delta-rs reads them
+/// from a session and without one would push every filter into the Parquet
+/// decoder, which DataFusion does not do by default.
 #[derive(Debug, Clone)]
 pub struct ScanSettings {
     lake: Arc<Lake>,

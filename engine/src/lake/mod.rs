@@ -25,7 +25,7 @@ use deltalake::logstore::{
     LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories,
 };
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -337,7 +337,6 @@ impl Lake {
     }
 }
 
-use futures::StreamExt as _;
 
 /// Checks a schema or table name is usable as one path segment.
 pub fn validate_name(kind: &str, name: &str) -> Result<()> {

@@ -220,12 +220,10 @@ impl LakeScan {
         &self,
         state: &dyn Session,
         format: &ParquetFormat,
+        schema_key: &str,
         file: &DataFile,
     ) -> DFResult<Arc<Statistics>> {
-        let key = (
-            file.meta.location.clone(),
-            format!("{:?}", self.file_schema.fields()),
-        );
+        let key = (file.meta.location.clone(), schema_key.to_string());
         if let Some(stats) = self.stats.get(&key) {
             return Ok(stats);
         }
@@ -316,12 +314,16 @@ impl TableProvider for LakeScan {
         }
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let collect = state.config().collect_statistics();
+        let schema_key = format!("{:?}", self.file_schema.fields());
         let mut files = Vec::with_capacity(self.files.len());
         for file in &self.files {
             let mut part = PartitionedFile::from(file.meta.clone())
                 .with_partition_values(file.partition_values.clone());
             if collect {
-                part = part.with_statistics(self.file_statistics(state, &format, file).await?);
+                part = part.with_statistics(
+                    self.file_statistics(state, &format, &schema_key, file)
+                        .await?,
+                );
             }
             files.push(part);
         }
