@@ -337,7 +337,6 @@ impl Lake {
     }
 }
 
-
 /// Checks a schema or table name is usable as one path segment.
 pub fn validate_name(kind: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()

@@ -1,0 +1,160 @@
+//! Binning shared by PSI and Jensen–Shannon, as Evidently's
+//! `get_binned_data`: numeric values with more than 20 distinct reference
+//! values are cut into equal-width bins over both samples (Sturges' rule,
+//! as `numpy.histogram_bin_edges(…, bins="sturges")`, or a given count);
+//! anything else is compared category by category. Empty shares can be
+//! floored as Evidently does, so logarithms stay finite.
+
+use std::collections::HashSet;
+
+use super::samples::Values;
+
+/// Distinct reference values above which numbers are binned.
+const MAX_CATEGORIES: usize = 20;
+
+/// The two samples' shares per bin (or category).
+pub(crate) fn binned_shares(
+    values: &Values,
+    bins: Option<usize>,
+    feel_zeroes: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut reference, mut current) = match values {
+        Values::Numeric(s)
+            if bins.is_some()
+                || s.reference
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<HashSet<_>>()
+                    .len()
+                    > MAX_CATEGORIES =>
+        {
+            let combined: Vec<f64> = s.reference.iter().chain(&s.current).copied().collect();
+            let edges = bin_edges(&combined, bins);
+            (
+                shares(&histogram(&s.reference, &edges)),
+                shares(&histogram(&s.current, &edges)),
+            )
+        }
+        other => {
+            let (r, c) = other.category_counts();
+            (shares(&r), shares(&c))
+        }
+    };
+    if feel_zeroes {
+        floor_zeroes(&mut reference);
+        floor_zeroes(&mut current);
+    }
+    (reference, current)
+}
+
+fn shares(counts: &[f64]) -> Vec<f64> {
+    let total: f64 = counts.iter().sum();
+    counts.iter().map(|c| c / total).collect()
+}
+
+/// Evidently's floor for empty bins: a millionth of the smallest non-empty
+/// share when that is at most 0.0001, else 0.0001.
+fn floor_zeroes(shares: &mut [f64]) {
+    let smallest = shares
+        .iter()
+        .copied()
+        .filter(|s| *s != 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if !smallest.is_finite() {
+        return;
+    }
+    let floor = if smallest <= 0.0001 {
+        smallest / 1e6
+    } else {
+        0.0001
+    };
+    for s in shares.iter_mut().filter(|s| **s == 0.0) {
+        *s = floor;
+    }
+}
+
+/// `numpy.histogram_bin_edges(data, bins="sturges")`, or `bins` equal bins.
+pub(crate) fn bin_edges(data: &[f64], bins: Option<usize>) -> Vec<f64> {
+    let (mut lo, mut hi) = data
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let ptp = hi - lo;
+    if lo == hi {
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    let n = match bins {
+        Some(n) => n.max(1),
+        None => {
+            let width = ptp / ((data.len() as f64).log2() + 1.0);
+            if width > 0.0 {
+                ((hi - lo) / width).ceil() as usize
+            } else {
+                1
+            }
+        }
+    };
+    // numpy.linspace(lo, hi, n + 1)
+    let step = (hi - lo) / n as f64;
+    let mut edges: Vec<f64> = (0..=n).map(|i| lo + i as f64 * step).collect();
+    edges[n] = hi;
+    edges
+}
+
+/// `numpy.histogram(data, edges)` for equal-width edges: bins are
+/// half-open except the last, which includes its right edge.
+pub(crate) fn histogram(data: &[f64], edges: &[f64]) -> Vec<f64> {
+    let n = edges.len() - 1;
+    let (lo, hi) = (edges[0], edges[n]);
+    let norm = n as f64 / (hi - lo);
+    let mut counts = vec![0.0; n];
+    for &x in data {
+        if x < lo || x > hi {
+            continue;
+        }
+        let mut i = ((x - lo) * norm) as usize;
+        if i == n {
+            i -= 1;
+        }
+        // numpy's corrections for floating-point rounding at the edges.
+        if x < edges[i] {
+            i -= 1;
+        } else if i + 1 < n && x >= edges[i + 1] {
+            i += 1;
+        }
+        counts[i] += 1.0;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sturges_edges_match_numpy() {
+        // numpy.histogram_bin_edges(np.arange(100), bins="sturges")
+        let data: Vec<f64> = (0..100).map(f64::from).collect();
+        let edges = bin_edges(&data, None);
+        assert_eq!(edges.len(), 9);
+        assert!((edges[1] - 12.375).abs() < 1e-12);
+        assert_eq!(
+            histogram(&data, &edges),
+            vec![13.0, 12.0, 13.0, 12.0, 12.0, 13.0, 12.0, 13.0]
+        );
+        // A constant sample is one bin around the value.
+        assert_eq!(bin_edges(&[3.0, 3.0], None), vec![2.5, 3.5]);
+    }
+
+    #[test]
+    fn empty_bins_are_floored_as_evidently() {
+        let mut s = vec![0.5, 0.5, 0.0];
+        floor_zeroes(&mut s);
+        assert_eq!(s, vec![0.5, 0.5, 0.0001]);
+        let mut s = vec![0.00005, 0.99995, 0.0];
+        floor_zeroes(&mut s);
+        assert!((s[2] - 0.00005 / 1e6).abs() < 1e-20);
+    }
+}

@@ -1,0 +1,281 @@
+//! Drift tests as aggregate functions: `drift_psi`, `drift_js`,
+//! `drift_wasserstein`, `drift_chi2`.
+//!
+//! Each takes `(value, is_current)` — one input holding both samples, the
+//! second argument marking the current rows — so a test works per group
+//! with `GROUP BY` (one result per window or segment) and over any query.
+//! Definitions follow Evidently's defaults (see each function); nulls are
+//! skipped and counted, and an empty sample is an error naming the
+//! function.
+//!
+//! All share [`samples::SampleAccumulator`]; a function is its name, the
+//! inputs it accepts and the test it runs on a complete group.
+
+mod binning;
+mod chi2;
+mod js;
+mod psi;
+mod samples;
+mod wasserstein;
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::prelude::SessionContext;
+
+use samples::{Evaluate, SampleAccumulator, is_numeric, state_fields};
+
+/// Every drift function.
+pub fn functions() -> Vec<AggregateUDF> {
+    vec![
+        psi::drift_psi(),
+        js::drift_js(),
+        wasserstein::drift_wasserstein(),
+        chi2::drift_chi2(),
+    ]
+}
+
+/// Registers the drift functions with a session.
+pub fn register_all(ctx: &SessionContext) {
+    for f in functions() {
+        ctx.register_udaf(f);
+    }
+}
+
+/// What a drift function accepts as its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepts {
+    /// Numbers only.
+    Numeric,
+    /// Any type; numbers are tested numerically, others as categories.
+    Any,
+    /// Any type, always tested as categories.
+    Categories,
+}
+
+/// What a drift function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Returns {
+    /// The statistic.
+    Statistic,
+    /// `struct{statistic, p_value}`.
+    StatisticAndPValue,
+}
+
+/// A drift test as a DataFusion aggregate.
+struct DriftUdaf {
+    name: &'static str,
+    accepts: Accepts,
+    returns: Returns,
+    /// Whether an optional third argument (a bin count) is accepted.
+    takes_bins: bool,
+    evaluate: Evaluate,
+    signature: Signature,
+}
+
+impl fmt::Debug for DriftUdaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriftUdaf")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl PartialEq for DriftUdaf {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for DriftUdaf {}
+
+impl std::hash::Hash for DriftUdaf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl DriftUdaf {
+    /// The aggregate function for a drift test.
+    fn function(
+        name: &'static str,
+        accepts: Accepts,
+        returns: Returns,
+        takes_bins: bool,
+        evaluate: Evaluate,
+    ) -> AggregateUDF {
+        AggregateUDF::new_from_impl(Self {
+            name,
+            accepts,
+            returns,
+            takes_bins,
+            evaluate,
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+
+    fn numeric(&self, value_type: &DataType) -> bool {
+        self.accepts != Accepts::Categories && is_numeric(value_type)
+    }
+
+    fn usage(&self) -> String {
+        if self.takes_bins {
+            format!("{}(value, is_current [, bins])", self.name)
+        } else {
+            format!("{}(value, is_current)", self.name)
+        }
+    }
+}
+
+/// `struct{statistic, p_value}`.
+fn statistic_and_p_value() -> DataType {
+    DataType::Struct(Fields::from(vec![
+        Field::new("statistic", DataType::Float64, true),
+        Field::new("p_value", DataType::Float64, true),
+    ]))
+}
+
+/// Builds a `struct{statistic, p_value}` value.
+fn statistic_and_p_value_scalar(statistic: f64, p_value: f64) -> Result<ScalarValue> {
+    let fields = match statistic_and_p_value() {
+        DataType::Struct(f) => f,
+        _ => unreachable!("statistic_and_p_value is a struct"),
+    };
+    Ok(ScalarValue::Struct(Arc::new(
+        arrow::array::StructArray::try_new(
+            fields,
+            vec![
+                Arc::new(arrow::array::Float64Array::from(vec![statistic])),
+                Arc::new(arrow::array::Float64Array::from(vec![p_value])),
+            ],
+            None,
+        )?,
+    )))
+}
+
+impl AggregateUDFImpl for DriftUdaf {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let max = if self.takes_bins { 3 } else { 2 };
+        if arg_types.len() < 2 || arg_types.len() > max {
+            return plan_err!(
+                "{} takes {} arguments, got {}: {}",
+                self.name,
+                if self.takes_bins { "2 or 3" } else { "2" },
+                arg_types.len(),
+                self.usage()
+            );
+        }
+        let value = &arg_types[0];
+        if self.accepts == Accepts::Numeric && !is_numeric(value) && !value.is_null() {
+            return plan_err!(
+                "{} needs a numeric value, got {value}: {}",
+                self.name,
+                self.usage()
+            );
+        }
+        if !matches!(arg_types[1], DataType::Boolean | DataType::Null) {
+            return plan_err!(
+                "the second argument of {} marks the current rows and must be BOOLEAN, got {}",
+                self.name,
+                arg_types[1]
+            );
+        }
+        let mut types = vec![value.clone(), DataType::Boolean];
+        if let Some(bins) = arg_types.get(2) {
+            if !bins.is_integer() {
+                return plan_err!(
+                    "the bins argument of {} must be an integer, got {bins}",
+                    self.name
+                );
+            }
+            types.push(DataType::Int64);
+        }
+        Ok(types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.returns {
+            Returns::Statistic => DataType::Float64,
+            Returns::StatisticAndPValue => statistic_and_p_value(),
+        })
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let value_type = args.expr_fields[0].data_type();
+        let bins = match args.exprs.get(2) {
+            None => None,
+            Some(expr) => match expr.downcast_ref::<Literal>().map(Literal::value) {
+                Some(ScalarValue::Int64(Some(n))) if *n > 0 => Some(*n as usize),
+                _ => {
+                    return plan_err!(
+                        "the bins argument of {} must be a positive integer constant",
+                        self.name
+                    );
+                }
+            },
+        };
+        Ok(Box::new(SampleAccumulator::new(
+            self.numeric(value_type),
+            bins,
+            self.evaluate,
+        )))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(
+            args.name,
+            self.numeric(args.input_fields[0].data_type()),
+        ))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::samples::{Samples, Values};
+
+    pub(crate) fn numeric(reference: &[f64], current: &[f64]) -> Values {
+        Values::Numeric(Samples {
+            reference: reference.to_vec(),
+            current: current.to_vec(),
+            ..Samples::default()
+        })
+    }
+
+    pub(crate) fn categorical(reference: &[&str], current: &[&str]) -> Values {
+        Values::Categorical(Samples {
+            reference: reference.iter().map(|s| s.to_string()).collect(),
+            current: current.iter().map(|s| s.to_string()).collect(),
+            ..Samples::default()
+        })
+    }
+
+    /// A deterministic pseudo-random sample (a linear congruential
+    /// generator), the same one the reference values were computed on.
+    pub(crate) fn lcg(seed: u64, n: usize, scale: f64, shift: f64) -> Vec<f64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = (x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407))
+                    % (1 << 53);
+                shift + scale * (x as f64 / (1u64 << 53) as f64)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,291 @@
+//! The accumulator every drift function shares: it gathers the reference
+//! and current samples of one group (nulls skipped and counted) and hands
+//! them to the function's test when the group is complete.
+//!
+//! Partial states are the two samples as lists plus the null counts, so
+//! groups can be computed on several partitions and merged. Numeric inputs
+//! are kept as `f64`; everything else (strings, booleans, …) as the text of
+//! each value, which is what a categorical test compares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, StringArray, UInt64Array,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::Accumulator;
+
+/// One group's two samples.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Samples<T> {
+    pub(crate) reference: Vec<T>,
+    pub(crate) current: Vec<T>,
+    pub(crate) reference_nulls: u64,
+    pub(crate) current_nulls: u64,
+}
+
+impl<T> Samples<T> {
+    /// Refuses to test with an empty sample.
+    pub(crate) fn check(&self, function: &str) -> Result<()> {
+        if self.reference.is_empty() {
+            return exec_err!(
+                "{function}: the reference sample has no non-null values ({} nulls)",
+                self.reference_nulls
+            );
+        }
+        if self.current.is_empty() {
+            return exec_err!(
+                "{function}: the current sample has no non-null values ({} nulls)",
+                self.current_nulls
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The values of a group, numeric or categorical.
+#[derive(Debug, Clone)]
+pub(crate) enum Values {
+    Numeric(Samples<f64>),
+    Categorical(Samples<String>),
+}
+
+impl Values {
+    /// Share of each category in each sample, over the union of categories.
+    pub(crate) fn category_counts(&self) -> (Vec<f64>, Vec<f64>) {
+        fn counts<K: std::hash::Hash + Eq + Clone>(
+            reference: &[K],
+            current: &[K],
+        ) -> (Vec<f64>, Vec<f64>) {
+            let mut index: HashMap<K, usize> = HashMap::new();
+            let mut r = Vec::new();
+            let mut c = Vec::new();
+            for (sample, is_current) in [(reference, false), (current, true)] {
+                for key in sample {
+                    let next = index.len();
+                    let i = *index.entry(key.clone()).or_insert(next);
+                    if i == r.len() {
+                        r.push(0.0);
+                        c.push(0.0);
+                    }
+                    if is_current {
+                        c[i] += 1.0;
+                    } else {
+                        r[i] += 1.0;
+                    }
+                }
+            }
+            (r, c)
+        }
+        match self {
+            Values::Numeric(s) => {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                counts(&bits(&s.reference), &bits(&s.current))
+            }
+            Values::Categorical(s) => counts(&s.reference, &s.current),
+        }
+    }
+
+    /// Checks both samples have values.
+    pub(crate) fn check(&self, function: &str) -> Result<()> {
+        match self {
+            Values::Numeric(s) => s.check(function),
+            Values::Categorical(s) => s.check(function),
+        }
+    }
+}
+
+/// Whether values of this type are tested as numbers.
+pub(crate) fn is_numeric(data_type: &DataType) -> bool {
+    data_type.is_numeric()
+}
+
+/// The partial-state fields of a drift function over `value_type`.
+pub(crate) fn state_fields(name: &str, numeric: bool) -> Vec<FieldRef> {
+    let item = if numeric {
+        DataType::Float64
+    } else {
+        DataType::Utf8
+    };
+    let list = DataType::List(Arc::new(Field::new_list_field(item, true)));
+    vec![
+        Arc::new(Field::new(format!("{name}[reference]"), list.clone(), true)),
+        Arc::new(Field::new(format!("{name}[current]"), list, true)),
+        Arc::new(Field::new(
+            format!("{name}[reference_nulls]"),
+            DataType::UInt64,
+            true,
+        )),
+        Arc::new(Field::new(
+            format!("{name}[current_nulls]"),
+            DataType::UInt64,
+            true,
+        )),
+    ]
+}
+
+/// The test run on a complete group.
+pub(crate) type Evaluate = fn(&Values, Option<usize>) -> Result<ScalarValue>;
+
+/// Gathers samples and runs `evaluate` on them.
+#[derive(Debug)]
+pub(crate) struct SampleAccumulator {
+    values: Values,
+    bins: Option<usize>,
+    evaluate: Evaluate,
+}
+
+impl SampleAccumulator {
+    pub(crate) fn new(numeric: bool, bins: Option<usize>, evaluate: Evaluate) -> Self {
+        let values = if numeric {
+            Values::Numeric(Samples::default())
+        } else {
+            Values::Categorical(Samples::default())
+        };
+        Self {
+            values,
+            bins,
+            evaluate,
+        }
+    }
+
+    fn push(&mut self, values: &ArrayRef, flags: &BooleanArray) -> Result<()> {
+        match &mut self.values {
+            Values::Numeric(s) => {
+                let values = cast(values, &DataType::Float64)?;
+                let values = values.as_primitive::<arrow::datatypes::Float64Type>();
+                for i in 0..values.len() {
+                    if flags.is_null(i) {
+                        continue;
+                    }
+                    let current = flags.value(i);
+                    if values.is_null(i) || values.value(i).is_nan() {
+                        *if current {
+                            &mut s.current_nulls
+                        } else {
+                            &mut s.reference_nulls
+                        } += 1;
+                    } else if current {
+                        s.current.push(values.value(i));
+                    } else {
+                        s.reference.push(values.value(i));
+                    }
+                }
+            }
+            Values::Categorical(s) => {
+                let values = cast(values, &DataType::Utf8)?;
+                let values = values.as_string::<i32>();
+                for i in 0..values.len() {
+                    if flags.is_null(i) {
+                        continue;
+                    }
+                    let current = flags.value(i);
+                    if values.is_null(i) {
+                        *if current {
+                            &mut s.current_nulls
+                        } else {
+                            &mut s.reference_nulls
+                        } += 1;
+                    } else if current {
+                        s.current.push(values.value(i).to_string());
+                    } else {
+                        s.reference.push(values.value(i).to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Accumulator for SampleAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [x, flag, ..] = values else {
+            return exec_err!("drift functions take (value, is_current)");
+        };
+        let flags = cast(flag, &DataType::Boolean)?;
+        self.push(x, flags.as_boolean())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        (self.evaluate)(&self.values, self.bins)
+    }
+
+    fn size(&self) -> usize {
+        let data = match &self.values {
+            Values::Numeric(s) => (s.reference.capacity() + s.current.capacity()) * 8,
+            Values::Categorical(s) => s
+                .reference
+                .iter()
+                .chain(&s.current)
+                .map(|v| v.capacity() + 24)
+                .sum(),
+        };
+        std::mem::size_of_val(self) + data
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let (reference, current, rn, cn): (ArrayRef, ArrayRef, u64, u64) = match &self.values {
+            Values::Numeric(s) => (
+                Arc::new(Float64Array::from(s.reference.clone())),
+                Arc::new(Float64Array::from(s.current.clone())),
+                s.reference_nulls,
+                s.current_nulls,
+            ),
+            Values::Categorical(s) => (
+                Arc::new(StringArray::from_iter_values(&s.reference)),
+                Arc::new(StringArray::from_iter_values(&s.current)),
+                s.reference_nulls,
+                s.current_nulls,
+            ),
+        };
+        Ok(vec![
+            ScalarValue::List(Arc::new(ListArray::new(
+                Arc::new(Field::new_list_field(reference.data_type().clone(), true)),
+                arrow::buffer::OffsetBuffer::from_lengths([reference.len()]),
+                reference,
+                None,
+            ))),
+            ScalarValue::List(Arc::new(ListArray::new(
+                Arc::new(Field::new_list_field(current.data_type().clone(), true)),
+                arrow::buffer::OffsetBuffer::from_lengths([current.len()]),
+                current,
+                None,
+            ))),
+            ScalarValue::UInt64(Some(rn)),
+            ScalarValue::UInt64(Some(cn)),
+        ])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [reference, current, rn, cn] = states else {
+            return exec_err!("drift functions: unexpected partial state");
+        };
+        let reference = reference.as_list::<i32>();
+        let current = current.as_list::<i32>();
+        let rn = cast(rn, &DataType::UInt64)?;
+        let cn = cast(cn, &DataType::UInt64)?;
+        let rn: &UInt64Array = rn.as_primitive();
+        let cn: &UInt64Array = cn.as_primitive();
+        for row in 0..reference.len() {
+            for (list, is_current) in [(reference, false), (current, true)] {
+                if list.is_null(row) {
+                    continue;
+                }
+                let values = list.value(row);
+                let flags = BooleanArray::from(vec![is_current; values.len()]);
+                self.push(&values, &flags)?;
+            }
+            let (r, c) = match &mut self.values {
+                Values::Numeric(s) => (&mut s.reference_nulls, &mut s.current_nulls),
+                Values::Categorical(s) => (&mut s.reference_nulls, &mut s.current_nulls),
+            };
+            *r += rn.value(row);
+            *c += cn.value(row);
+        }
+        Ok(())
+    }
+}
