@@ -105,7 +105,9 @@ pub fn main() -> ExitCode {
 fn init_logging(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // delta-rs reports routine conversions (nanosecond timestamps stored
+        // as microseconds, as Delta requires) as warnings; -v shows them.
+        (false, 0) => "warn,deltalake_core=error,buoyant_kernel=error",
         (false, 1) => "info,autolake_engine=info",
         (false, _) => "debug",
     };

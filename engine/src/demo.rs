@@ -4,8 +4,8 @@
 //! compiled into the binary, so the demo works offline on a fresh machine.
 //! It goes through the same session funnel as every interface: the files
 //! are read as external tables, loaded into the lake schema `demo`, queried,
-//! corrected with an UPDATE, and read back as they were before the
-//! correction with time travel. It starts by dropping `demo`, so running it
+//! corrected with an UPDATE, read back as they were before the correction
+//! with time travel, and checked for drift between months. It starts by dropping `demo`, so running it
 //! again gives the same result.
 
 use std::io::Write;
@@ -114,7 +114,23 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     )
     .await?;
 
-    section(out, "6. Who changed what: DESCRIBE HISTORY demo.orders")?;
+    section(
+        out,
+        "6. Drift: November orders against September and October",
+    )?;
+    show(
+        session,
+        out,
+        "SELECT round(drift_psi(quantity, ordered_at >= TIMESTAMP '2026-11-01'), 4) AS psi_quantity,
+                round(drift_wasserstein(quantity * unit_price, ordered_at >= TIMESTAMP '2026-11-01'), 4)
+                  AS wasserstein_order_value,
+                round(drift_chi2(product, ordered_at >= TIMESTAMP '2026-11-01')['p_value'], 4)
+                  AS chi2_p_product_mix
+         FROM demo.orders",
+    )
+    .await?;
+
+    section(out, "7. Who changed what: DESCRIBE HISTORY demo.orders")?;
     show(session, out, "DESCRIBE HISTORY demo.orders")
         .await
         .map(|_| ())?;
