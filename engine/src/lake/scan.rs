@@ -101,9 +101,16 @@ impl LakeScan {
             .reader_features()
             .map(|f| f.iter().map(|f| f.to_string()).collect::<Vec<_>>())
             .unwrap_or_default();
-        Ok(!features
-            .iter()
-            .any(|f| f == "deletionVectors" || f == "columnMapping"))
+        // Reader version 2 signals column mapping by table property alone.
+        let column_mapping = snapshot
+            .metadata()
+            .configuration()
+            .get("delta.columnMapping.mode")
+            .is_some_and(|mode| mode != "none");
+        Ok(!column_mapping
+            && !features
+                .iter()
+                .any(|f| f == "deletionVectors" || f == "columnMapping"))
     }
 
     /// The scan of `table` as loaded; files are read through the store

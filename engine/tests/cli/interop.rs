@@ -53,3 +53,18 @@ fn autolake_reads_and_appends_to_tables_written_by_python_deltalake() {
     ));
     assert_eq!(out, "1 [1, 2, 3]\n");
 }
+
+#[test]
+fn tables_with_column_mapping_are_read_by_their_logical_names() {
+    let lake = tempfile::tempdir().unwrap();
+    let table = lake.path().join("tables/public/mapped");
+    run_python(&format!(
+        "import deltalake, pyarrow as pa\n\
+         t = pa.table({{'id': pa.array([1, 2], pa.int64()), 'name': ['a', 'b']}})\n\
+         deltalake.write_deltalake('{0}', t, configuration={{'delta.columnMapping.mode': 'name', \
+         'delta.minReaderVersion': '2', 'delta.minWriterVersion': '5'}})",
+        table.display()
+    ));
+    let out = ok(sql(lake.path(), "SELECT id, name FROM mapped ORDER BY id"));
+    assert_eq!(out, "id,name\n1,a\n2,b\n");
+}

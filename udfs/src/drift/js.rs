@@ -51,13 +51,12 @@ pub(super) fn jensen_shannon(values: &Values, bins: Option<usize>) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{categorical, lcg, numeric};
+    use super::super::test_util::{categorical, numeric, shifted_samples};
     use super::*;
 
     #[test]
     fn matches_scipy() {
-        let r = lcg(1, 500, 10.0, 0.0);
-        let c = lcg(2, 400, 10.0, 1.5);
+        let (r, c) = shifted_samples();
         assert!((jensen_shannon(&numeric(&r, &c), None) - 0.2970194104481042).abs() < 1e-12);
         let v = categorical(&["a", "a", "b", "c"], &["a", "b", "b", "d"]);
         assert!((jensen_shannon(&v, None) - 0.464501404022459).abs() < 1e-12);

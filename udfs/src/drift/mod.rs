@@ -264,6 +264,12 @@ pub(crate) mod test_util {
         })
     }
 
+    /// The numeric samples the reference values were computed on: 500
+    /// reference values in [0, 10), 400 current ones in [1.5, 11.5).
+    pub(crate) fn shifted_samples() -> (Vec<f64>, Vec<f64>) {
+        (lcg(1, 500, 10.0, 0.0), lcg(2, 400, 10.0, 1.5))
+    }
+
     /// A deterministic pseudo-random sample (a linear congruential
     /// generator), the same one the reference values were computed on.
     pub(crate) fn lcg(seed: u64, n: usize, scale: f64, shift: f64) -> Vec<f64> {

@@ -39,15 +39,14 @@ pub(super) fn psi(values: &Values, bins: Option<usize>) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{categorical, lcg, numeric};
+    use super::super::test_util::{categorical, numeric, shifted_samples};
     use super::*;
 
     #[test]
     fn matches_evidently() {
         // Reference values: Evidently's get_binned_data and _psi, run with
         // numpy on the same samples.
-        let r = lcg(1, 500, 10.0, 0.0);
-        let c = lcg(2, 400, 10.0, 1.5);
+        let (r, c) = shifted_samples();
         assert!((psi(&numeric(&r, &c), None) - 1.7186223120948534).abs() < 1e-12);
         let v = categorical(&["a", "a", "b", "c"], &["a", "b", "b", "d"]);
         assert!((psi(&v, None) - 4.257031786505947).abs() < 1e-12);

@@ -66,13 +66,12 @@ pub(super) fn normalised_wasserstein(reference: &[f64], current: &[f64]) -> f64 
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::lcg;
+    use super::super::test_util::shifted_samples;
     use super::*;
 
     #[test]
     fn matches_scipy() {
-        let r = lcg(1, 500, 10.0, 0.0);
-        let c = lcg(2, 400, 10.0, 1.5);
+        let (r, c) = shifted_samples();
         assert!((normalised_wasserstein(&r, &c) - 0.5821787862717653).abs() < 1e-12);
         assert!((wasserstein(&[0.0, 1.0, 3.0], &[5.0, 6.0, 8.0]) - 5.0).abs() < 1e-12);
         // A constant reference normalises by the 0.001 floor.
