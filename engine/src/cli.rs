@@ -172,8 +172,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo => {
             let mut out = std::io::stdout().lock();
-            crate::demo::run(&engine, &mut out).await?;
-            Ok(ExitCode::SUCCESS)
+            match crate::demo::run(&engine, &mut out).await {
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => other.map(|()| ExitCode::SUCCESS),
+            }
         }
     }
 }
@@ -194,9 +198,16 @@ pub async fn run_script(
         }
     };
     for statement in &statements {
-        if let Err(e) = run_one(session, statement, format, out).await {
-            eprintln!("error: {}", describe_failure(statement, &e));
-            return ExitCode::from(1);
+        match run_one(session, statement, format, out).await {
+            Ok(()) => {}
+            // The reader went away (`| head`): stop quietly, like other CLIs.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("error: {}", describe_failure(statement, &e));
+                return ExitCode::from(1);
+            }
         }
     }
     ExitCode::SUCCESS
