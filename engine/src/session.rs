@@ -196,6 +196,9 @@ impl Session {
             .with_default_catalog_and_schema(LAKE_CATALOG, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
+            // TIMESTAMPTZ means a UTC-adjusted instant (a Delta `timestamp`),
+            // as in Databricks; unset, DataFusion would drop the zone.
+            .set_str("datafusion.execution.time_zone", "UTC")
             // As delta-rs does: hash-join IN-list pushdown can panic when join
             // keys are dictionary arrays, which Delta partition columns are.
             .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", 0)
