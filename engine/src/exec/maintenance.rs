@@ -241,7 +241,7 @@ pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementRes
     // delta-rs reports every expired path, including ones an earlier
     // VACUUM already deleted; report what is (or would be) really deleted,
     // relative to the table root.
-    let root = lake.path(&format!("tables/{}/{}", name.schema, name.table));
+    let root = lake.table_path(&name);
     let present: std::collections::HashSet<String> = lake
         .store()
         .list(Some(&root))
@@ -253,11 +253,11 @@ pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementRes
         .files_deleted
         .iter()
         .map(|p| {
-            let p = p.strip_prefix(lake.root_url().path()).unwrap_or(p);
-            let p = p
-                .strip_prefix(&format!("tables/{}/{}/", name.schema, name.table))
-                .unwrap_or(p);
-            p.trim_start_matches('/').to_string()
+            // Relative to the table, or absolute within the store.
+            let p = p.trim_start_matches('/');
+            p.strip_prefix(root.as_ref())
+                .map_or(p, |rest| rest.trim_start_matches('/'))
+                .to_string()
         })
         .filter(|p| present.contains(p))
         .collect();

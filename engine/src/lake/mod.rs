@@ -279,10 +279,7 @@ impl Lake {
     pub async fn load_table(&self, name: &TableName) -> Result<Option<DeltaTable>> {
         // A table exists once its first commit does; asking the kernel to
         // load a missing table is an error (and noise in its log).
-        let log = self
-            .schema_path(&name.schema)
-            .join(name.table.as_str())
-            .join("_delta_log");
+        let log = self.table_path(name).join("_delta_log");
         if self
             .store
             .list(Some(&log))
@@ -311,8 +308,7 @@ impl Lake {
 
     /// Deletes everything under a table's location.
     pub async fn drop_table(&self, name: &TableName) -> Result<()> {
-        self.delete_prefix(&self.schema_path(&name.schema).join(name.table.as_str()))
-            .await
+        self.delete_prefix(&self.table_path(name)).await
     }
 
     async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
