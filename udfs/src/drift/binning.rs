@@ -20,13 +20,7 @@ pub(crate) fn binned_shares(
 ) -> (Vec<f64>, Vec<f64>) {
     let (mut reference, mut current) = match values {
         Values::Numeric(s)
-            if bins.is_some()
-                || s.reference
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<HashSet<_>>()
-                    .len()
-                    > MAX_CATEGORIES =>
+            if bins.is_some() || more_distinct_than(&s.reference, MAX_CATEGORIES) =>
         {
             let combined: Vec<f64> = s.reference.iter().chain(&s.current).copied().collect();
             let edges = bin_edges(&combined, bins);
@@ -45,6 +39,15 @@ pub(crate) fn binned_shares(
         floor_zeroes(&mut current);
     }
     (reference, current)
+}
+
+/// Whether `values` holds more than `n` distinct values; stops counting
+/// as soon as it does.
+fn more_distinct_than(values: &[f64], n: usize) -> bool {
+    let mut seen = HashSet::with_capacity(n + 1);
+    values
+        .iter()
+        .any(|v| seen.insert(if *v == 0.0 { 0 } else { v.to_bits() }) && seen.len() > n)
 }
 
 fn shares(counts: &[f64]) -> Vec<f64> {

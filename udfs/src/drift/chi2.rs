@@ -118,7 +118,7 @@ fn gamma_q_continued_fraction(a: f64, x: f64) -> f64 {
 }
 
 /// `ln Γ(x)` by the Lanczos approximation (g = 7, n = 9).
-fn ln_gamma(x: f64) -> f64 {
+pub(super) fn ln_gamma(x: f64) -> f64 {
     const G: f64 = 7.0;
     const C: [f64; 9] = [
         0.999_999_999_999_809_9,

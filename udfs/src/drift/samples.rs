@@ -98,9 +98,49 @@ impl Values {
     }
 }
 
+/// A compensated (Neumaier) running sum: as accurate as numpy's
+/// pairwise sums or better, whatever the order of the terms.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Sum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl Sum {
+    pub(crate) fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.compensation += (self.sum - t) + x;
+        } else {
+            self.compensation += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    pub(crate) fn value(&self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
 /// Whether values of this type are tested as numbers.
 pub(crate) fn is_numeric(data_type: &DataType) -> bool {
     data_type.is_numeric()
+}
+
+/// Whether values of this type can be compared as categories: text,
+/// booleans, integers-as-labels, dates. (Floating-point, nested and binary
+/// values cannot.)
+pub(crate) fn is_categorical(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Boolean
+            | DataType::Date32
+            | DataType::Date64
+    ) || data_type.is_integer()
+        || matches!(data_type, DataType::Dictionary(_, v) if is_categorical(v))
 }
 
 /// The partial-state fields of a drift function over `value_type`.

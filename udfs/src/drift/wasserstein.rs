@@ -8,7 +8,8 @@
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::AggregateUDF;
 
-use super::samples::Values;
+use super::samples::{Sum, Values};
+use super::sort::{merge_steps, sort};
 use super::{Accepts, DriftUdaf, Returns};
 
 /// The `drift_wasserstein` aggregate.
@@ -33,34 +34,33 @@ fn evaluate(values: &Values, _bins: Option<usize>) -> Result<ScalarValue> {
     ))))
 }
 
-/// `∫ |U(x) − V(x)| dx` over the two empirical distribution functions.
+/// `∫ |U(x) − V(x)| dx` over the two empirical distribution functions,
+/// as `scipy.stats.wasserstein_distance`, with compensated sums.
 pub(super) fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
     let mut u = u.to_vec();
     let mut v = v.to_vec();
-    u.sort_by(f64::total_cmp);
-    v.sort_by(f64::total_cmp);
-    let mut all: Vec<f64> = u.iter().chain(&v).copied().collect();
-    all.sort_by(f64::total_cmp);
+    sort(&mut u);
+    sort(&mut v);
     let (nu, nv) = (u.len() as f64, v.len() as f64);
-    let (mut iu, mut iv) = (0usize, 0usize);
-    let mut total = 0.0;
-    for w in all.windows(2) {
-        // Share of each sample at or below w[0] (searchsorted, side=right).
-        while iu < u.len() && u[iu] <= w[0] {
-            iu += 1;
+    let mut total = Sum::default();
+    merge_steps(&u, &v, |x, next, i, j| {
+        if let Some(next) = next {
+            total.add((i as f64 / nu - j as f64 / nv).abs() * (next - x));
         }
-        while iv < v.len() && v[iv] <= w[0] {
-            iv += 1;
-        }
-        total += (iu as f64 / nu - iv as f64 / nv).abs() * (w[1] - w[0]);
-    }
-    total
+    });
+    total.value()
 }
 
 pub(super) fn normalised_wasserstein(reference: &[f64], current: &[f64]) -> f64 {
     let n = reference.len() as f64;
-    let mean = reference.iter().sum::<f64>() / n;
-    let std = (reference.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let mut sum = Sum::default();
+    reference.iter().for_each(|x| sum.add(*x));
+    let mean = sum.value() / n;
+    let mut squares = Sum::default();
+    reference
+        .iter()
+        .for_each(|x| squares.add((x - mean).powi(2)));
+    let std = (squares.value() / n).sqrt();
     wasserstein(reference, current) / std.max(0.001)
 }
 
