@@ -58,7 +58,8 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     )?;
     session
         .execute(
-            "DROP SCHEMA IF EXISTS demo CASCADE;
+            "DROP MONITOR IF EXISTS demo_orders_drift;
+             DROP SCHEMA IF EXISTS demo CASCADE;
              CREATE SCHEMA demo;
              CREATE TABLE demo.customers AS
                SELECT CAST(customer_id AS BIGINT) AS customer_id, name, region, segment,
@@ -127,6 +128,38 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
                 round(drift_chi2(product, ordered_at >= TIMESTAMP '2026-11-01')['p_value'], 4)
                   AS chi2_p_product_mix
          FROM demo.orders",
+    )
+    .await?;
+    writeln!(
+        out,
+        "The same as one statement, each column's test chosen as Evidently would:\n"
+    )?;
+    show(
+        session,
+        out,
+        "CHECK DRIFT ON demo.orders COLUMNS (quantity, unit_price, product)
+           REFERENCE (SELECT * FROM demo.orders WHERE ordered_at < TIMESTAMP '2026-11-01')
+           CURRENT (SELECT * FROM demo.orders WHERE ordered_at >= TIMESTAMP '2026-11-01')",
+    )
+    .await?;
+    writeln!(
+        out,
+        "Prices against the table as first loaded (version 0), saved as a monitor;\nevery run lands in system.drift_metrics:\n"
+    )?;
+    session
+        .execute(
+            "CREATE MONITOR demo_orders_drift ON demo.orders COLUMNS (unit_price, quantity)
+               REFERENCE (VERSION AS OF 0) SCHEDULE '@daily';
+             RUN MONITOR demo_orders_drift",
+        )
+        .await?;
+    show(
+        session,
+        out,
+        "SELECT monitor, table_version, \"column\", test, round(statistic, 4) AS statistic,
+                drift_detected
+         FROM system.drift_metrics WHERE monitor = 'demo_orders_drift'
+         ORDER BY run_at DESC, \"column\" LIMIT 2",
     )
     .await?;
 

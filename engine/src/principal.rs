@@ -90,6 +90,8 @@ pub enum Object {
     Table(TableName),
     /// A lake schema.
     Schema(String),
+    /// A drift monitor.
+    Monitor(String),
     /// Something outside the lake, by its name as written (external tables,
     /// views, other catalogs).
     Other(String),

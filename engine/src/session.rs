@@ -78,13 +78,14 @@ impl Engine {
     /// cannot be reached.
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
         let lake = Lake::open(&config.lake, &config.storage_options).await?;
-        let system = Arc::new(SystemSchema::new(Arc::clone(&lake)));
+        let stats: Arc<StatsCache> = Arc::default();
+        let system = Arc::new(SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats)));
         Ok(Arc::new(Self {
             lake,
             config,
             authorizer: Arc::new(AllowAll),
             system,
-            stats: Arc::default(),
+            stats,
         }))
     }
 

@@ -16,7 +16,8 @@ use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use crate::dialect::AutoLakeDialect;
 use crate::statement::{
-    DescribeHistory, Optimize, ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
+    CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference, Optimize,
+    ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
 };
 use crate::{ParseError, Result};
 
@@ -84,6 +85,36 @@ fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
         (Some("VACUUM"), _) => {
             p.next_token();
             parse_vacuum(p)
+        }
+        (Some("CHECK"), Some("DRIFT")) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::CheckDrift(parse_drift_check(p)?))
+        }
+        (Some("CREATE"), Some("MONITOR")) => {
+            p.next_token();
+            p.next_token();
+            parse_create_monitor(p)
+        }
+        (Some("RUN"), Some("MONITOR")) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::RunMonitor(parse_object_name(
+                p,
+                "a monitor name",
+            )?))
+        }
+        (Some("DROP"), Some("MONITOR")) => {
+            p.next_token();
+            p.next_token();
+            let if_exists = eat_words(p, &["IF", "EXISTS"]);
+            let name = parse_object_name(p, "a monitor name")?;
+            Ok(Statement::DropMonitor { name, if_exists })
+        }
+        (Some("SHOW"), Some("MONITORS")) if ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::ShowMonitors)
         }
         _ => Ok(Statement::Sql(Box::new(df.parse_statement().map_err(
             |e| ParseError::from_message("", &e.to_string(), None),
@@ -167,9 +198,130 @@ fn parse_vacuum(p: &mut Parser<'_>) -> Result<Statement> {
     }))
 }
 
+/// `ON t [COLUMNS (a, …)] REFERENCE (…) [CURRENT (…)] [USING test]
+/// [THRESHOLD x]`, after `CHECK DRIFT`; clauses after the table in any
+/// order.
+fn parse_drift_check(p: &mut Parser<'_>) -> Result<DriftCheck> {
+    expect_word(p, "ON")?;
+    let table = parse_table_name(p)?;
+    let mut check = DriftCheck {
+        table,
+        columns: Vec::new(),
+        reference: DriftReference::At(TimeTravel::Version(0)),
+        current: None,
+        test: None,
+        threshold: None,
+    };
+    let mut reference = false;
+    loop {
+        let clause = word(p, 0);
+        match clause.as_deref() {
+            Some("COLUMNS") if check.columns.is_empty() => {
+                p.next_token();
+                expect_token(p, &Token::LParen, "'(' before the column list")?;
+                loop {
+                    check
+                        .columns
+                        .push(p.parse_identifier().map_err(|e| sql_error(p, e))?);
+                    if !p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+                expect_token(p, &Token::RParen, "')' after the column list")?;
+            }
+            Some("REFERENCE") if !reference => {
+                p.next_token();
+                expect_token(p, &Token::LParen, "'(' after REFERENCE")?;
+                check.reference = if eat_words(p, &["VERSION", "AS", "OF"]) {
+                    DriftReference::At(TimeTravel::Version(
+                        parse_unsigned(p, "a version number")? as i64
+                    ))
+                } else if eat_words(p, &["TIMESTAMP", "AS", "OF"]) {
+                    DriftReference::At(TimeTravel::Timestamp(parse_string(
+                        p,
+                        "a timestamp string",
+                    )?))
+                } else if matches!(word(p, 0).as_deref(), Some("SELECT" | "WITH" | "VALUES")) {
+                    DriftReference::Query(p.parse_query().map_err(|e| sql_error(p, e))?)
+                } else {
+                    return Err(expected(
+                        p,
+                        "VERSION AS OF n, TIMESTAMP AS OF 'timestamp' or a SELECT query",
+                    ));
+                };
+                expect_token(p, &Token::RParen, "')' after the reference")?;
+                reference = true;
+            }
+            Some("CURRENT") if check.current.is_none() => {
+                p.next_token();
+                expect_token(p, &Token::LParen, "'(' after CURRENT")?;
+                if !matches!(word(p, 0).as_deref(), Some("SELECT" | "WITH" | "VALUES")) {
+                    return Err(expected(p, "a SELECT query for the current sample"));
+                }
+                check.current = Some(p.parse_query().map_err(|e| sql_error(p, e))?);
+                expect_token(p, &Token::RParen, "')' after the current query")?;
+            }
+            Some("USING") if check.test.is_none() => {
+                p.next_token();
+                let test = word(p, 0).map(|w| w.to_lowercase());
+                match test {
+                    Some(t) if DRIFT_TESTS.contains(&t.as_str()) => {
+                        p.next_token();
+                        check.test = Some(t);
+                    }
+                    _ => {
+                        return Err(expected(
+                            p,
+                            &format!("a drift test ({})", DRIFT_TESTS.join(", ")),
+                        ));
+                    }
+                }
+            }
+            Some("THRESHOLD") if check.threshold.is_none() => {
+                p.next_token();
+                check.threshold = Some(parse_number(p, "a non-negative threshold")?);
+            }
+            _ => break,
+        }
+    }
+    if !reference {
+        return Err(expected(p, "REFERENCE (…)"));
+    }
+    Ok(check)
+}
+
+/// `[IF NOT EXISTS] name ON t … SCHEDULE '…'`, after `CREATE MONITOR`.
+fn parse_create_monitor(p: &mut Parser<'_>) -> Result<Statement> {
+    let if_not_exists = eat_words(p, &["IF", "NOT", "EXISTS"]);
+    let name = parse_object_name(p, "a monitor name")?;
+    let check = parse_drift_check(p)?;
+    if !eat_word(p, "SCHEDULE") {
+        return Err(expected(p, "SCHEDULE 'cron or interval'"));
+    }
+    let schedule = parse_string(p, "a schedule string")?;
+    Ok(Statement::CreateMonitor(CreateMonitor {
+        name,
+        if_not_exists,
+        check,
+        schedule,
+    }))
+}
+
+fn expect_token(p: &mut Parser<'_>, token: &Token, what: &str) -> Result<()> {
+    if p.consume_token(token) {
+        Ok(())
+    } else {
+        Err(expected(p, what))
+    }
+}
+
 fn parse_table_name(p: &mut Parser<'_>) -> Result<ObjectName> {
-    if matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
-        return Err(expected(p, "a table name"));
+    parse_object_name(p, "a table name")
+}
+
+fn parse_object_name(p: &mut Parser<'_>, what: &str) -> Result<ObjectName> {
+    if !matches!(p.peek_token().token, Token::Word(_)) {
+        return Err(expected(p, what));
     }
     p.parse_object_name(false).map_err(|e| sql_error(p, e))
 }
@@ -450,5 +602,71 @@ mod tests {
         let e = parse("SELECT 1 2").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.column > 0, "{e}");
+    }
+
+    #[test]
+    fn drift_checks_and_monitors() {
+        let Statement::CheckDrift(c) = one(
+            "CHECK DRIFT ON s.t COLUMNS (a, \"B\") REFERENCE (VERSION AS OF 3) \
+             USING ks THRESHOLD 0.01",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.table.to_string(), "s.t");
+        assert_eq!(c.columns.len(), 2);
+        assert!(matches!(
+            c.reference,
+            DriftReference::At(TimeTravel::Version(3))
+        ));
+        assert_eq!(c.test.as_deref(), Some("ks"));
+        assert_eq!(c.threshold, Some(0.01));
+        // The text form parses back to the same check.
+        let Statement::CheckDrift(again) = one(&c.to_string()) else {
+            panic!()
+        };
+        assert_eq!(again.to_string(), c.to_string());
+
+        let Statement::CheckDrift(c) = one(
+            "CHECK DRIFT ON t REFERENCE (SELECT * FROM t WHERE d < '2026-01-01') \
+             CURRENT (SELECT * FROM t WHERE d >= '2026-01-01')",
+        ) else {
+            panic!()
+        };
+        assert!(matches!(c.reference, DriftReference::Query(_)));
+        assert!(c.current.is_some() && c.test.is_none());
+
+        let Statement::CreateMonitor(m) = one(
+            "CREATE MONITOR IF NOT EXISTS m ON t REFERENCE (VERSION AS OF 0) SCHEDULE '@hourly'",
+        ) else {
+            panic!()
+        };
+        assert!(m.if_not_exists);
+        assert_eq!(m.schedule, "@hourly");
+        assert!(matches!(one("RUN MONITOR m"), Statement::RunMonitor(_)));
+        assert!(matches!(
+            one("DROP MONITOR IF EXISTS m"),
+            Statement::DropMonitor {
+                if_exists: true,
+                ..
+            }
+        ));
+        assert!(matches!(one("SHOW MONITORS"), Statement::ShowMonitors));
+
+        for (sql, message) in [
+            ("CHECK DRIFT ON t", "REFERENCE"),
+            (
+                "CHECK DRIFT ON t REFERENCE (VERSION AS OF 0) USING magic",
+                "drift test",
+            ),
+            ("CHECK DRIFT ON t REFERENCE (DELETE FROM t)", "SELECT query"),
+            ("CHECK DRIFT ON t REFERENCE (VERSION AS OF 0", "')'"),
+            (
+                "CREATE MONITOR m ON t REFERENCE (VERSION AS OF 0)",
+                "SCHEDULE",
+            ),
+        ] {
+            let e = parse(sql).unwrap_err();
+            assert!(e.to_string().contains(message), "{sql}: {e}");
+        }
     }
 }

@@ -31,6 +31,21 @@ pub enum Statement {
     Optimize(Optimize),
     /// `VACUUM t [RETAIN n HOURS] [DRY RUN]`
     Vacuum(Vacuum),
+    /// `CHECK DRIFT ON t …`
+    CheckDrift(DriftCheck),
+    /// `CREATE MONITOR name ON t … SCHEDULE '…'`
+    CreateMonitor(CreateMonitor),
+    /// `RUN MONITOR name`
+    RunMonitor(ObjectName),
+    /// `DROP MONITOR [IF EXISTS] name`
+    DropMonitor {
+        /// The monitor.
+        name: ObjectName,
+        /// No error when it does not exist.
+        if_exists: bool,
+    },
+    /// `SHOW MONITORS`
+    ShowMonitors,
 }
 
 /// A point in a table's history.
@@ -90,6 +105,74 @@ pub struct Vacuum {
     pub dry_run: bool,
 }
 
+/// The drift tests `CHECK DRIFT … USING` names.
+pub const DRIFT_TESTS: [&str; 6] = ["auto", "psi", "ks", "wasserstein", "js", "chi2"];
+
+/// The reference sample of a drift check.
+#[derive(Debug, Clone)]
+pub enum DriftReference {
+    /// The checked table at an earlier version or time.
+    At(TimeTravel),
+    /// Any query.
+    Query(Box<ast::Query>),
+}
+
+/// `CHECK DRIFT ON t [COLUMNS (a, …)] REFERENCE (VERSION AS OF n | SELECT …)
+/// [CURRENT (SELECT …)] [USING test] [THRESHOLD x]`
+#[derive(Debug, Clone)]
+pub struct DriftCheck {
+    /// The table checked; its current rows are the current sample unless
+    /// `current` says otherwise.
+    pub table: ObjectName,
+    /// Columns to test; every testable column when empty.
+    pub columns: Vec<ast::Ident>,
+    /// The reference sample.
+    pub reference: DriftReference,
+    /// The current sample, when not the table as it is now.
+    pub current: Option<Box<ast::Query>>,
+    /// One of [`DRIFT_TESTS`]; `auto` when absent.
+    pub test: Option<String>,
+    /// Overrides each test's default threshold.
+    pub threshold: Option<f64>,
+}
+
+impl fmt::Display for DriftCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CHECK DRIFT ON {}", self.table)?;
+        if !self.columns.is_empty() {
+            let columns: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
+            write!(f, " COLUMNS ({})", columns.join(", "))?;
+        }
+        match &self.reference {
+            DriftReference::At(at) => write!(f, " REFERENCE ({at})")?,
+            DriftReference::Query(q) => write!(f, " REFERENCE ({q})")?,
+        }
+        if let Some(q) = &self.current {
+            write!(f, " CURRENT ({q})")?;
+        }
+        if let Some(test) = &self.test {
+            write!(f, " USING {test}")?;
+        }
+        if let Some(t) = self.threshold {
+            write!(f, " THRESHOLD {t}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `CREATE MONITOR [IF NOT EXISTS] name ON t … SCHEDULE '…'`
+#[derive(Debug, Clone)]
+pub struct CreateMonitor {
+    /// The monitor's name.
+    pub name: ObjectName,
+    /// No error when it exists already.
+    pub if_not_exists: bool,
+    /// The check it runs.
+    pub check: DriftCheck,
+    /// When it runs: a cron expression or an interval.
+    pub schedule: String,
+}
+
 impl Statement {
     /// A short upper-case name of the statement's kind, as recorded in Delta
     /// commit info and the audit log (`INSERT`, `CREATE TABLE`, `OPTIMIZE`, …).
@@ -100,6 +183,11 @@ impl Statement {
             Statement::Restore(_) => "RESTORE",
             Statement::Optimize(_) => "OPTIMIZE",
             Statement::Vacuum(_) => "VACUUM",
+            Statement::CheckDrift(_) => "CHECK DRIFT",
+            Statement::CreateMonitor(_) => "CREATE MONITOR",
+            Statement::RunMonitor(_) => "RUN MONITOR",
+            Statement::DropMonitor { .. } => "DROP MONITOR",
+            Statement::ShowMonitors => "SHOW MONITORS",
         }
     }
 }

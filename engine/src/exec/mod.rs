@@ -8,8 +8,11 @@
 
 mod ddl;
 mod dml;
+mod drift;
 mod maintenance;
 pub(crate) mod time_travel;
+
+pub(crate) use drift::result_schema as drift_result_schema;
 
 use std::sync::Arc;
 
@@ -33,6 +36,23 @@ pub(crate) async fn run(session: &Session, statement: &Statement) -> Result<Stat
         Statement::Restore(r) => maintenance::restore(session, r).await,
         Statement::Optimize(o) => maintenance::optimize(session, o).await,
         Statement::Vacuum(v) => maintenance::vacuum(session, v).await,
+        Statement::CheckDrift(c) => drift::check_drift(session, c).await,
+        Statement::CreateMonitor(m) => drift::create_monitor(session, m).await,
+        Statement::RunMonitor(name) => drift::run_monitor(session, name).await,
+        Statement::DropMonitor { name, if_exists } => {
+            drift::drop_monitor(session, name, *if_exists).await
+        }
+        Statement::ShowMonitors => {
+            datafusion_statement(
+                session,
+                parse_one_df(
+                    "SELECT name, \"table\", schedule, owner \
+                     FROM lake.system.monitors ORDER BY name",
+                )?,
+                kind,
+            )
+            .await
+        }
         Statement::Sql(df) => run_sql(session, df, kind).await,
     }
 }
@@ -156,16 +176,16 @@ pub(crate) fn ident_name(ident: &Ident) -> String {
     }
 }
 
+/// One part of a dotted name, with identifier semantics.
+pub(crate) fn ident_name_part(part: &ObjectNamePart) -> Result<String> {
+    match part {
+        ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
+        other => Err(Error::invalid(format!("unsupported name part {other}"))),
+    }
+}
+
 fn name_parts(name: &ObjectName) -> Result<Vec<String>> {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => Ok(ident_name(ident)),
-            other => Err(Error::invalid(format!(
-                "unsupported name part {other} in {name}"
-            ))),
-        })
-        .collect()
+    name.0.iter().map(ident_name_part).collect()
 }
 
 /// Resolves a table name written in SQL to a lake table, refusing the
@@ -259,6 +279,23 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
         Statement::Restore(r) => out.push(table(Action::Alter, &r.table)?),
         Statement::Optimize(o) => out.push(table(Action::Alter, &o.table)?),
         Statement::Vacuum(v) => out.push(table(Action::Alter, &v.table)?),
+        Statement::CheckDrift(c) => drift_accesses(session, c, &mut out)?,
+        Statement::CreateMonitor(m) => {
+            out.push(Access {
+                action: Action::Create,
+                object: Object::Monitor(crate::monitor::monitor_name(&m.name)?),
+            });
+            drift_accesses(session, &m.check, &mut out)?;
+        }
+        Statement::RunMonitor(name) => out.push(Access {
+            action: Action::Select,
+            object: Object::Monitor(crate::monitor::monitor_name(name)?),
+        }),
+        Statement::DropMonitor { name, .. } => out.push(Access {
+            action: Action::Drop,
+            object: Object::Monitor(crate::monitor::monitor_name(name)?),
+        }),
+        Statement::ShowMonitors => {}
         Statement::Sql(df) => {
             if let DFStatement::Statement(s) = df.as_ref() {
                 match s.as_ref() {
@@ -334,6 +371,38 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
         }
     }
     Ok(out)
+}
+
+/// A drift check reads its table and whatever its sample queries read.
+fn drift_accesses(
+    session: &Session,
+    check: &autolake_sql::DriftCheck,
+    out: &mut Vec<Access>,
+) -> Result<()> {
+    out.push(Access {
+        action: Action::Select,
+        object: Object::Table(lake_table(&check.table)?),
+    });
+    let queries = [
+        match &check.reference {
+            autolake_sql::DriftReference::Query(q) => Some(q),
+            autolake_sql::DriftReference::At(_) => None,
+        },
+        check.current.as_ref(),
+    ];
+    for query in queries.into_iter().flatten() {
+        let statement = DFStatement::Statement(Box::new(ast::Statement::Query(query.clone())));
+        for r in session.ctx.state().resolve_table_references(&statement)? {
+            let access = Access {
+                action: Action::Select,
+                object: read_object(&r),
+            };
+            if !out.contains(&access) {
+                out.push(access);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_object(r: &TableReference) -> Object {

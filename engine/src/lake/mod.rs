@@ -191,6 +191,9 @@ impl Lake {
             .common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
+            // AutoLake's own Delta tables (`system.drift_metrics`, …) live
+            // beside the user's but belong to the read-only system schema.
+            .filter(|s| s != SYSTEM_SCHEMA)
             .collect();
         out.insert(DEFAULT_SCHEMA.to_string());
         Ok(out)

@@ -22,6 +22,7 @@ use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::scan::{LakeScan, StatsCache};
 use super::{Lake, SYSTEM_SCHEMA, TableName};
 use crate::error::Result;
 
@@ -39,16 +40,37 @@ pub trait SystemTable: fmt::Debug + Send + Sync {
 }
 
 /// The `system` schema.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SystemSchema {
+    lake: Arc<Lake>,
+    stats: Arc<StatsCache>,
+    /// Views computed when scanned.
     tables: BTreeMap<String, Arc<dyn SystemTable>>,
+    /// Delta tables AutoLake appends to, stored as lake tables of the
+    /// schema `system`; empty (with their columns) until first written.
+    delta_tables: BTreeMap<String, SchemaRef>,
 }
 
 impl SystemSchema {
     /// The system schema of `lake`, with every built-in system table.
-    pub fn new(lake: Arc<Lake>) -> Self {
-        let mut schema = Self::default();
-        schema.add("tables", Arc::new(TablesTable { lake }));
+    pub fn new(lake: Arc<Lake>, stats: Arc<StatsCache>) -> Self {
+        let mut schema = Self {
+            lake: Arc::clone(&lake),
+            stats,
+            tables: BTreeMap::new(),
+            delta_tables: BTreeMap::new(),
+        };
+        schema.add(
+            "tables",
+            Arc::new(TablesTable {
+                lake: Arc::clone(&lake),
+            }),
+        );
+        schema.add("monitors", Arc::new(crate::monitor::MonitorsTable { lake }));
+        let metrics = crate::monitor::metrics_table();
+        schema
+            .delta_tables
+            .insert(metrics.table, crate::monitor::metrics_schema());
         schema
     }
 
@@ -59,17 +81,49 @@ impl SystemSchema {
 
     /// Whether `name` is a system table.
     pub fn contains(&self, name: &str) -> bool {
-        self.tables.contains_key(name)
+        self.tables.contains_key(name) || self.delta_tables.contains_key(name)
+    }
+
+    async fn delta_table(&self, name: &str, schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
+        let table_name = TableName::new(SYSTEM_SCHEMA, name);
+        let Some(table) = self.lake.load_table(&table_name).await? else {
+            return Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+                Arc::clone(schema),
+                vec![vec![]],
+            )?));
+        };
+        if LakeScan::supports(&table)? {
+            Ok(Arc::new(LakeScan::try_new(
+                &table,
+                self.lake.store_url().clone(),
+                &self.lake.table_path(&table_name),
+                false,
+                Arc::clone(&self.stats),
+            )?))
+        } else {
+            Ok(table.table_provider().await?)
+        }
     }
 }
 
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        self.tables.keys().cloned().collect()
+        self.tables
+            .keys()
+            .chain(self.delta_tables.keys())
+            .cloned()
+            .collect()
     }
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(schema) = self.delta_tables.get(name) {
+            return self
+                .delta_table(name, schema)
+                .await
+                .map(Some)
+                .map_err(|e| DataFusionError::External(Box::new(e)));
+        }
         Ok(self
             .tables
             .get(name)

@@ -292,11 +292,52 @@ fn exit_codes_and_error_messages() {
 }
 
 #[test]
+fn monitors_live_in_the_lake_and_runs_append_metrics() {
+    let lake = tempfile::tempdir().unwrap();
+    ok(sql(
+        lake.path(),
+        "CREATE TABLE obs AS SELECT CAST(value AS DOUBLE) AS x FROM generate_series(1, 200); \
+         UPDATE obs SET x = x * 3 WHERE x > 100; \
+         CREATE MONITOR obs_x ON obs COLUMNS (x) REFERENCE (VERSION AS OF 0) \
+           SCHEDULE '*/10 * * * *'",
+    ));
+    // Another process sees the monitor and runs it.
+    assert_eq!(
+        ok(sql(lake.path(), "SHOW MONITORS")),
+        "name,table,schedule,owner\nobs_x,lake.public.obs,*/10 * * * *,admin\n"
+    );
+    let run = ok(sql(lake.path(), "RUN MONITOR obs_x"));
+    assert!(run.contains("obs_x"), "{run}");
+    ok(sql(lake.path(), "RUN MONITOR obs_x"));
+    // Two runs, one commit each, readable by a third process and by Delta
+    // tools at the table's location.
+    assert_eq!(
+        ok(sql(
+            lake.path(),
+            "SELECT count(*) AS runs, min(test) AS test, bool_and(drift_detected) AS drift \
+             FROM system.drift_metrics"
+        )),
+        "runs,test,drift\n2,ks,true\n"
+    );
+    assert!(
+        lake.path()
+            .join("tables/system/drift_metrics/_delta_log/00000000000000000001.json")
+            .exists()
+    );
+    // The system schema is listed once, and its tables are not user tables.
+    let schemas = ok(sql(lake.path(), "SHOW SCHEMAS"));
+    assert_eq!(schemas.matches("system").count(), 1, "{schemas}");
+    let err = failed(sql(lake.path(), "DROP TABLE system.drift_metrics"), 1);
+    assert!(err.contains("read-only"), "{err}");
+}
+
+#[test]
 fn demo_runs_and_is_idempotent() {
     let lake = tempfile::tempdir().unwrap();
     let first = ok(autolake(lake.path(), &["demo"]));
     assert!(first.contains("Revenue by region"), "{first}");
     assert!(first.contains("version 0 (as loaded)"), "{first}");
+    assert!(first.contains("drift_detected"), "{first}");
     let second = ok(autolake(lake.path(), &["demo"]));
     // Same tables and versions the second time.
     let tables = |s: &str| {

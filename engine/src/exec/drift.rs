@@ -1,0 +1,469 @@
+//! `CHECK DRIFT` and drift monitors.
+//!
+//! A check is one DataFusion plan: the reference and current samples
+//! (any two queries; by default the table at an earlier version and the
+//! table now) are projected to the checked columns plus a flag marking the
+//! current rows, unioned, and aggregated with one drift aggregate per
+//! column ([`autolake_udfs::drift::check_function`]). So a check reads each
+//! sample once, runs on every core, and each test is the same code as the
+//! `drift_*` SQL functions. The single result row is then turned into one
+//! row per column: `column, test, statistic, p_value, threshold,
+//! drift_detected`.
+//!
+//! Monitors are saved checks ([`crate::monitor`]); `RUN MONITOR` runs one
+//! and appends its rows, stamped with the monitor, the run time and the
+//! table version, to the Delta table `system.drift_metrics` in one commit.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use autolake_sql::{CreateMonitor, DriftCheck, DriftReference};
+use autolake_udfs::drift::{DriftTest, check_function};
+use datafusion::common::Column;
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, cast, lit};
+use deltalake::protocol::SaveMode;
+
+use super::{ident_name, lake_table, parse_one_df, plan};
+use crate::error::{Error, Result};
+use crate::lake::write::{CommitStamp, write_plan};
+use crate::lake::{LAKE_CATALOG, TableName};
+use crate::monitor::{self, Monitor};
+use crate::session::{Session, StatementResult};
+
+/// The flag column marking current rows in the unioned samples.
+const CURRENT_FLAG: &str = "__autolake_is_current";
+
+/// One column's outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnDrift {
+    pub(crate) column: String,
+    pub(crate) test: DriftTest,
+    pub(crate) statistic: f64,
+    pub(crate) p_value: Option<f64>,
+    pub(crate) threshold: f64,
+    pub(crate) drift_detected: bool,
+}
+
+/// The columns of a `CHECK DRIFT` result.
+pub(crate) fn result_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("column", DataType::Utf8, false),
+        Field::new("test", DataType::Utf8, false),
+        Field::new("statistic", DataType::Float64, false),
+        Field::new("p_value", DataType::Float64, true),
+        Field::new("threshold", DataType::Float64, false),
+        Field::new("drift_detected", DataType::Boolean, false),
+    ]))
+}
+
+fn result_columns(rows: &[ColumnDrift]) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.column.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.test.name()),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.statistic),
+        )),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.p_value))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.threshold),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            rows.iter().map(|r| Some(r.drift_detected)),
+        )),
+    ]
+}
+
+/// `CHECK DRIFT …`
+pub(crate) async fn check_drift(session: &Session, check: &DriftCheck) -> Result<StatementResult> {
+    let prepared = prepare(session, check).await?;
+    let rows = prepared.run().await?;
+    let schema = result_schema();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), result_columns(&rows))?;
+    Ok(StatementResult::batches("CHECK DRIFT", schema, vec![batch]))
+}
+
+/// A check planned and ready to run.
+pub(crate) struct PreparedCheck {
+    table: TableName,
+    /// Version of the table when the check was planned.
+    version: i64,
+    test: DriftTest,
+    threshold: Option<f64>,
+    columns: Vec<String>,
+    frame: DataFrame,
+}
+
+/// Plans a check: resolves the table, both samples and the columns, and
+/// checks each column's type against the test, without reading data.
+pub(crate) async fn prepare(session: &Session, check: &DriftCheck) -> Result<PreparedCheck> {
+    let table = lake_table(&check.table)?;
+    let version = session
+        .engine
+        .lake()
+        .require_table(&table)
+        .await?
+        .version()
+        .map_or(0, |v| v as i64);
+    let test = match &check.test {
+        None => DriftTest::Auto,
+        Some(name) => DriftTest::from_name(name)
+            .ok_or_else(|| Error::invalid(format!("unknown drift test {name}")))?,
+    };
+    let qualified = format!(
+        "{}.{}.{}",
+        quote(LAKE_CATALOG),
+        quote(&table.schema),
+        quote(&table.table)
+    );
+    let reference_sql = match &check.reference {
+        DriftReference::At(at) => format!("SELECT * FROM {qualified} {at}"),
+        DriftReference::Query(q) => q.to_string(),
+    };
+    let current_sql = match &check.current {
+        Some(q) => q.to_string(),
+        None => format!("SELECT * FROM {qualified}"),
+    };
+    let reference = sample(session, &reference_sql, "reference").await?;
+    let current = sample(session, &current_sql, "current").await?;
+
+    let field = |frame: &DataFrame, name: &str| {
+        frame
+            .schema()
+            .fields()
+            .iter()
+            .find(|f| f.name() == name)
+            .cloned()
+    };
+    let testable = |t: &DataType| match test {
+        DriftTest::Auto => DriftTest::Psi.accepts(t),
+        other => other.accepts(t),
+    };
+    let mut columns: Vec<(String, DataType)> = Vec::new();
+    if check.columns.is_empty() {
+        for f in current.schema().fields() {
+            if field(&reference, f.name()).is_some() && testable(f.data_type()) {
+                columns.push((f.name().clone(), f.data_type().clone()));
+            }
+        }
+        if columns.is_empty() {
+            return Err(Error::invalid(format!(
+                "CHECK DRIFT on {table}: no column both samples share can be tested with {} \
+                 (numeric{} columns)",
+                test.name(),
+                if matches!(test, DriftTest::Ks | DriftTest::Wasserstein) {
+                    ""
+                } else {
+                    ", text, boolean, integer or date"
+                }
+            )));
+        }
+    } else {
+        for ident in &check.columns {
+            let name = ident_name(ident);
+            let names = |frame: &DataFrame| {
+                frame
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let Some(f) = field(&current, &name) else {
+                return Err(Error::invalid(format!(
+                    "CHECK DRIFT on {table}: column {name} is not in the current sample \
+                     (its columns: {})",
+                    names(&current)
+                )));
+            };
+            if field(&reference, &name).is_none() {
+                return Err(Error::invalid(format!(
+                    "CHECK DRIFT on {table}: column {name} is not in the reference sample \
+                     (its columns: {})",
+                    names(&reference)
+                )));
+            }
+            if !testable(f.data_type()) {
+                return Err(Error::invalid(format!(
+                    "CHECK DRIFT on {table}: column {name} has type {}; {} tests {}",
+                    type_name(f.data_type()),
+                    test.name(),
+                    if matches!(test, DriftTest::Ks | DriftTest::Wasserstein) {
+                        "numeric columns"
+                    } else {
+                        "numeric, text, boolean, integer or date columns"
+                    }
+                )));
+            }
+            if columns.iter().any(|(c, _)| *c == name) {
+                return Err(Error::invalid(format!(
+                    "CHECK DRIFT on {table}: column {name} is listed twice"
+                )));
+            }
+            columns.push((name, f.data_type().clone()));
+        }
+    }
+
+    let project = |frame: DataFrame, is_current: bool| -> Result<DataFrame> {
+        let mut exprs: Vec<Expr> = columns
+            .iter()
+            .map(|(c, t)| cast(Expr::Column(Column::new_unqualified(c)), t.clone()).alias(c))
+            .collect();
+        exprs.push(lit(is_current).alias(CURRENT_FLAG));
+        Ok(frame.select(exprs)?)
+    };
+    let both = project(reference, false)?.union(project(current, true)?)?;
+    let aggregates: Vec<Expr> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| {
+            check_function(test)
+                .call(vec![
+                    Expr::Column(Column::new_unqualified(c)),
+                    Expr::Column(Column::new_unqualified(CURRENT_FLAG)),
+                ])
+                .alias(format!("c{i}"))
+        })
+        .collect();
+    let frame = both.aggregate(vec![], aggregates)?;
+    Ok(PreparedCheck {
+        table,
+        version,
+        test,
+        threshold: check.threshold,
+        columns: columns.into_iter().map(|(c, _)| c).collect(),
+        frame,
+    })
+}
+
+impl PreparedCheck {
+    /// Reads both samples and runs the tests.
+    pub(crate) async fn run(self) -> Result<Vec<ColumnDrift>> {
+        let batches = self.frame.collect().await?;
+        let batch = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .ok_or_else(|| Error::invalid("CHECK DRIFT produced no result"))?;
+        let mut rows = Vec::with_capacity(self.columns.len());
+        for (i, column) in self.columns.iter().enumerate() {
+            let result = batch.column(i).as_struct();
+            let get_u64 = |name: &str| {
+                result
+                    .column_by_name(name)
+                    .map(|a| a.as_primitive::<UInt64Type>().value(0))
+                    .unwrap_or(0)
+            };
+            for (side, count, nulls) in [
+                (
+                    "reference",
+                    get_u64("reference_values"),
+                    get_u64("reference_nulls"),
+                ),
+                (
+                    "current",
+                    get_u64("current_values"),
+                    get_u64("current_nulls"),
+                ),
+            ] {
+                if count == 0 {
+                    return Err(Error::invalid(format!(
+                        "CHECK DRIFT on {}: column {column} has no non-null values in the \
+                         {side} sample ({nulls} nulls); a drift test needs values on both sides",
+                        self.table
+                    )));
+                }
+            }
+            let test_name = result
+                .column_by_name("test")
+                .map(|a| a.as_string::<i32>().value(0).to_string())
+                .unwrap_or_default();
+            let test = DriftTest::from_name(&test_name).unwrap_or(self.test);
+            let float = |name: &str| {
+                result.column_by_name(name).and_then(|a| {
+                    let a = a.as_primitive::<arrow::datatypes::Float64Type>();
+                    (!a.is_null(0)).then(|| a.value(0))
+                })
+            };
+            let statistic = float("statistic").unwrap_or(f64::NAN);
+            let p_value = float("p_value");
+            let threshold = self.threshold.unwrap_or(test.default_threshold());
+            let drift_detected = if test.uses_p_value() {
+                p_value.is_some_and(|p| p < threshold)
+            } else {
+                statistic >= threshold
+            };
+            rows.push(ColumnDrift {
+                column: column.clone(),
+                test,
+                statistic,
+                p_value,
+                threshold,
+                drift_detected,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// Plans one sample's query, naming the side in any error.
+async fn sample(session: &Session, sql: &str, side: &str) -> Result<DataFrame> {
+    let statement = parse_one_df(sql)?;
+    let plan = plan(session, statement).await.map_err(|e| match e {
+        Error::NotFound { .. } | Error::Invalid(_) | Error::ReadOnly(_) => e,
+        other => Error::invalid(format!("the {side} sample cannot be planned: {other}")),
+    })?;
+    Ok(DataFrame::new(session.ctx.state(), plan))
+}
+
+/// A column type as SQL users know it.
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "TEXT".to_string(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BYTEA".to_string(),
+        DataType::Timestamp(_, None) => "TIMESTAMP".to_string(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ".to_string(),
+        DataType::List(_) | DataType::LargeList(_) => "ARRAY".to_string(),
+        DataType::Struct(_) => "STRUCT".to_string(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `CREATE MONITOR …`: validates the check by planning it, then saves it.
+pub(crate) async fn create_monitor(
+    session: &Session,
+    create: &CreateMonitor,
+) -> Result<StatementResult> {
+    let name = monitor::monitor_name(&create.name)?;
+    monitor::validate_schedule(&create.schedule)?;
+    let prepared = prepare(session, &create.check).await?;
+    let monitor = Monitor {
+        name: name.clone(),
+        table: prepared.table.to_string(),
+        check: create.check.to_string(),
+        schedule: create.schedule.clone(),
+        owner: session.principal.name.clone(),
+        created_at: chrono::Utc::now(),
+    };
+    let store = monitor::MonitorStore::new(Arc::clone(session.engine.lake()));
+    if !store.create(&monitor).await? && !create.if_not_exists {
+        return Err(Error::AlreadyExists {
+            kind: "monitor",
+            name,
+        });
+    }
+    Ok(super::done("CREATE MONITOR"))
+}
+
+/// `DROP MONITOR [IF EXISTS] name`; its metrics stay in
+/// `system.drift_metrics`.
+pub(crate) async fn drop_monitor(
+    session: &Session,
+    name: &autolake_sql::sqlparser::ast::ObjectName,
+    if_exists: bool,
+) -> Result<StatementResult> {
+    let name = monitor::monitor_name(name)?;
+    let store = monitor::MonitorStore::new(Arc::clone(session.engine.lake()));
+    if !store.delete(&name).await? && !if_exists {
+        return Err(Error::NotFound {
+            kind: "monitor",
+            name,
+        });
+    }
+    Ok(super::done("DROP MONITOR"))
+}
+
+/// `RUN MONITOR name`: runs the check now, appends its rows to
+/// `system.drift_metrics` and returns them.
+pub(crate) async fn run_monitor(
+    session: &Session,
+    name: &autolake_sql::sqlparser::ast::ObjectName,
+) -> Result<StatementResult> {
+    let name = monitor::monitor_name(name)?;
+    let lake = Arc::clone(session.engine.lake());
+    let store = monitor::MonitorStore::new(Arc::clone(&lake));
+    let Some(saved) = store.get(&name).await? else {
+        return Err(Error::NotFound {
+            kind: "monitor",
+            name,
+        });
+    };
+    let check = match autolake_sql::parse(&saved.check)?
+        .pop()
+        .map(|p| p.statement)
+    {
+        Some(autolake_sql::Statement::CheckDrift(c)) => c,
+        _ => {
+            return Err(Error::invalid(format!(
+                "monitor {name} holds no drift check: {}",
+                saved.check
+            )));
+        }
+    };
+    let run_at = chrono::Utc::now();
+    let prepared = prepare(session, &check).await?;
+    let (table, version) = (prepared.table.clone(), prepared.version);
+    let rows = prepared.run().await?;
+
+    let n = rows.len();
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![name.as_str(); n])),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![table.to_string(); n])),
+        Arc::new(Int64Array::from(vec![version; n])),
+    ];
+    columns.extend(result_columns(&rows));
+    let schema = monitor::metrics_schema();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    append_metrics(session, batch.clone()).await?;
+    Ok(StatementResult::batches("RUN MONITOR", schema, vec![batch]))
+}
+
+/// Appends rows to `system.drift_metrics` in one commit, creating the
+/// table with the first run.
+async fn append_metrics(session: &Session, batch: RecordBatch) -> Result<()> {
+    let lake = session.engine.lake();
+    let name = monitor::metrics_table();
+    let stamp = CommitStamp::new(&session.principal, "RUN MONITOR", session.interface);
+    for attempt in 0..2 {
+        let handle = match lake.load_table(&name).await? {
+            Some(t) => t,
+            None => lake.table_handle(&name)?,
+        };
+        let frame = session.ctx.read_batch(batch.clone())?;
+        let plan = frame.into_unoptimized_plan();
+        match write_plan(
+            handle,
+            &name,
+            plan,
+            Arc::new(session.ctx.state()),
+            SaveMode::Append,
+            None,
+            false,
+            &stamp,
+        )
+        .await
+        {
+            Ok(_) => return Ok(()),
+            // Another run created the table first: append to it.
+            Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) if attempt == 0 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::invalid("system.drift_metrics could not be written"))
+}

@@ -1,0 +1,282 @@
+//! Drift monitors: saved drift checks with a schedule.
+//!
+//! A monitor is one JSON document at `<lake>/monitors/<name>.json` holding
+//! its check as `CHECK DRIFT` text (parsed again on every run, so a
+//! monitor always means what its statement says), the table, the
+//! schedule, the owner and the creation time. Any process on the lake
+//! sees it. `system.monitors` lists them; each run appends to the Delta
+//! table `system.drift_metrics` (stored like a lake table at
+//! `<lake>/tables/system/drift_metrics`, so Delta tools can read it too).
+//!
+//! Schedules are checked when a monitor is created: a five-field cron
+//! expression, a cron alias (`@hourly`, `@daily`, …) or an interval
+//! (`15 minutes`, `1 hour`, `every 2 days`). Until the job scheduler runs
+//! monitors, `RUN MONITOR name` runs one on demand.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMillisecondBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use autolake_sql::sqlparser::ast::ObjectName;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exec::ident_name_part;
+use crate::lake::system::SystemTable;
+use crate::lake::{Lake, SYSTEM_SCHEMA, TableName, validate_name};
+
+/// A saved drift check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Monitor {
+    /// The monitor's name.
+    pub name: String,
+    /// The checked table, `schema.table`.
+    pub table: String,
+    /// The check, as a `CHECK DRIFT` statement.
+    pub check: String,
+    /// When it runs (cron or interval).
+    pub schedule: String,
+    /// Who created it.
+    pub owner: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The monitors of a lake.
+#[derive(Debug, Clone)]
+pub struct MonitorStore {
+    lake: Arc<Lake>,
+}
+
+impl MonitorStore {
+    /// The monitors of `lake`.
+    pub fn new(lake: Arc<Lake>) -> Self {
+        Self { lake }
+    }
+
+    fn path(&self, name: &str) -> object_store::path::Path {
+        self.lake.path("monitors").join(format!("{name}.json"))
+    }
+
+    /// Saves a new monitor; `false` when one of that name exists.
+    pub async fn create(&self, monitor: &Monitor) -> Result<bool> {
+        if self.get(&monitor.name).await?.is_some() {
+            return Ok(false);
+        }
+        let body = serde_json::to_vec_pretty(monitor).map_err(|e| {
+            Error::invalid(format!("monitor {} cannot be saved: {e}", monitor.name))
+        })?;
+        self.lake
+            .store()
+            .put(&self.path(&monitor.name), PutPayload::from(body))
+            .await?;
+        Ok(true)
+    }
+
+    /// The monitor called `name`, if any.
+    pub async fn get(&self, name: &str) -> Result<Option<Monitor>> {
+        match self.lake.store().get(&self.path(name)).await {
+            Ok(found) => {
+                let bytes = found.bytes().await?;
+                Ok(Some(parse(name, &bytes)?))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a monitor; `false` when there was none.
+    pub async fn delete(&self, name: &str) -> Result<bool> {
+        if self.get(name).await?.is_none() {
+            return Ok(false);
+        }
+        self.lake.store().delete(&self.path(name)).await?;
+        Ok(true)
+    }
+
+    /// Every monitor, by name.
+    pub async fn list(&self) -> Result<Vec<Monitor>> {
+        let prefix = self.lake.path("monitors");
+        let metas: Vec<_> = self.lake.store().list(Some(&prefix)).try_collect().await?;
+        let mut out = Vec::new();
+        for meta in metas {
+            let Some(name) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            // Dropped between listing and reading: skip it.
+            if let Some(m) = self.get(&name).await? {
+                out.push(m);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+fn parse(name: &str, bytes: &[u8]) -> Result<Monitor> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(format!("monitor {name} is unreadable: {e}")))
+}
+
+/// A monitor name written in SQL: one identifier.
+pub(crate) fn monitor_name(name: &ObjectName) -> Result<String> {
+    let [part] = name.0.as_slice() else {
+        return Err(Error::invalid(format!(
+            "invalid monitor name {name}: expected a single name"
+        )));
+    };
+    let name = ident_name_part(part)?;
+    validate_name("monitor", &name)?;
+    Ok(name)
+}
+
+/// Checks a schedule: a five-field cron expression, a cron alias or an
+/// interval.
+pub(crate) fn validate_schedule(schedule: &str) -> Result<()> {
+    let s = schedule.trim().to_lowercase();
+    let aliases = [
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ];
+    if aliases.contains(&s.as_str()) {
+        return Ok(());
+    }
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    let cron_field = |f: &str| {
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-'))
+    };
+    if fields.len() == 5 && fields.iter().all(|f| cron_field(f)) {
+        return Ok(());
+    }
+    let interval = fields.strip_prefix(&["every"]).unwrap_or(&fields);
+    if let [n, unit] = interval
+        && n.parse::<u64>().is_ok_and(|n| n > 0)
+        && matches!(
+            unit.trim_end_matches('s'),
+            "second" | "sec" | "minute" | "min" | "hour" | "day" | "week"
+        )
+    {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "invalid schedule '{schedule}': expected a cron expression ('*/15 * * * *'), \
+         a cron alias ('@hourly', '@daily') or an interval ('15 minutes', '1 hour')"
+    )))
+}
+
+/// Where monitor runs are recorded.
+pub(crate) fn metrics_table() -> TableName {
+    TableName::new(SYSTEM_SCHEMA, "drift_metrics")
+}
+
+/// Columns of `system.drift_metrics`: the monitor run, then the columns of
+/// a `CHECK DRIFT` result.
+pub(crate) fn metrics_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("monitor", DataType::Utf8, false),
+        Field::new(
+            "run_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("table", DataType::Utf8, false),
+        Field::new("table_version", DataType::Int64, false),
+    ];
+    fields.extend(
+        crate::exec::drift_result_schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone()),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// `system.monitors`: one row per monitor.
+#[derive(Debug)]
+pub(crate) struct MonitorsTable {
+    pub(crate) lake: Arc<Lake>,
+}
+
+#[async_trait]
+impl SystemTable for MonitorsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("table", DataType::Utf8, false),
+            Field::new("schedule", DataType::Utf8, false),
+            Field::new("check", DataType::Utf8, false),
+            Field::new("owner", DataType::Utf8, false),
+            Field::new(
+                "created_at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+        ]))
+    }
+
+    async fn rows(&self) -> Result<Vec<RecordBatch>> {
+        let monitors = MonitorStore::new(Arc::clone(&self.lake)).list().await?;
+        let mut name = StringBuilder::new();
+        let mut table = StringBuilder::new();
+        let mut schedule = StringBuilder::new();
+        let mut check = StringBuilder::new();
+        let mut owner = StringBuilder::new();
+        let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
+        for m in monitors {
+            name.append_value(&m.name);
+            table.append_value(&m.table);
+            schedule.append_value(&m.schedule);
+            check.append_value(&m.check);
+            owner.append_value(&m.owner);
+            created.append_value(m.created_at.timestamp_millis());
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(name.finish()),
+            Arc::new(table.finish()),
+            Arc::new(schedule.finish()),
+            Arc::new(check.finish()),
+            Arc::new(owner.finish()),
+            Arc::new(created.finish()),
+        ];
+        Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        for ok in [
+            "@hourly",
+            "*/15 * * * *",
+            "0 6 * * 1-5",
+            "15 minutes",
+            "every 1 hour",
+            "2 days",
+        ] {
+            validate_schedule(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["", "soon", "0 minutes", "* * *", "1 fortnight"] {
+            let e = validate_schedule(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid schedule"), "{bad}: {e}");
+        }
+    }
+}
