@@ -50,6 +50,31 @@ pub enum Command {
     Sql(SqlArgs),
     /// Run the factory end to end on bundled sample data.
     Demo,
+    /// Serve the lake: Arrow Flight SQL and HTTP (/healthz).
+    Serve(ServeArgs),
+}
+
+/// Arguments of `autolake serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Flight SQL listen address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub flight: std::net::SocketAddr,
+    /// HTTP listen address (/healthz).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: std::net::SocketAddr,
+    /// PEM certificate for TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a login token stays valid.
+    #[arg(long, env = "AUTOLAKE_TOKEN_TTL", default_value_t = 3600)]
+    pub token_ttl: u64,
+    /// Do not run scheduled jobs in this process.
+    #[arg(long)]
+    pub no_scheduler: bool,
 }
 
 /// Arguments of `autolake sql`.
@@ -178,6 +203,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 other => other.map(|()| ExitCode::SUCCESS),
             }
+        }
+        Command::Serve(args) => {
+            let options = crate::serve::ServeOptions {
+                flight: args.flight,
+                http: args.http,
+                tls: args.tls_cert.zip(args.tls_key),
+                token_ttl: std::time::Duration::from_secs(args.token_ttl.max(1)),
+            };
+            crate::serve::serve(engine, options)
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
     }
 }

@@ -27,6 +27,7 @@ mod exec;
 pub mod lake;
 pub mod monitor;
 pub mod principal;
+pub mod serve;
 pub mod session;
 
 pub use error::{Error, Result};

@@ -285,6 +285,12 @@ impl Session {
         crate::exec::run(self, &parsed.statement).await
     }
 
+    /// Re-reads the lake's schema and table names (statements do this
+    /// themselves; metadata listings call it first).
+    pub async fn refresh_catalog(&self) -> Result<()> {
+        self.catalog.refresh(&self.ctx.copied_config()).await
+    }
+
     /// Shorthand: parse and run exactly one statement.
     pub async fn sql(&self, sql: &str) -> Result<StatementResult> {
         let mut statements = self.parse(sql)?;

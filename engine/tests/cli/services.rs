@@ -43,7 +43,7 @@ pub(crate) fn run_python(code: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

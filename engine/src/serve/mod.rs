@@ -1,0 +1,159 @@
+//! `autolake serve`: the engine on the network.
+//!
+//! One process serves Arrow Flight SQL on tonic ([`flight`]) and a small
+//! HTTP endpoint (`/healthz`), both over the same [`Engine`]. Users and
+//! their argon2 password hashes live in the lake ([`users`]); the first
+//! start creates `admin`. TLS (rustls) is on when a certificate and key
+//! are given. SIGTERM or Ctrl-C stops accepting work and lets in-flight
+//! calls finish; every lake write is a single Delta commit, so a stop can
+//! never leave half a commit behind.
+
+pub mod flight;
+pub mod users;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::error::{Error, Result};
+use crate::session::Engine;
+
+/// How a server is started.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Flight SQL address.
+    pub flight: SocketAddr,
+    /// HTTP address (`/healthz`).
+    pub http: SocketAddr,
+    /// PEM certificate and key for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Lifetime of a bearer token.
+    pub token_ttl: Duration,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
+    let users = users::UserStore::new(Arc::clone(engine.lake()));
+    let admin_password = std::env::var("AUTOLAKE_ADMIN_PASSWORD").ok();
+    if let Some(generated) = users.ensure_admin(admin_password.as_deref()).await? {
+        eprintln!(
+            "created user admin with password {generated}\n\
+             (shown once; set AUTOLAKE_ADMIN_PASSWORD before the first start to choose it)"
+        );
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let flight_listener = TcpListener::bind(options.flight).await.map_err(|e| {
+        Error::invalid(format!(
+            "cannot listen for Flight SQL on {}: {e}",
+            options.flight
+        ))
+    })?;
+    let http_listener = TcpListener::bind(options.http)
+        .await
+        .map_err(|e| Error::invalid(format!("cannot listen for HTTP on {}: {e}", options.http)))?;
+    let flight_addr = flight_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let mut builder = Server::builder();
+    if let Some((cert, key)) = &options.tls {
+        let read = |p: &PathBuf, what: &str| {
+            std::fs::read(p).map_err(|e| {
+                Error::invalid(format!("cannot read the TLS {what} {}: {e}", p.display()))
+            })
+        };
+        let identity = Identity::from_pem(read(cert, "certificate")?, read(key, "key")?);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|e| Error::invalid(format!("invalid TLS certificate or key: {e}")))?;
+    }
+    let service = flight::AutoLakeFlightSql::new(Arc::clone(&engine), options.token_ttl);
+    let incoming = tonic::transport::server::TcpIncoming::from(flight_listener);
+    let mut flight_stop = stop_rx.clone();
+    let flight = builder
+        .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = flight_stop.wait_for(|stop| *stop).await;
+        });
+    let http = health(http_listener, stop_rx.clone());
+
+    eprintln!(
+        "autolake serving lake {}: Flight SQL on {}{flight_addr}, HTTP on http://{http_addr}",
+        engine.lake().uri(),
+        if options.tls.is_some() {
+            "grpc+tls://"
+        } else {
+            "grpc://"
+        }
+    );
+    let signals = async move {
+        shutdown_signal().await;
+        eprintln!("shutting down: finishing in-flight calls");
+        let _ = stop_tx.send(true);
+    };
+    let (flight, _, _) = tokio::join!(flight, http, signals);
+    flight.map_err(|e| Error::invalid(format!("Flight SQL server failed: {e}")))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A minimal HTTP/1.1 responder: `GET /healthz` → `200 ok`.
+async fn health(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((mut socket, _)) = accepted else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (code, body) = if path == "/healthz" {
+                ("200 OK", "ok\n")
+            } else {
+                ("404 Not Found", "not found\n")
+            };
+            let response = format!(
+                "HTTP/1.1 {code}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,312 @@
+//! `autolake serve` with real Flight SQL clients: arrow-rs's
+//! `FlightSqlServiceClient` here, Python's ADBC driver from the venv.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_flight::FlightInfo;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables};
+use futures::TryStreamExt;
+use tonic::transport::Channel;
+
+use super::services::{free_port, run_python};
+
+const PASSWORD: &str = "s3cret-admin";
+
+/// An `autolake serve` process on private ports, stopped on drop.
+struct Server {
+    child: Child,
+    flight: u16,
+    http: u16,
+}
+
+impl Server {
+    fn start(lake: &Path, token_ttl: u64) -> Self {
+        let (flight, http) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_autolake"))
+            .arg("--lake")
+            .arg(lake)
+            .args([
+                "serve",
+                "--flight",
+                &format!("127.0.0.1:{flight}"),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--token-ttl",
+                &token_ttl.to_string(),
+            ])
+            .env("AUTOLAKE_ADMIN_PASSWORD", PASSWORD)
+            .env_remove("AUTOLAKE_LAKE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("autolake serve starts");
+        let server = Server {
+            child,
+            flight,
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.health().as_deref() != Some("200") {
+            assert!(
+                Instant::now() < deadline,
+                "autolake serve did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// The status code of `GET /healthz`.
+    fn health(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .ok()?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).ok()?;
+        reply.split_whitespace().nth(1).map(str::to_string)
+    }
+
+    async fn client(&self) -> FlightSqlServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{}", self.flight))
+            .expect("a valid address")
+            .connect()
+            .await
+            .expect("connects");
+        FlightSqlServiceClient::new(channel)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn rows(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> Vec<arrow::array::RecordBatch> {
+    let mut out = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("a ticket");
+        let stream = client.do_get(ticket).await.expect("do_get");
+        out.extend(stream.try_collect::<Vec<_>>().await.expect("batches"));
+    }
+    out
+}
+
+/// Whether a client error carries the gRPC code `code`.
+fn has_code(err: &impl std::fmt::Debug, code: tonic::Code) -> bool {
+    let text = format!("{err:?}");
+    text.contains(code.description()) || text.contains(&format!("{code:?}"))
+}
+
+fn text(batches: &[arrow::array::RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches)
+        .expect("printable")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arrow_rs_flight_sql_client_runs_statements_and_metadata_calls() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let mut client = server.client().await;
+
+    // No token, bad password: Unauthenticated.
+    let err = client.execute("SELECT 1".into(), None).await.unwrap_err();
+    assert!(has_code(&err, tonic::Code::Unauthenticated), "{err:?}");
+    let err = client.handshake("admin", "wrong").await.unwrap_err();
+    assert!(has_code(&err, tonic::Code::Unauthenticated), "{err:?}");
+
+    client.handshake("admin", PASSWORD).await.expect("login");
+    assert_eq!(
+        client
+            .execute_update("CREATE TABLE t (id INT NOT NULL, name TEXT)".into(), None)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        client
+            .execute_update(
+                "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')".into(),
+                None
+            )
+            .await
+            .unwrap(),
+        3
+    );
+    // Statements sent as queries run too (DBAPI clients do this).
+    let info = client
+        .execute("UPDATE t SET name = 'z' WHERE id = 3".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("| 1 "));
+    let info = client
+        .execute("SELECT id, name FROM t ORDER BY id".into(), None)
+        .await
+        .unwrap();
+    let batches = rows(&mut client, info).await;
+    assert_eq!(
+        text(&batches),
+        "+----+------+\n| id | name |\n+----+------+\n| 1  | a    |\n| 2  | b    |\n| 3  | z    |\n+----+------+"
+    );
+    // Time travel and lake statements.
+    let info = client
+        .execute("SELECT count(*) AS n FROM t VERSION AS OF 1".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("| 3 |"));
+    let info = client
+        .execute("DESCRIBE HISTORY t".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("flight_sql"));
+
+    // Metadata.
+    let info = client.get_catalogs().await.unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("lake"));
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas {
+            catalog: Some("lake".into()),
+            db_schema_filter_pattern: Some("pub%".into()),
+        })
+        .await
+        .unwrap();
+    let schemas = text(&rows(&mut client, info).await);
+    assert!(
+        schemas.contains("public") && !schemas.contains("system"),
+        "{schemas}"
+    );
+    let info = client
+        .get_tables(CommandGetTables {
+            catalog: Some("lake".into()),
+            db_schema_filter_pattern: Some("public".into()),
+            table_name_filter_pattern: Some("t%".into()),
+            table_types: vec![],
+            include_schema: true,
+        })
+        .await
+        .unwrap();
+    let batches = rows(&mut client, info).await;
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert!(text(&batches).contains("TABLE"));
+    let info = client.get_table_types().await.unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("VIEW"));
+    let info = client
+        .get_sql_info(vec![arrow_flight::sql::SqlInfo::FlightSqlServerName])
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("AutoLake"));
+
+    // Errors map to codes with useful messages.
+    let err = client.execute("SELEC 1".into(), None).await.unwrap_err();
+    assert!(has_code(&err, tonic::Code::InvalidArgument), "{err:?}");
+    let err = client
+        .execute("SELECT * FROM missing".into(), None)
+        .await
+        .unwrap_err();
+    assert!(has_code(&err, tonic::Code::NotFound), "{err:?}");
+    let err = client
+        .execute_update("DELETE FROM system.tables".into(), None)
+        .await
+        .unwrap_err();
+    assert!(has_code(&err, tonic::Code::PermissionDenied), "{err:?}");
+
+    // A result larger than one batch streams in many.
+    let info = client
+        .execute("SELECT value FROM generate_series(1, 300000)".into(), None)
+        .await
+        .unwrap();
+    let batches = rows(&mut client, info).await;
+    assert!(batches.len() > 1);
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 300_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_expire() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 1);
+    let mut client = server.client().await;
+    client.handshake("admin", PASSWORD).await.expect("login");
+    client
+        .execute("SELECT 1".into(), None)
+        .await
+        .expect("fresh token");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let err = client.execute("SELECT 1".into(), None).await.unwrap_err();
+    assert!(has_code(&err, tonic::Code::Unauthenticated), "{err:?}");
+    assert!(format!("{err:?}").contains("expired"), "{err:?}");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut server = Server::start(lake.path(), 3600);
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn python_adbc_client_connects_and_queries() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let out = run_python(&format!(
+        r#"
+import adbc_driver_flightsql.dbapi as flight_sql
+from adbc_driver_flightsql import DatabaseOptions
+uri = "grpc://127.0.0.1:{port}"
+try:
+    flight_sql.connect(uri, db_kwargs={{"username": "admin", "password": "nope"}})
+    print("bad password accepted")
+except Exception as e:
+    print("bad password:", "UNAUTHENTICATED" in str(e).upper())
+conn = flight_sql.connect(uri, db_kwargs={{"username": "admin", "password": "{password}"}})
+cur = conn.cursor()
+cur.execute("CREATE TABLE readings (id BIGINT, temp DOUBLE)")
+cur.execute("INSERT INTO readings VALUES (1, 20.5), (2, 21.0), (3, 35.5)")
+cur.execute("SELECT id, temp FROM readings WHERE temp > 21 ORDER BY id")
+print("rows:", cur.fetchall())
+cur.execute("SELECT count(*) AS n FROM readings VERSION AS OF 0")
+print("v0:", cur.fetchone()[0])
+objects = conn.adbc_get_objects(catalog_filter="lake", db_schema_filter="public").read_all().to_pylist()
+tables = [t["table_name"] for c in objects for s in c["catalog_db_schemas"] for t in (s["db_schema_tables"] or [])]
+print("tables:", tables)
+print("schema:", conn.adbc_get_table_schema("readings", catalog_filter="lake", db_schema_filter="public").names)
+try:
+    cur.execute("SELEC 1")
+except Exception as e:
+    print("bad sql:", "INVALID_ARGUMENT" in str(e).upper() or "INVALIDARGUMENT" in str(e).upper())
+cur.execute("SELECT value FROM generate_series(1, 1000000)")
+print("large:", cur.fetch_arrow_table().num_rows)
+cur.close()
+conn.close()
+"#,
+        port = server.flight,
+        password = PASSWORD
+    ));
+    assert!(out.contains("bad password: True"), "{out}");
+    assert!(out.contains("rows: [(3, 35.5)]"), "{out}");
+    assert!(out.contains("v0: 0"), "{out}");
+    assert!(out.contains("tables: ['readings']"), "{out}");
+    assert!(out.contains("schema: ['id', 'temp']"), "{out}");
+    assert!(out.contains("bad sql: True"), "{out}");
+    assert!(out.contains("large: 1000000"), "{out}");
+}
