@@ -285,6 +285,25 @@ impl Session {
         crate::exec::run(self, &parsed.statement).await
     }
 
+    /// The result schema of a query, planned without running it (for
+    /// prepared statements); `None` for other statements or when it cannot
+    /// be planned before its parameters are bound.
+    pub async fn plan_query(&self, parsed: &ParsedStatement) -> Option<SchemaRef> {
+        use autolake_sql::sqlparser::ast::Statement as S;
+        let autolake_sql::Statement::Sql(df) = &parsed.statement else {
+            return None;
+        };
+        let datafusion::sql::parser::Statement::Statement(s) = df.as_ref() else {
+            return None;
+        };
+        if !matches!(s.as_ref(), S::Query(_)) {
+            return None;
+        }
+        self.refresh_catalog().await.ok()?;
+        let plan = crate::exec::plan(self, df.as_ref().clone()).await.ok()?;
+        Some(Arc::new(plan.schema().as_arrow().clone()))
+    }
+
     /// Re-reads the lake's schema and table names (statements do this
     /// themselves; metadata listings call it first).
     pub async fn refresh_catalog(&self) -> Result<()> {

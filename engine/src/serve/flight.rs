@@ -28,21 +28,27 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt64Type;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandStatementQuery, CommandStatementUpdate, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, CommandGetCatalogs,
+    CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable,
+    SqlInfo, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
-    FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    Ticket,
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -53,6 +59,7 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::params;
 use super::users::{UserStore, random_token};
 use crate::error::Error;
 use crate::principal::Interface;
@@ -76,6 +83,13 @@ struct Pending {
     created: Instant,
 }
 
+/// A prepared statement: its text and the parameters bound last.
+struct Prepared {
+    token: String,
+    sql: String,
+    params: Option<RecordBatch>,
+}
+
 /// AutoLake's Flight SQL service.
 pub struct AutoLakeFlightSql {
     engine: Arc<Engine>,
@@ -83,7 +97,9 @@ pub struct AutoLakeFlightSql {
     token_ttl: Duration,
     logins: Mutex<HashMap<String, Login>>,
     results: Mutex<HashMap<String, Pending>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
     sql_info: SqlInfoData,
+    xdbc_info: XdbcTypeInfoData,
 }
 
 impl std::fmt::Debug for AutoLakeFlightSql {
@@ -104,8 +120,71 @@ impl AutoLakeFlightSql {
             token_ttl,
             logins: Mutex::default(),
             results: Mutex::default(),
+            prepared: Mutex::default(),
             sql_info: sql_info(),
+            xdbc_info: xdbc_info(),
         }
+    }
+
+    /// A prepared statement of this client's, by handle.
+    fn prepared(
+        &self,
+        token: &str,
+        handle: &[u8],
+    ) -> Result<(String, Option<RecordBatch>), Status> {
+        let handle = String::from_utf8_lossy(handle);
+        let prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        match prepared.get(handle.as_ref()) {
+            Some(p) if p.token == token => Ok((p.sql.clone(), p.params.clone())),
+            _ => Err(Status::not_found(
+                "no such prepared statement: it was closed or belongs to another login",
+            )),
+        }
+    }
+
+    /// The statement with row `row` of `params` bound, or as is.
+    fn bound(sql: &str, params: Option<&RecordBatch>, row: usize) -> Result<String, Status> {
+        let needed = params::count_placeholders(sql).map_err(status)?;
+        match params {
+            Some(p) if p.num_rows() > 0 => params::bind(sql, p, row).map_err(status),
+            _ if needed > 0 => Err(Status::invalid_argument(format!(
+                "the statement has {needed} parameter(s) and none are bound"
+            ))),
+            _ => Ok(sql.to_string()),
+        }
+    }
+
+    /// Record batches sent with a `DoPut`, decoded.
+    async fn put_batches(
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<Vec<RecordBatch>, Status> {
+        // A message with only the command (no IPC header) carries no data.
+        let stream = request
+            .into_inner()
+            .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+            .map_err(FlightError::from);
+        arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("cannot read the uploaded batches: {e}")))
+    }
+
+    /// Runs a statement once per row of `params` (once without), summing
+    /// the rows each changed.
+    async fn update(
+        &self,
+        session: &Session,
+        sql: &str,
+        params: Option<&RecordBatch>,
+    ) -> Result<i64, Status> {
+        let rows = params.map_or(1, |p| p.num_rows().max(1));
+        let mut total = 0;
+        for row in 0..rows {
+            let statement = Self::bound(sql, params, row)?;
+            let result = self.run(session, &statement).await?;
+            total += changed_rows(result.collect().await.map_err(status)?);
+        }
+        Ok(total)
     }
 
     /// The session of the request's bearer token.
@@ -205,10 +284,104 @@ impl AutoLakeFlightSql {
         Response::new(Box::pin(encoded))
     }
 
+    /// Drops the parked results named by `info`'s tickets, which stops
+    /// their queries; whether any was still running.
+    fn cancel(&self, token: &str, info: &FlightInfo) -> bool {
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cancelled = false;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(any) = arrow_flight::sql::Any::decode(ticket.ticket.clone()) else {
+                continue;
+            };
+            let Ok(Some(t)) = any.unpack::<TicketStatementQuery>() else {
+                continue;
+            };
+            let handle = String::from_utf8_lossy(&t.statement_handle).to_string();
+            if results.get(&handle).is_some_and(|p| p.token == token) {
+                results.remove(&handle);
+                cancelled = true;
+            }
+        }
+        cancelled
+    }
+
     fn one_batch(batch: arrow::array::RecordBatch) -> Response<FlightStream<FlightData>> {
         let schema = batch.schema();
         Self::stream(schema, futures::stream::iter([Ok(batch)]))
     }
+}
+
+/// Rows changed by a statement: DML reports one `count` row; other
+/// statements change none.
+fn changed_rows(batches: Vec<RecordBatch>) -> i64 {
+    batches
+        .iter()
+        .find(|b| {
+            b.num_rows() == 1 && b.num_columns() == 1 && b.schema().field(0).name() == "count"
+        })
+        .and_then(|b| {
+            let c = b.column(0);
+            (c.data_type() == &arrow::datatypes::DataType::UInt64 && !c.is_null(0))
+                .then(|| c.as_primitive::<UInt64Type>().value(0) as i64)
+        })
+        .unwrap_or(0)
+}
+
+/// An Arrow schema as the IPC bytes Flight SQL messages carry.
+fn schema_bytes(schema: &arrow::datatypes::Schema) -> Result<prost::bytes::Bytes, Status> {
+    let message: arrow_flight::IpcMessage =
+        arrow_flight::SchemaAsIpc::new(schema, &arrow::ipc::writer::IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(message.0)
+}
+
+/// The SQL types AutoLake speaks, for `GetXdbcTypeInfo`.
+fn xdbc_info() -> XdbcTypeInfoData {
+    let mut b = XdbcTypeInfoDataBuilder::new();
+    let types: [(&str, XdbcDataType, Option<i32>, bool); 10] = [
+        ("BOOLEAN", XdbcDataType::XdbcBit, Some(1), false),
+        ("SMALLINT", XdbcDataType::XdbcSmallint, Some(16), false),
+        ("INTEGER", XdbcDataType::XdbcInteger, Some(32), false),
+        ("BIGINT", XdbcDataType::XdbcBigint, Some(64), false),
+        ("REAL", XdbcDataType::XdbcFloat, Some(24), false),
+        ("DOUBLE", XdbcDataType::XdbcDouble, Some(53), false),
+        ("DECIMAL", XdbcDataType::XdbcDecimal, Some(38), false),
+        ("VARCHAR", XdbcDataType::XdbcVarchar, None, true),
+        ("DATE", XdbcDataType::XdbcDate, None, false),
+        ("TIMESTAMP", XdbcDataType::XdbcTimestamp, None, false),
+    ];
+    for (name, data_type, size, case_sensitive) in types {
+        let quoted = matches!(
+            data_type,
+            XdbcDataType::XdbcVarchar | XdbcDataType::XdbcDate | XdbcDataType::XdbcTimestamp
+        );
+        b.append(XdbcTypeInfo {
+            type_name: name.into(),
+            data_type,
+            column_size: size,
+            literal_prefix: quoted.then(|| "'".into()),
+            literal_suffix: quoted.then(|| "'".into()),
+            create_params: (name == "DECIMAL").then(|| vec!["precision".into(), "scale".into()]),
+            nullable: Nullable::NullabilityNullable,
+            case_sensitive,
+            searchable: Searchable::Full,
+            unsigned_attribute: size.map(|_| false),
+            fixed_prec_scale: false,
+            auto_increment: Some(false),
+            local_type_name: Some(name.into()),
+            minimum_scale: None,
+            maximum_scale: (name == "DECIMAL").then_some(38),
+            sql_data_type: data_type,
+            datetime_subcode: None,
+            num_prec_radix: size.map(|_| 2),
+            interval_precision: None,
+        });
+    }
+    b.build().expect("static type info is valid")
 }
 
 /// What this server is, for `GetSqlInfo`.
@@ -221,7 +394,7 @@ fn sql_info() -> SqlInfoData {
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
-    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::FlightSqlServerCancel, true);
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, true);
     b.append(SqlInfo::SqlDdlTable, true);
@@ -375,21 +548,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let (_, session) = self.session(&request)?;
-        let result = self.run(&session, &command.query).await?;
-        let batches = result.collect().await.map_err(status)?;
-        // DML reports one `count` row; other statements change no rows.
-        let count = batches
-            .iter()
-            .find(|b| {
-                b.num_rows() == 1 && b.num_columns() == 1 && b.schema().field(0).name() == "count"
-            })
-            .and_then(|b| {
-                let c = b.column(0);
-                (c.data_type() == &arrow::datatypes::DataType::UInt64 && !c.is_null(0))
-                    .then(|| c.as_primitive::<UInt64Type>().value(0) as i64)
-            })
-            .unwrap_or(0);
-        Ok(count)
+        self.update(&session, &command.query, None).await
     }
 
     async fn get_flight_info_catalogs(
@@ -576,7 +735,338 @@ impl FlightSqlService for AutoLakeFlightSql {
         Ok(Self::one_batch(batch))
     }
 
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let (token, session) = self.session(&request)?;
+        let parsed = session.parse(&query.query).map_err(status)?;
+        if parsed.len() != 1 {
+            return Err(Status::invalid_argument(format!(
+                "expected one statement to prepare, got {}",
+                parsed.len()
+            )));
+        }
+        let count = params::count_placeholders(&query.query).map_err(status)?;
+        // The result schema, when the statement is a query DataFusion can
+        // plan with its parameters unknown.
+        let dataset_schema = match session.plan_query(&parsed[0]).await {
+            Some(schema) => schema_bytes(&schema)?,
+            None => Default::default(),
+        };
+        let parameter_schema = arrow::datatypes::Schema::new(
+            (0..count)
+                .map(|i| {
+                    arrow::datatypes::Field::new(
+                        format!("${}", i + 1),
+                        arrow::datatypes::DataType::Null,
+                        true,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        let handle = random_token(16);
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                handle.clone(),
+                Prepared {
+                    token,
+                    sql: query.query,
+                    params: None,
+                },
+            );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema,
+            parameter_schema: schema_bytes(&parameter_schema)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let (token, _) = self.session(&request)?;
+        self.prepared(&token, &query.prepared_statement_handle)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&handle);
+        Ok(())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let (token, _) = self.session(&request)?;
+        let (sql, _) = self.prepared(&token, &query.prepared_statement_handle)?;
+        let batches = Self::put_batches(request).await?;
+        let params = match batches.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            many => Some(
+                arrow::compute::concat_batches(&many[0].schema(), many)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+        };
+        if let Some(p) = &params {
+            // Fail at binding time, not at execution.
+            Self::bound(&sql, Some(p), 0)?;
+        }
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&handle)
+        {
+            p.params = params;
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (token, session) = self.session(&request)?;
+        let (sql, params) = self.prepared(&token, &cmd.prepared_statement_handle)?;
+        if params.as_ref().is_some_and(|p| p.num_rows() > 1) {
+            return Err(Status::invalid_argument(
+                "a prepared query runs with one row of parameters; bind one row",
+            ));
+        }
+        let statement = Self::bound(&sql, params.as_ref(), 0)?;
+        let result = self.run(&session, &statement).await?;
+        let schema = result.schema();
+        let handle = self.park(&token, result.into_stream());
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        Self::info(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let (token, session) = self.session(&request)?;
+        let (sql, stored) = self.prepared(&token, &query.prepared_statement_handle)?;
+        let sent = Self::put_batches(request).await?;
+        if sent.is_empty() {
+            return self.update(&session, &sql, stored.as_ref()).await;
+        }
+        let mut total = 0;
+        for batch in &sent {
+            total += self.update(&session, &sql, Some(batch)).await?;
+        }
+        Ok(total)
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let (_, session) = self.session(&request)?;
+        if command.temporary {
+            return Err(Status::invalid_argument(
+                "temporary tables are not supported: ingest into a lake table",
+            ));
+        }
+        if command
+            .catalog
+            .as_deref()
+            .is_some_and(|c| c != crate::lake::LAKE_CATALOG)
+        {
+            return Err(Status::invalid_argument(format!(
+                "ingest goes into catalog '{}'",
+                crate::lake::LAKE_CATALOG
+            )));
+        }
+        let options = command.table_definition_options.unwrap_or_default();
+        let table = crate::lake::TableName::new(
+            command
+                .schema
+                .unwrap_or_else(|| crate::lake::DEFAULT_SCHEMA.to_string()),
+            command.table,
+        );
+        let batches = Self::put_batches(request).await?;
+        let rows = super::ingest::ingest(
+            &session,
+            &table,
+            batches,
+            options.if_not_exist(),
+            options.if_exists(),
+        )
+        .await
+        .map_err(status)?;
+        Ok(rows as i64)
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request)?;
+        Self::info(
+            &primary_keys_schema(),
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request)?;
+        // Delta tables declare no primary keys.
+        let batch = RecordBatch::new_empty(Arc::new(primary_keys_schema()));
+        Ok(Self::one_batch(batch))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request)?;
+        let schema = query.into_builder(&self.xdbc_info).schema();
+        Self::info(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request)?;
+        let batch = query
+            .into_builder(&self.xdbc_info)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::one_batch(batch))
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let (token, _) = self.session(&request)?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|e| Status::invalid_argument(format!("cannot read the FlightInfo: {e}")))?;
+        let cancelled = self.cancel(&token, &info);
+        Ok(ActionCancelQueryResult {
+            // CancelResult: 1 cancelled, 3 not cancellable.
+            result: if cancelled { 1 } else { 3 },
+        })
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let (token, _) = self.session(&request)?;
+        let action = request.into_inner();
+        if action.r#type != "CancelFlightInfo" {
+            return Err(Status::unimplemented(format!(
+                "action {} is not supported",
+                action.r#type
+            )));
+        }
+        let cancel = CancelFlightInfoRequest::decode(action.body).map_err(|e| {
+            Status::invalid_argument(format!("cannot read CancelFlightInfoRequest: {e}"))
+        })?;
+        let info = cancel.info.ok_or_else(|| {
+            Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
+        })?;
+        let status = if self.cancel(&token, &info) {
+            CancelStatus::Cancelled
+        } else {
+            CancelStatus::NotCancellable
+        };
+        let result = CancelFlightInfoResult {
+            status: status as i32,
+        };
+        let body = arrow_flight::Result {
+            body: result.encode_to_vec().into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(body)]))))
+    }
+
+    async fn do_get_fallback(
+        &self,
+        request: Request<Ticket>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request)?;
+        Err(Status::unimplemented(format!(
+            "DoGet of {} is not supported",
+            message.type_url
+        )))
+    }
+
+    async fn get_flight_info_fallback(
+        &self,
+        command: arrow_flight::sql::Command,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request)?;
+        Err(Status::unimplemented(format!(
+            "GetFlightInfo of {} is not supported",
+            command.type_url()
+        )))
+    }
+
+    async fn do_put_fallback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.session(&request)?;
+        Err(Status::unimplemented(format!(
+            "DoPut of {} is not supported",
+            message.type_url
+        )))
+    }
+
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// Columns of a `GetPrimaryKeys` result.
+fn primary_keys_schema() -> arrow::datatypes::Schema {
+    use arrow::datatypes::{DataType, Field};
+    arrow::datatypes::Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ])
 }
 
 /// Catalogs a client may list: the lake and any the session added, not

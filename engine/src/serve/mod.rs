@@ -9,6 +9,8 @@
 //! never leave half a commit behind.
 
 pub mod flight;
+mod ingest;
+mod params;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -64,6 +66,9 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
 
     let mut builder = Server::builder();
     if let Some((cert, key)) = &options.tls {
+        // Several rustls crypto providers are linked into the binary;
+        // choose ring explicitly (an error means one is set already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let read = |p: &PathBuf, what: &str| {
             std::fs::read(p).map_err(|e| {
                 Error::invalid(format!("cannot read the TLS {what} {}: {e}", p.display()))

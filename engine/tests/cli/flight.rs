@@ -25,6 +25,10 @@ struct Server {
 
 impl Server {
     fn start(lake: &Path, token_ttl: u64) -> Self {
+        Self::start_with(lake, token_ttl, &[])
+    }
+
+    fn start_with(lake: &Path, token_ttl: u64, extra: &[&str]) -> Self {
         let (flight, http) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_autolake"))
             .arg("--lake")
@@ -38,6 +42,7 @@ impl Server {
                 "--token-ttl",
                 &token_ttl.to_string(),
             ])
+            .args(extra)
             .env("AUTOLAKE_ADMIN_PASSWORD", PASSWORD)
             .env_remove("AUTOLAKE_LAKE")
             .stdout(Stdio::null())
@@ -231,6 +236,302 @@ async fn arrow_rs_flight_sql_client_runs_statements_and_metadata_calls() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn prepared_statements_ingest_and_cancel() {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow_flight::sql::{
+        CommandGetPrimaryKeys, CommandStatementIngest, TableDefinitionOptions, TableExistsOption,
+        TableNotExistOption,
+    };
+
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let mut client = server.client().await;
+    client.handshake("admin", PASSWORD).await.expect("login");
+    client
+        .execute_update(
+            "CREATE TABLE p (id BIGINT, name TEXT, score DOUBLE)".into(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    // A prepared update, several rows of parameters at once.
+    let mut insert = client
+        .prepare("INSERT INTO p VALUES (?, ?, ?)".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(insert.parameter_schema().unwrap().fields().len(), 3);
+    insert
+        .set_parameters(
+            RecordBatch::try_from_iter([
+                ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as _),
+                (
+                    "name",
+                    Arc::new(StringArray::from(vec!["a", "it's", "c"])) as _,
+                ),
+                (
+                    "score",
+                    Arc::new(Float64Array::from(vec![0.5, 1.5, 2.5])) as _,
+                ),
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(insert.execute_update().await.unwrap(), 3);
+    insert.close().await.unwrap();
+
+    // A prepared query: the result schema is known before it runs.
+    let mut query = client
+        .prepare(
+            "SELECT name, score FROM p WHERE id >= $1 ORDER BY id".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(query.dataset_schema().unwrap().fields().len(), 2);
+    query
+        .set_parameters(
+            RecordBatch::try_from_iter([("min", Arc::new(Int64Array::from(vec![2])) as _)])
+                .unwrap(),
+        )
+        .unwrap();
+    let info = query.execute().await.unwrap();
+    assert_eq!(
+        text(&rows(&mut client, info).await),
+        "+------+-------+\n| name | score |\n+------+-------+\n| it's | 1.5   |\n| c    | 2.5   |\n+------+-------+"
+    );
+
+    // Bulk ingest: create, then append; rows counted, one commit each.
+    let batch = RecordBatch::try_from_iter([
+        ("k", Arc::new(Int64Array::from_iter_values(0..10_000)) as _),
+        (
+            "v",
+            Arc::new(Float64Array::from_iter_values(
+                (0..10_000).map(|i| i as f64 / 2.0),
+            )) as _,
+        ),
+    ])
+    .unwrap();
+    let ingest =
+        |exists: TableExistsOption, not_exist: TableNotExistOption| CommandStatementIngest {
+            table_definition_options: Some(TableDefinitionOptions {
+                if_not_exist: not_exist as i32,
+                if_exists: exists as i32,
+            }),
+            table: "bulk".into(),
+            schema: Some("public".into()),
+            catalog: None,
+            temporary: false,
+            transaction_id: None,
+            options: Default::default(),
+        };
+    let n = client
+        .execute_ingest(
+            ingest(TableExistsOption::Fail, TableNotExistOption::Create),
+            futures::stream::iter([Ok(batch.clone())]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 10_000);
+    let n = client
+        .execute_ingest(
+            ingest(TableExistsOption::Append, TableNotExistOption::Fail),
+            futures::stream::iter([Ok(batch.clone())]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 10_000);
+    let err = client
+        .execute_ingest(
+            ingest(TableExistsOption::Fail, TableNotExistOption::Create),
+            futures::stream::iter([Ok(batch)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("already exists"), "{err:?}");
+    let info = client
+        .execute("SELECT count(*) AS n, max(version) AS v FROM (SELECT 1 AS x) CROSS JOIN (SELECT version FROM system.tables WHERE name = 'bulk') GROUP BY x".into(), None)
+        .await
+        .unwrap();
+    let out = text(&rows(&mut client, info).await);
+    assert!(out.contains("| 1 | 1 |"), "{out}");
+    let info = client
+        .execute("SELECT count(*) AS n FROM bulk".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("| 20000 |"));
+
+    // Delta tables have no primary keys; type info lists the SQL types.
+    let info = client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: Some("lake".into()),
+            db_schema: Some("public".into()),
+            table: "p".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&mut client, info)
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        0
+    );
+    let info = client.get_xdbc_type_info(Default::default()).await.unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("VARCHAR"));
+
+    // A result that is cancelled is gone.
+    let info = client
+        .execute("SELECT value FROM generate_series(1, 1000000)".into(), None)
+        .await
+        .unwrap();
+    let cancel = arrow_flight::CancelFlightInfoRequest::new(info.clone());
+    let mut request = tonic::Request::new(arrow_flight::Action {
+        r#type: "CancelFlightInfo".into(),
+        body: prost::Message::encode_to_vec(&cancel).into(),
+    });
+    let bearer = format!("Bearer {}", client.token().unwrap());
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let mut results = client
+        .inner_mut()
+        .do_action(request)
+        .await
+        .expect("cancel")
+        .into_inner();
+    let body = results.message().await.unwrap().expect("a result").body;
+    let result: arrow_flight::CancelFlightInfoResult = prost::Message::decode(body).unwrap();
+    assert_eq!(result.status, arrow_flight::CancelStatus::Cancelled as i32);
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let err = match client.do_get(ticket).await {
+        Ok(stream) => stream
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("no result for this ticket"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_with_a_certificate_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (ca, ca_key) = (dir.path().join("ca.pem"), dir.path().join("ca-key.pem"));
+    let csr = dir.path().join("server.csr");
+    let ext = dir.path().join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    // A test CA, and a server certificate it signs.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    assert!(cert.exists() && key.exists() && ca_key.exists() && csr.exists());
+    let lake = dir.path().join("lake");
+    let server = Server::start_with(
+        &lake,
+        3600,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&pem))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://127.0.0.1:{}", server.flight))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("TLS connects");
+    let mut client = FlightSqlServiceClient::new(channel);
+    client
+        .handshake("admin", PASSWORD)
+        .await
+        .expect("login over TLS");
+    let info = client
+        .execute("SELECT 40 + 2 AS answer".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("42"));
+    // Plain text to a TLS port fails.
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{}", server.flight))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let mut client = FlightSqlServiceClient::new(channel);
+        assert!(client.handshake("admin", PASSWORD).await.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tokens_expire() {
     let lake = tempfile::tempdir().unwrap();
     let server = Server::start(lake.path(), 1);
@@ -296,6 +597,15 @@ except Exception as e:
     print("bad sql:", "INVALID_ARGUMENT" in str(e).upper() or "INVALIDARGUMENT" in str(e).upper())
 cur.execute("SELECT value FROM generate_series(1, 1000000)")
 print("large:", cur.fetch_arrow_table().num_rows)
+cur.execute("SELECT temp FROM readings WHERE id = ?", (2,))
+print("param:", cur.fetchall())
+cur.executemany("INSERT INTO readings VALUES (?, ?)", [(4, 1.0), (5, 2.0)])
+cur.execute("SELECT count(*) FROM readings")
+print("after executemany:", cur.fetchone()[0])
+import pyarrow as pa
+n = cur.adbc_ingest("ingested", pa.table({{"a": [1, 2, 3], "b": ["x", "y", "z"]}}), mode="create")
+cur.execute("SELECT sum(a) FROM ingested")
+print("ingested:", n, cur.fetchone()[0])
 cur.close()
 conn.close()
 "#,
@@ -309,4 +619,7 @@ conn.close()
     assert!(out.contains("schema: ['id', 'temp']"), "{out}");
     assert!(out.contains("bad sql: True"), "{out}");
     assert!(out.contains("large: 1000000"), "{out}");
+    assert!(out.contains("param: [(21.0,)]"), "{out}");
+    assert!(out.contains("after executemany: 5"), "{out}");
+    assert!(out.contains("ingested: 3 6"), "{out}");
 }
