@@ -51,7 +51,7 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
 use base64::Engine as _;
-use base64::prelude::BASE64_STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, TryStreamExt};
@@ -64,6 +64,13 @@ use super::users::{UserStore, random_token};
 use crate::error::Error;
 use crate::principal::Interface;
 use crate::session::{Engine, Session};
+
+/// Base64 for Basic credentials, with or without padding (Go clients,
+/// ADBC's among them, leave it out).
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// How long a result waits for its `DoGet`.
 const RESULT_TTL: Duration = Duration::from_secs(600);
@@ -461,7 +468,7 @@ impl FlightSqlService for AutoLakeFlightSql {
             .strip_prefix("Basic ")
             .or_else(|| header.strip_prefix("basic "))
             .ok_or_else(|| Status::unauthenticated("Handshake accepts Basic credentials only"))?;
-        let decoded = BASE64_STANDARD
+        let decoded = BASE64
             .decode(encoded.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())

@@ -14,7 +14,8 @@ use tonic::transport::Channel;
 
 use super::services::{free_port, run_python};
 
-const PASSWORD: &str = "s3cret-admin";
+/// Its Basic credentials need base64 padding, which ADBC leaves out.
+const PASSWORD: &str = "s3cret-admin!";
 
 /// An `autolake serve` process on private ports, stopped on drop.
 struct Server {
