@@ -30,6 +30,10 @@ use arrow::array::{Array, AsArray, Float64Array};
 use autolake_engine::{Engine, EngineConfig, Interface, Principal};
 use clap::Parser;
 
+#[path = "common.rs"]
+mod common;
+use common::python;
+
 #[derive(Debug, Parser)]
 #[command(about = "Drift tests through AutoLake SQL vs scipy/numpy on the same data")]
 struct Args {
@@ -203,16 +207,4 @@ fn peak_rss_mb() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("AUTOLAKE_BENCH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
 }

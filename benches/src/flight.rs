@@ -29,6 +29,10 @@ use autolake_engine::serve::{ServeOptions, serve};
 use autolake_engine::{Engine, EngineConfig, Interface, Principal};
 use clap::Parser;
 
+#[path = "common.rs"]
+mod common;
+use common::{free_port, python};
+
 #[derive(Debug, Parser)]
 #[command(about = "Flight SQL: AutoLake vs pyarrow.flight vs psql on the same rows")]
 struct Args {
@@ -137,22 +141,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         number("autolake_first_batch_ms")
     );
     Ok(())
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("AUTOLAKE_BENCH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
 }

@@ -291,6 +291,22 @@ impl AutoLakeFlightSql {
         Response::new(Box::pin(encoded))
     }
 
+    /// The `FlightInfo` of a metadata command: checks the token, and the
+    /// ticket is the command itself.
+    fn metadata_info(
+        &self,
+        command: &impl ProstMessageExt,
+        schema: &arrow::datatypes::Schema,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request)?;
+        Self::info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
     /// Drops the parked results named by `info`'s tickets, which stops
     /// their queries; whether any was still running.
     fn cancel(&self, token: &str, info: &FlightInfo) -> bool {
@@ -563,13 +579,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(&request)?;
-        let schema = query.into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&query, &query.into_builder().schema(), request)
     }
 
     async fn do_get_catalogs(
@@ -593,13 +603,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(&request)?;
-        let schema = query.clone().into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&query, &query.clone().into_builder().schema(), request)
     }
 
     async fn do_get_schemas(
@@ -628,13 +632,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(&request)?;
-        let schema = query.clone().into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&query, &query.clone().into_builder().schema(), request)
     }
 
     async fn do_get_tables(
@@ -690,13 +688,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(&request)?;
-        let schema = query.into_builder().schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.metadata_info(&query, &query.into_builder().schema(), request)
     }
 
     async fn do_get_table_types(
@@ -720,12 +712,10 @@ impl FlightSqlService for AutoLakeFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(&request)?;
-        let schema = query.clone().into_builder(&self.sql_info).schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.metadata_info(
+            &query,
+            &query.clone().into_builder(&self.sql_info).schema(),
+            request,
         )
     }
 
@@ -955,12 +945,10 @@ impl FlightSqlService for AutoLakeFlightSql {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.session(&request)?;
-        let schema = query.into_builder(&self.xdbc_info).schema();
-        Self::info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.metadata_info(
+            &query,
+            &query.into_builder(&self.xdbc_info).schema(),
+            request,
         )
     }
 
