@@ -521,6 +521,22 @@ async fn tls_with_a_certificate_and_key() {
         .await
         .unwrap();
     assert!(text(&rows(&mut client, info).await).contains("42"));
+    // ADBC over TLS, trusting the test CA.
+    let out = run_python(&format!(
+        r#"
+import adbc_driver_flightsql.dbapi as flight_sql
+conn = flight_sql.connect("grpc+tls://localhost:{port}", db_kwargs={{
+    "username": "admin", "password": "{password}",
+    "adbc.flight.sql.client_option.tls_root_certs": open("{ca}").read()}})
+cur = conn.cursor()
+cur.execute("SELECT 6 * 7 AS answer")
+print("tls:", cur.fetchone()[0])
+"#,
+        port = server.flight,
+        password = PASSWORD,
+        ca = ca.display()
+    ));
+    assert!(out.contains("tls: 42"), "{out}");
     // Plain text to a TLS port fails.
     let plain = Channel::from_shared(format!("http://127.0.0.1:{}", server.flight))
         .unwrap()
@@ -535,17 +551,39 @@ async fn tls_with_a_certificate_and_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_expire() {
     let lake = tempfile::tempdir().unwrap();
-    let server = Server::start(lake.path(), 1);
+    // Long enough for a loaded machine to log in and run one query.
+    let server = Server::start(lake.path(), 3);
     let mut client = server.client().await;
     client.handshake("admin", PASSWORD).await.expect("login");
     client
         .execute("SELECT 1".into(), None)
         .await
         .expect("fresh token");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let err = client.execute("SELECT 1".into(), None).await.unwrap_err();
     assert!(has_code(&err, tonic::Code::Unauthenticated), "{err:?}");
     assert!(format!("{err:?}").contains("expired"), "{err:?}");
+    // The same through ADBC.
+    let out = run_python(&format!(
+        r#"
+import time
+import adbc_driver_flightsql.dbapi as flight_sql
+conn = flight_sql.connect("grpc://127.0.0.1:{port}", db_kwargs={{"username": "admin", "password": "{password}"}})
+cur = conn.cursor()
+cur.execute("SELECT 1")
+cur.fetchall()
+time.sleep(3.5)
+try:
+    cur.execute("SELECT 1")
+    cur.fetchall()
+    print("expired token accepted")
+except Exception as e:
+    print("expired:", "UNAUTHENTICATED" in str(e).upper())
+"#,
+        port = server.flight,
+        password = PASSWORD
+    ));
+    assert!(out.contains("expired: True"), "{out}");
 }
 
 #[test]
