@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use argon2::Argon2;
-use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
+use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
