@@ -331,6 +331,15 @@ impl AutoLakeFlightSql {
         cancelled
     }
 
+    /// A metadata result built by one of arrow-flight's builders.
+    fn built(
+        batch: Result<RecordBatch, impl std::fmt::Display>,
+    ) -> Result<Response<FlightStream<FlightData>>, Status> {
+        batch
+            .map(Self::one_batch)
+            .map_err(|e| Status::internal(e.to_string()))
+    }
+
     fn one_batch(batch: arrow::array::RecordBatch) -> Response<FlightStream<FlightData>> {
         let schema = batch.schema();
         Self::stream(schema, futures::stream::iter([Ok(batch)]))
@@ -592,10 +601,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         for catalog in visible_catalogs(&session) {
             builder.append(catalog);
         }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::one_batch(batch))
+        Self::built(builder.build())
     }
 
     async fn get_flight_info_schemas(
@@ -621,10 +627,7 @@ impl FlightSqlService for AutoLakeFlightSql {
                 }
             }
         }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::one_batch(batch))
+        Self::built(builder.build())
     }
 
     async fn get_flight_info_tables(
@@ -677,10 +680,7 @@ impl FlightSqlService for AutoLakeFlightSql {
                 }
             }
         }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::one_batch(batch))
+        Self::built(builder.build())
     }
 
     async fn get_flight_info_table_types(
@@ -701,10 +701,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         for kind in ["LOCAL TEMPORARY", "TABLE", "VIEW"] {
             builder.append(kind);
         }
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::one_batch(batch))
+        Self::built(builder.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -725,11 +722,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.session(&request)?;
-        let batch = query
-            .into_builder(&self.sql_info)
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::one_batch(batch))
+        Self::built(query.into_builder(&self.sql_info).build())
     }
 
     async fn do_action_create_prepared_statement(
@@ -958,11 +951,7 @@ impl FlightSqlService for AutoLakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.session(&request)?;
-        let batch = query
-            .into_builder(&self.xdbc_info)
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::one_batch(batch))
+        Self::built(query.into_builder(&self.xdbc_info).build())
     }
 
     async fn do_action_cancel_query(
