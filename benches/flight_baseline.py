@@ -6,6 +6,10 @@
 `measure` prints one JSON object:
 - autolake: ADBC (adbc_driver_flightsql) reading `SELECT * FROM lineitem`
   from `autolake serve`, and the time to the first batch of `SELECT 1`;
+- autolake_pyarrow: the `pyarrow.flight` client reading the same query
+  from `autolake serve` over the Flight SQL protocol (GetFlightInfo with a
+  CommandStatementQuery, then DoGet) — the same client as the anchor, so
+  the two servers are compared like for like;
 - pyarrow_flight: a `pyarrow.flight` server (another Python process)
   serving the same rows, read with `pyarrow.flight`;
 - psql: PostgreSQL's `psql` (libpq) reading the same rows from a table
@@ -44,6 +48,30 @@ def serve_pyarrow(path, port):
     server = Server(f"grpc://127.0.0.1:{port}", table)
     print("ready", flush=True)
     server.serve()
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def statement_query(sql):
+    """A Flight SQL CommandStatementQuery packed in google.protobuf.Any."""
+    command = field(1, sql.encode())
+    type_url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return field(1, type_url) + field(2, command)
 
 
 def best(iterations, run):
@@ -86,6 +114,19 @@ def measure(port, password, path, iterations):
     assert got["table"].num_rows == rows, got["table"].num_rows
     cur.close()
     conn.close()
+
+    # The pyarrow.flight client against autolake serve (Flight SQL by hand).
+    client = flight.connect(f"grpc://127.0.0.1:{port}")
+    options = flight.FlightCallOptions(headers=[client.authenticate_basic_token("admin", password)])
+    descriptor = flight.FlightDescriptor.for_command(statement_query("SELECT * FROM lineitem"))
+
+    def pyarrow_autolake():
+        info = client.get_flight_info(descriptor, options)
+        got["pa_autolake"] = client.do_get(info.endpoints[0].ticket, options).read_all()
+
+    out["autolake_pyarrow_s"] = best(iterations, pyarrow_autolake)
+    assert got["pa_autolake"].num_rows == rows
+    client.close()
 
     # pyarrow.flight serving the same rows from another process.
     with socket_port() as pa_port:

@@ -6,14 +6,19 @@
 //!    `CREATE TABLE … AS SELECT` in a temporary lake.
 //! 2. For each test, spawns this binary once per measurement (so each
 //!    process's peak memory is the test's own) and times
-//!    `SELECT drift_x(x, is_current) FROM samples` — scan included.
+//!    `SELECT drift_x(x, is_current) FROM …` twice: over the lake table
+//!    (the Delta scan included) and over the same rows already in memory
+//!    (a `MemTable` of two partitions, loaded before the clock starts) —
+//!    the like-for-like comparison with Python, whose arrays are loaded
+//!    before its clock starts too.
 //! 3. Runs the Python baseline (`drift_baseline.py`) on the same Delta
 //!    table: it loads the two samples into numpy arrays (not timed) and
 //!    times `scipy.stats.ks_2samp`, `scipy.stats.wasserstein_distance`
 //!    (normalised as Evidently), PSI and Jensen–Shannon with
 //!    `numpy.histogram` bins, each in its own process.
 //! 4. Prints best-of-`--iterations` seconds, peak RSS, the speed-up over
-//!    Python and both statistics (they must agree).
+//!    Python (in memory against in memory) and both statistics (they must
+//!    agree).
 //!
 //! ```text
 //! cargo run --release -p autolake-benches --bin drift -- --rows 10000000
@@ -49,6 +54,9 @@ struct Args {
     /// Internal: the lake of `--child`.
     #[arg(long, hide = true)]
     lake: Option<PathBuf>,
+    /// Internal: with `--child`, read the rows from memory.
+    #[arg(long, hide = true)]
+    memory: bool,
 }
 
 const TESTS: [(&str, &str); 4] = [
@@ -62,7 +70,7 @@ const TESTS: [(&str, &str); 4] = [
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if let (Some(test), Some(lake)) = (&args.child, &args.lake) {
-        return child(test, lake).await;
+        return child(test, lake, args.memory).await;
     }
 
     let dir = tempfile::tempdir()?;
@@ -95,24 +103,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let python = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("drift_baseline.py");
     println!(
-        "\n{:<12} {:>10} {:>10} {:>8} {:>11} {:>11}   statistic (autolake / python)",
-        "test", "autolake s", "python s", "speedup", "autolake MB", "python MB"
+        "\n{:<12} {:>10} {:>10} {:>10} {:>8} {:>11} {:>11}   statistic (autolake / python)",
+        "test", "scan s", "memory s", "python s", "speedup", "autolake MB", "python MB"
     );
     for (test, _) in TESTS {
-        let ours = best(args.iterations, || {
-            run_json(Command::new(&exe).args([
-                "--child",
-                test,
-                "--lake",
-                &lake.display().to_string(),
-            ]))
-        })?;
+        let measure = |memory: bool| {
+            let mut command = Command::new(&exe);
+            command.args(["--child", test, "--lake", &lake.display().to_string()]);
+            if memory {
+                command.arg("--memory");
+            }
+            best(args.iterations, || run_json(&mut command))
+        };
+        let scan = measure(false)?;
+        let ours = measure(true)?;
         let theirs = best(args.iterations, || {
             run_json(Command::new(&python).arg(&script).arg(test).arg(&table))
         })?;
         println!(
-            "{:<12} {:>10.3} {:>10.3} {:>7.1}x {:>11.0} {:>11.0}   {:.12} / {:.12}",
+            "{:<12} {:>10.3} {:>10.3} {:>10.3} {:>7.1}x {:>11.0} {:>11.0}   {:.12} / {:.12}",
             test,
+            scan.seconds,
             ours.seconds,
             theirs.seconds,
             theirs.seconds / ours.seconds,
@@ -173,16 +184,36 @@ fn run_json(command: &mut Command) -> Result<Measurement, Box<dyn std::error::Er
     })
 }
 
-async fn child(test: &str, lake: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+async fn child(
+    test: &str,
+    lake: &std::path::Path,
+    memory: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (_, expr) = TESTS
         .iter()
         .find(|(name, _)| *name == test)
         .ok_or("unknown test")?;
     let engine = Engine::open(EngineConfig::for_lake(lake.display().to_string())).await?;
     let session = engine.session(Principal::local_admin(), Interface::Embedded);
+    let table = if memory {
+        // The rows in memory, dealt into two partitions (one per core).
+        let rows = session.execute("SELECT x, is_current FROM samples").await?;
+        let schema = rows.first().ok_or("no rows")?.schema();
+        let mut partitions = vec![Vec::new(), Vec::new()];
+        for (i, batch) in rows.into_iter().enumerate() {
+            partitions[i % 2].push(batch);
+        }
+        let table = datafusion::datasource::MemTable::try_new(schema, partitions)?;
+        session
+            .context()
+            .register_table("samples_in_memory", std::sync::Arc::new(table))?;
+        "samples_in_memory"
+    } else {
+        "samples"
+    };
     let started = Instant::now();
     let batches = session
-        .execute(&format!("SELECT {expr} FROM samples"))
+        .execute(&format!("SELECT {expr} FROM {table}"))
         .await?;
     let seconds = started.elapsed().as_secs_f64();
     let column = batches[0].column(0);

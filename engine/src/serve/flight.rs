@@ -83,6 +83,105 @@ struct Login {
     expires: Instant,
 }
 
+/// The live bearer tokens, shared by the service and the [`RequireToken`]
+/// gate in front of it.
+#[derive(Default)]
+pub(crate) struct Logins(Mutex<HashMap<String, Login>>);
+
+impl Logins {
+    /// The token and session named by an `authorization: Bearer …`
+    /// header; `Unauthenticated` when it is missing, malformed, unknown
+    /// or expired.
+    fn session(&self, header: Option<&[u8]>) -> Result<(String, Arc<Session>), Status> {
+        let header = header.ok_or_else(|| {
+            Status::unauthenticated(
+                "no bearer token: authenticate with Handshake (Basic user:password) first",
+            )
+        })?;
+        let token = std::str::from_utf8(header)
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                Status::unauthenticated("expected an 'authorization: Bearer <token>' header")
+            })?
+            .trim();
+        let mut logins = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        logins.retain(|_, l| l.expires > now);
+        match logins.get(token) {
+            Some(login) => Ok((token.to_string(), Arc::clone(&login.session))),
+            None => Err(Status::unauthenticated(
+                "invalid or expired token: authenticate again with Handshake",
+            )),
+        }
+    }
+
+    fn insert(&self, token: String, login: Login) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, login);
+    }
+}
+
+/// The Flight service behind a gate that refuses every call but
+/// `Handshake` without a live bearer token — including the calls this
+/// server does not implement (`ListFlights`, `GetSchema`, `PollFlightInfo`,
+/// `DoExchange`, …), which would otherwise answer `Unimplemented` to
+/// anyone and so reveal what is there.
+#[derive(Clone)]
+pub struct RequireToken<S> {
+    inner: S,
+    logins: Arc<Logins>,
+}
+
+impl<S> std::fmt::Debug for RequireToken<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireToken").finish_non_exhaustive()
+    }
+}
+
+/// The one call that needs no token.
+const HANDSHAKE_PATH: &str = "/arrow.flight.protocol.FlightService/Handshake";
+
+impl<S, B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for RequireToken<S>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<B>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        if request.uri().path() != HANDSHAKE_PATH {
+            let header = request.headers().get("authorization").map(|h| h.as_bytes());
+            if let Err(refused) = self.logins.session(header) {
+                return Box::pin(async move { Ok(refused.into_http()) });
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for RequireToken<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 /// A statement's result waiting for its `DoGet`.
 struct Pending {
     token: String,
@@ -102,7 +201,7 @@ pub struct AutoLakeFlightSql {
     engine: Arc<Engine>,
     users: UserStore,
     token_ttl: Duration,
-    logins: Mutex<HashMap<String, Login>>,
+    logins: Arc<Logins>,
     results: Mutex<HashMap<String, Pending>>,
     prepared: Mutex<HashMap<String, Prepared>>,
     sql_info: SqlInfoData,
@@ -125,12 +224,22 @@ impl AutoLakeFlightSql {
             engine,
             users,
             token_ttl,
-            logins: Mutex::default(),
+            logins: Arc::default(),
             results: Mutex::default(),
             prepared: Mutex::default(),
             sql_info: sql_info(),
             xdbc_info: xdbc_info(),
         }
+    }
+
+    /// This service as a gRPC server behind the [`RequireToken`] gate.
+    pub fn into_server(
+        self,
+    ) -> RequireToken<arrow_flight::flight_service_server::FlightServiceServer<Self>> {
+        let logins = Arc::clone(&self.logins);
+        let inner = arrow_flight::flight_service_server::FlightServiceServer::new(self)
+            .max_decoding_message_size(64 << 20);
+        RequireToken { inner, logins }
     }
 
     /// A prepared statement of this client's, by handle.
@@ -196,32 +305,12 @@ impl AutoLakeFlightSql {
 
     /// The session of the request's bearer token.
     fn session<T>(&self, request: &Request<T>) -> Result<(String, Arc<Session>), Status> {
-        let header = request.metadata().get("authorization").ok_or_else(|| {
-            Status::unauthenticated(
-                "no bearer token: authenticate with Handshake (Basic user:password) first",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                Status::unauthenticated("expected an 'authorization: Bearer <token>' header")
-            })?
-            .trim()
-            .to_string();
-        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        logins.retain(|_, l| l.expires > now);
-        match logins.get(&token) {
-            Some(login) => Ok((token, Arc::clone(&login.session))),
-            None => Err(Status::unauthenticated(
-                "invalid or expired token: authenticate again with Handshake",
-            )),
-        }
+        self.logins.session(
+            request
+                .metadata()
+                .get("authorization")
+                .map(|h| h.as_bytes()),
+        )
     }
 
     /// Runs one statement for a client.
@@ -509,16 +598,13 @@ impl FlightSqlService for AutoLakeFlightSql {
             .ok_or_else(|| Status::unauthenticated("invalid user name or password"))?;
         let token = random_token(32);
         let session = Arc::new(self.engine.session(user.principal(), Interface::FlightSql));
-        self.logins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                token.clone(),
-                Login {
-                    session,
-                    expires: Instant::now() + self.token_ttl,
-                },
-            );
+        self.logins.insert(
+            token.clone(),
+            Login {
+                session,
+                expires: Instant::now() + self.token_ttl,
+            },
+        );
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: token.clone().into(),

@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -80,10 +79,13 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
             .map_err(|e| Error::invalid(format!("invalid TLS certificate or key: {e}")))?;
     }
     let service = flight::AutoLakeFlightSql::new(Arc::clone(&engine), options.token_ttl);
-    let incoming = tonic::transport::server::TcpIncoming::from(flight_listener);
+    // TCP_NODELAY: without it a small reply waits for the peer's delayed
+    // ACK (tens of milliseconds per round trip).
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(flight_listener).with_nodelay(Some(true));
     let mut flight_stop = stop_rx.clone();
     let flight = builder
-        .add_service(FlightServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = flight_stop.wait_for(|stop| *stop).await;
         });

@@ -586,6 +586,59 @@ except Exception as e:
     assert!(out.contains("expired: True"), "{out}");
 }
 
+/// `request` with a bearer token, if any.
+fn with<T>(token: Option<&str>, request: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(request);
+    if let Some(t) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_the_server_does_not_implement_still_need_a_token() {
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    use arrow_flight::{Criteria, FlightDescriptor};
+
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let mut sql = server.client().await;
+    let token = sql.handshake("admin", PASSWORD).await.expect("login");
+    let token = String::from_utf8(token.to_vec()).expect("a text token");
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", server.flight))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = FlightServiceClient::new(channel);
+    // Without a (valid) token: Unauthenticated, whatever the call.
+    for token in [None, Some("not-a-token")] {
+        let err = raw
+            .list_flights(with(token, Criteria::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+        let err = raw
+            .get_schema(with(token, FlightDescriptor::new_path(vec!["t".into()])))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+        let err = raw.list_actions(with(token, arrow_flight::Empty {})).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    }
+    // With one, the unimplemented calls say so.
+    let err = raw
+        .list_flights(with(Some(&token), Criteria::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+    raw.list_actions(with(Some(&token), arrow_flight::Empty {}))
+        .await
+        .expect("actions are listed for a logged-in client");
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let lake = tempfile::tempdir().unwrap();

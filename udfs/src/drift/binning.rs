@@ -22,8 +22,7 @@ pub(crate) fn binned_shares(
         Values::Numeric(s)
             if bins.is_some() || more_distinct_than(&s.reference, MAX_CATEGORIES) =>
         {
-            let combined: Vec<f64> = s.reference.iter().chain(&s.current).copied().collect();
-            let edges = bin_edges(&combined, bins);
+            let edges = bin_edges(&[&s.reference, &s.current], bins);
             (
                 shares(&histogram(&s.reference, &edges)),
                 shares(&histogram(&s.current, &edges)),
@@ -76,13 +75,15 @@ fn floor_zeroes(shares: &mut [f64]) {
     }
 }
 
-/// `numpy.histogram_bin_edges(data, bins="sturges")`, or `bins` equal bins.
-pub(crate) fn bin_edges(data: &[f64], bins: Option<usize>) -> Vec<f64> {
-    let (mut lo, mut hi) = data
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(*v), hi.max(*v))
-        });
+/// `numpy.histogram_bin_edges(data, bins="sturges")` over the values of
+/// all `parts` together, or `bins` equal bins.
+pub(crate) fn bin_edges(parts: &[&[f64]], bins: Option<usize>) -> Vec<f64> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for part in parts {
+        let (l, h) = min_max(part);
+        (lo, hi) = (lo.min(l), hi.max(h));
+    }
+    let len: usize = parts.iter().map(|p| p.len()).sum();
     let ptp = hi - lo;
     if lo == hi {
         lo -= 0.5;
@@ -91,7 +92,7 @@ pub(crate) fn bin_edges(data: &[f64], bins: Option<usize>) -> Vec<f64> {
     let n = match bins {
         Some(n) => n.max(1),
         None => {
-            let width = ptp / ((data.len() as f64).log2() + 1.0);
+            let width = ptp / ((len as f64).log2() + 1.0);
             if width > 0.0 {
                 ((hi - lo) / width).ceil() as usize
             } else {
@@ -104,6 +105,29 @@ pub(crate) fn bin_edges(data: &[f64], bins: Option<usize>) -> Vec<f64> {
     let mut edges: Vec<f64> = (0..=n).map(|i| lo + i as f64 * step).collect();
     edges[n] = hi;
     edges
+}
+
+/// The smallest and largest value (no NaN in samples), in eight lanes so
+/// the compiler can vectorise it.
+fn min_max(values: &[f64]) -> (f64, f64) {
+    let mut lo = [f64::INFINITY; 8];
+    let mut hi = [f64::NEG_INFINITY; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for k in 0..8 {
+            lo[k] = lo[k].min(chunk[k]);
+            hi[k] = hi[k].max(chunk[k]);
+        }
+    }
+    for v in rest {
+        lo[0] = lo[0].min(*v);
+        hi[0] = hi[0].max(*v);
+    }
+    (
+        lo.into_iter().fold(f64::INFINITY, f64::min),
+        hi.into_iter().fold(f64::NEG_INFINITY, f64::max),
+    )
 }
 
 /// `numpy.histogram(data, edges)` for equal-width edges: bins are
@@ -140,7 +164,7 @@ mod tests {
     fn sturges_edges_match_numpy() {
         // numpy.histogram_bin_edges(np.arange(100), bins="sturges")
         let data: Vec<f64> = (0..100).map(f64::from).collect();
-        let edges = bin_edges(&data, None);
+        let edges = bin_edges(&[&data], None);
         assert_eq!(edges.len(), 9);
         assert!((edges[1] - 12.375).abs() < 1e-12);
         assert_eq!(
@@ -148,7 +172,9 @@ mod tests {
             vec![13.0, 12.0, 13.0, 12.0, 12.0, 13.0, 12.0, 13.0]
         );
         // A constant sample is one bin around the value.
-        assert_eq!(bin_edges(&[3.0, 3.0], None), vec![2.5, 3.5]);
+        assert_eq!(bin_edges(&[&[3.0], &[3.0]], None), vec![2.5, 3.5]);
+        // Edges span both samples.
+        assert_eq!(bin_edges(&[&[0.0, 1.0], &[4.0]], Some(2)), vec![0.0, 2.0, 4.0]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub(super) fn drift_chi2() -> AggregateUDF {
         Accepts::Categories,
         Returns::StatisticAndPValue,
         false,
-        evaluate,
+        false, evaluate,
     )
 }
 

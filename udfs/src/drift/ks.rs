@@ -29,7 +29,7 @@ use datafusion::logical_expr::AggregateUDF;
 
 use super::chi2::ln_gamma;
 use super::samples::Values;
-use super::sort::{merge_steps, sort};
+use super::sort::{merge_steps, sorted};
 use super::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
 
 /// scipy's `MAX_AUTO_N`: larger samples get the asymptotic p-value.
@@ -42,7 +42,7 @@ pub(super) fn drift_ks() -> AggregateUDF {
         Accepts::Numeric,
         Returns::StatisticAndPValue,
         false,
-        evaluate,
+        true, evaluate,
     )
 }
 
@@ -66,10 +66,7 @@ pub(super) struct KsResult {
 
 /// `scipy.stats.ks_2samp(a, b)`; both samples non-empty.
 pub(super) fn ks_2samp(a: &[f64], b: &[f64]) -> KsResult {
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    sort(&mut a);
-    sort(&mut b);
+    let (a, b) = (sorted(a), sorted(b));
     let (n1, n2) = (a.len(), b.len());
     let (mut max_diff, mut min_diff) = (f64::NEG_INFINITY, f64::INFINITY);
     merge_steps(&a, &b, |_, _, i, j| {

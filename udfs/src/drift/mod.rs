@@ -209,7 +209,13 @@ pub fn check_function(test: DriftTest) -> AggregateUDF {
             check_result(DriftTest::Chi2, v)
         }),
     };
-    DriftUdaf::function(name, accepts, Returns::Check, false, evaluate)
+    // KS and Wasserstein (and `auto`, which picks them for numbers) work
+    // on sorted samples.
+    let sorted = matches!(
+        test,
+        DriftTest::Ks | DriftTest::Wasserstein | DriftTest::Auto
+    );
+    DriftUdaf::function(name, accepts, Returns::Check, false, sorted, evaluate)
 }
 
 /// The fields of [`check_function`]'s result.
@@ -303,6 +309,9 @@ struct DriftUdaf {
     returns: Returns,
     /// Whether an optional third argument (a bin count) is accepted.
     takes_bins: bool,
+    /// Whether the test wants sorted numeric samples (partial states are
+    /// then sorted by each partition).
+    sorted: bool,
     evaluate: Evaluate,
     signature: Signature,
 }
@@ -336,6 +345,7 @@ impl DriftUdaf {
         accepts: Accepts,
         returns: Returns,
         takes_bins: bool,
+        sorted: bool,
         evaluate: Evaluate,
     ) -> AggregateUDF {
         AggregateUDF::new_from_impl(Self {
@@ -343,6 +353,7 @@ impl DriftUdaf {
             accepts,
             returns,
             takes_bins,
+            sorted,
             evaluate,
             signature: Signature::user_defined(Volatility::Immutable),
         })
@@ -461,6 +472,7 @@ impl AggregateUDFImpl for DriftUdaf {
             self.numeric(value_type),
             bins,
             self.evaluate,
+            self.sorted,
         )))
     }
 

@@ -19,7 +19,7 @@ pub(super) fn drift_psi() -> AggregateUDF {
         Accepts::Any,
         Returns::Statistic,
         true,
-        evaluate,
+        false, evaluate,
     )
 }
 

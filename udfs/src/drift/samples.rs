@@ -6,6 +6,14 @@
 //! groups can be computed on several partitions and merged. Numeric inputs
 //! are kept as `f64`; everything else (strings, booleans, …) as the text of
 //! each value, which is what a categorical test compares.
+//!
+//! The tests that need sorted samples (KS, Wasserstein) ask for *sorted
+//! states*: each partition sorts its own samples when it hands over its
+//! state — so the sorting runs in parallel, one partition per core — and
+//! the final accumulator keeps each incoming state as a sorted run and
+//! merges the runs linearly before the test. States are moved, never
+//! copied: `state()` hands its vectors to Arrow as they are, and
+//! `merge_batch` appends the values of each list in one copy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +25,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::Accumulator;
+
+use super::sort;
 
 /// One group's two samples.
 #[derive(Debug, Default, Clone)]
@@ -176,10 +186,22 @@ pub(crate) struct SampleAccumulator {
     values: Values,
     bins: Option<usize>,
     evaluate: Evaluate,
+    /// Whether numeric samples are sorted before they leave as a state
+    /// and before the test runs.
+    sorted: bool,
+    /// In sorted mode, the ends of the sorted runs at the start of the
+    /// reference and current samples; values after the last end are not
+    /// sorted yet.
+    runs: [Vec<usize>; 2],
 }
 
 impl SampleAccumulator {
-    pub(crate) fn new(numeric: bool, bins: Option<usize>, evaluate: Evaluate) -> Self {
+    pub(crate) fn new(
+        numeric: bool,
+        bins: Option<usize>,
+        evaluate: Evaluate,
+        sorted: bool,
+    ) -> Self {
         let values = if numeric {
             Values::Numeric(Samples::default())
         } else {
@@ -189,7 +211,57 @@ impl SampleAccumulator {
             values,
             bins,
             evaluate,
+            sorted: sorted && numeric,
+            runs: [Vec::new(), Vec::new()],
         }
+    }
+
+    /// In sorted mode, sorts and merges everything gathered so far, so each
+    /// numeric sample is one sorted run (the two samples side by side on
+    /// two threads when both are large).
+    fn sort_samples(&mut self) {
+        let Values::Numeric(s) = &mut self.values else {
+            return;
+        };
+        if !self.sorted {
+            return;
+        }
+        let [reference_runs, current_runs] = &mut self.runs;
+        sort::sort_runs_pair(
+            (&mut s.reference, reference_runs),
+            (&mut s.current, current_runs),
+        );
+    }
+
+    /// Appends a numeric list value of a partial state to one sample.
+    fn append_numeric(&mut self, values: &ArrayRef, is_current: bool) -> Result<()> {
+        let Values::Numeric(s) = &mut self.values else {
+            return exec_err!("drift functions: unexpected partial state");
+        };
+        let values = cast(values, &DataType::Float64)?;
+        let values = values.as_primitive::<arrow::datatypes::Float64Type>();
+        let (sample, runs) = if is_current {
+            (&mut s.current, &mut self.runs[1])
+        } else {
+            (&mut s.reference, &mut self.runs[0])
+        };
+        if self.sorted {
+            // A sorted run may only follow sorted runs.
+            sort::sort_tail(sample, runs);
+        }
+        let start = sample.len();
+        if values.null_count() == 0 {
+            sample.extend_from_slice(values.values());
+        } else {
+            sample.extend(values.iter().flatten());
+        }
+        if self.sorted && sample.len() > start {
+            // States of this function arrive sorted; anything else is
+            // sorted here rather than trusted.
+            sort::sort_if_unsorted(&mut sample[start..]);
+            runs.push(sample.len());
+        }
+        Ok(())
     }
 
     fn push(&mut self, values: &ArrayRef, flags: &BooleanArray) -> Result<()> {
@@ -197,21 +269,22 @@ impl SampleAccumulator {
             Values::Numeric(s) => {
                 let values = cast(values, &DataType::Float64)?;
                 let values = values.as_primitive::<arrow::datatypes::Float64Type>();
-                for i in 0..values.len() {
-                    if flags.is_null(i) {
+                let raw = values.values();
+                let plain = values.null_count() == 0 && flags.null_count() == 0;
+                for (i, (&v, current)) in raw.iter().zip(flags.values().iter()).enumerate() {
+                    if !plain && flags.is_null(i) {
                         continue;
                     }
-                    let current = flags.value(i);
-                    if values.is_null(i) || values.value(i).is_nan() {
+                    if v.is_nan() || (!plain && values.is_null(i)) {
                         *if current {
                             &mut s.current_nulls
                         } else {
                             &mut s.reference_nulls
                         } += 1;
                     } else if current {
-                        s.current.push(values.value(i));
+                        s.current.push(v);
                     } else {
-                        s.reference.push(values.value(i));
+                        s.reference.push(v);
                     }
                 }
             }
@@ -251,6 +324,9 @@ impl Accumulator for SampleAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        // Reorders the samples but keeps them: a window frame may call
+        // this again after more rows arrive.
+        self.sort_samples();
         (self.evaluate)(&self.values, self.bins)
     }
 
@@ -268,10 +344,13 @@ impl Accumulator for SampleAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let (reference, current, rn, cn): (ArrayRef, ArrayRef, u64, u64) = match &self.values {
+        self.sort_samples();
+        // The state is taken: DataFusion calls this once, at the end.
+        let (reference, current, rn, cn): (ArrayRef, ArrayRef, u64, u64) = match &mut self.values
+        {
             Values::Numeric(s) => (
-                Arc::new(Float64Array::from(s.reference.clone())),
-                Arc::new(Float64Array::from(s.current.clone())),
+                Arc::new(Float64Array::from(std::mem::take(&mut s.reference))),
+                Arc::new(Float64Array::from(std::mem::take(&mut s.current))),
                 s.reference_nulls,
                 s.current_nulls,
             ),
@@ -316,8 +395,12 @@ impl Accumulator for SampleAccumulator {
                     continue;
                 }
                 let values = list.value(row);
-                let flags = BooleanArray::from(vec![is_current; values.len()]);
-                self.push(&values, &flags)?;
+                if matches!(self.values, Values::Numeric(_)) {
+                    self.append_numeric(&values, is_current)?;
+                } else {
+                    let flags = BooleanArray::from(vec![is_current; values.len()]);
+                    self.push(&values, &flags)?;
+                }
             }
             let (r, c) = match &mut self.values {
                 Values::Numeric(s) => (&mut s.reference_nulls, &mut s.current_nulls),

@@ -2,50 +2,158 @@
 //! Wasserstein tests.
 //!
 //! Large samples are sorted with a least-significant-digit radix sort on
-//! the order-preserving bit pattern of each value (4 passes of 16 bits),
-//! which is linear in the sample size; small ones with the standard
-//! library's comparison sort. Samples never hold NaN (the accumulator
+//! the order-preserving bit pattern of each value (11-bit digits, one
+//! counting read for all passes, passes over a digit every key shares
+//! skipped), which is linear in the sample size; small ones with the
+//! standard library's comparison sort. Sorted runs — the sorted states of
+//! several partitions — are merged pairwise. Samples never hold NaN (the accumulator
 //! counts NaN as null), so the order is the numeric one, with `-0.0`
 //! before `0.0` (equal values, so no test can tell).
 
-/// Below this many values a comparison sort is faster than four radix
-/// passes over a 65 536-entry histogram.
+/// Below this many values a comparison sort is faster than the radix
+/// passes.
 const RADIX_MIN: usize = 1 << 16;
+
+/// Bits of the key sorted by each radix pass: 2 048 buckets, whose counts
+/// stay in the first-level cache while a pass scatters.
+const DIGIT_BITS: usize = 11;
+const PASSES: usize = 64usize.div_ceil(DIGIT_BITS);
+const BUCKETS: usize = 1 << DIGIT_BITS;
+
+/// Above this many values in all, the two samples are sorted on two
+/// threads.
+const PARALLEL_MIN: usize = 1 << 20;
 
 /// Sorts `values` ascending.
 pub(crate) fn sort(values: &mut [f64]) {
-    if values.len() < RADIX_MIN {
+    if values.len() < RADIX_MIN || values.len() > u32::MAX as usize {
         values.sort_unstable_by(f64::total_cmp);
         return;
     }
     let mut keys: Vec<u64> = values.iter().map(|v| key(*v)).collect();
-    let mut scratch = vec![0u64; keys.len()];
-    for pass in 0..4 {
-        let shift = pass * 16;
-        let mut counts = vec![0usize; 1 << 16];
-        for k in &keys {
-            counts[((k >> shift) & 0xffff) as usize] += 1;
+    // Every pass's histogram in one read of the keys.
+    let mut counts = vec![0u32; BUCKETS * PASSES];
+    for k in &keys {
+        for (pass, c) in counts.chunks_exact_mut(BUCKETS).enumerate() {
+            c[((k >> (pass * DIGIT_BITS)) as usize) & (BUCKETS - 1)] += 1;
         }
+    }
+    let mut scratch = vec![0u64; keys.len()];
+    let n = keys.len() as u32;
+    for (pass, c) in counts.chunks_exact_mut(BUCKETS).enumerate() {
         // All keys share this digit: the pass would not move anything.
-        if counts.contains(&keys.len()) {
+        if c.contains(&n) {
             continue;
         }
         let mut offset = 0;
-        for c in counts.iter_mut() {
-            let n = *c;
-            *c = offset;
-            offset += n;
+        for count in c.iter_mut() {
+            let here = *count;
+            *count = offset;
+            offset += here;
         }
+        let shift = pass * DIGIT_BITS;
         for k in &keys {
-            let digit = ((k >> shift) & 0xffff) as usize;
-            scratch[counts[digit]] = *k;
-            counts[digit] += 1;
+            let digit = ((k >> shift) as usize) & (BUCKETS - 1);
+            scratch[c[digit] as usize] = *k;
+            c[digit] += 1;
         }
         std::mem::swap(&mut keys, &mut scratch);
     }
     for (v, k) in values.iter_mut().zip(&keys) {
         *v = value(*k);
     }
+}
+
+/// `values` if already ascending, else a sorted copy.
+pub(crate) fn sorted(values: &[f64]) -> std::borrow::Cow<'_, [f64]> {
+    if is_sorted(values) {
+        std::borrow::Cow::Borrowed(values)
+    } else {
+        let mut owned = values.to_vec();
+        sort(&mut owned);
+        std::borrow::Cow::Owned(owned)
+    }
+}
+
+fn is_sorted(values: &[f64]) -> bool {
+    values.is_sorted_by(|a, b| a <= b)
+}
+
+/// Sorts `values` unless they are ascending already.
+pub(crate) fn sort_if_unsorted(values: &mut [f64]) {
+    if !is_sorted(values) {
+        sort(values);
+    }
+}
+
+/// Sorts the values after the last of `runs` (the ends of sorted runs at
+/// the start of `sample`) into one more run.
+pub(crate) fn sort_tail(sample: &mut [f64], runs: &mut Vec<usize>) {
+    let start = runs.last().copied().unwrap_or(0);
+    if sample.len() > start {
+        sort(&mut sample[start..]);
+        runs.push(sample.len());
+    }
+}
+
+/// Makes `sample`, a sequence of sorted `runs` and an unsorted tail, one
+/// sorted run: the tail is sorted, then neighbouring runs are merged
+/// pairwise until one is left (linear work per round, `log₂ runs` rounds).
+pub(crate) fn sort_runs(sample: &mut Vec<f64>, runs: &mut Vec<usize>) {
+    sort_tail(sample, runs);
+    if runs.len() <= 1 {
+        return;
+    }
+    let mut scratch = vec![0.0; sample.len()];
+    while runs.len() > 1 {
+        let mut merged = Vec::with_capacity(runs.len().div_ceil(2));
+        let mut start = 0;
+        for pair in runs.chunks(2) {
+            let end = *pair.last().expect("chunks are not empty");
+            let middle = pair[0];
+            merge(
+                &sample[start..middle],
+                &sample[middle..end],
+                &mut scratch[start..end],
+            );
+            merged.push(end);
+            start = end;
+        }
+        std::mem::swap(sample, &mut scratch);
+        *runs = merged;
+    }
+}
+
+/// [`sort_runs`] on both samples, on two threads when they are large.
+pub(crate) fn sort_runs_pair(
+    (a, a_runs): (&mut Vec<f64>, &mut Vec<usize>),
+    (b, b_runs): (&mut Vec<f64>, &mut Vec<usize>),
+) {
+    let settled = |v: &Vec<f64>, r: &Vec<usize>| r.len() <= 1 && r.last().copied() == Some(v.len());
+    if a.len() + b.len() >= PARALLEL_MIN && !settled(a, a_runs) && !settled(b, b_runs) {
+        std::thread::scope(|scope| {
+            scope.spawn(|| sort_runs(a, a_runs));
+            sort_runs(b, b_runs);
+        });
+    } else {
+        sort_runs(a, a_runs);
+        sort_runs(b, b_runs);
+    }
+}
+
+/// Merges two ascending slices into `out` (of their combined length).
+fn merge(a: &[f64], b: &[f64], out: &mut [f64]) {
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        let take_a = a[i] <= b[j];
+        out[k] = if take_a { a[i] } else { b[j] };
+        i += usize::from(take_a);
+        j += usize::from(!take_a);
+        k += 1;
+    }
+    out[k..k + a.len() - i].copy_from_slice(&a[i..]);
+    k += a.len() - i;
+    out[k..].copy_from_slice(&b[j..]);
 }
 
 /// Maps a float to an unsigned integer with the same order.
@@ -119,6 +227,24 @@ mod tests {
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn runs_merge_into_one_sorted_sample() {
+        let mut sample = vec![1.0, 4.0, 9.0, 0.0, 5.0, 2.0, 3.0, 8.0, -1.0, 7.0, 6.0];
+        // Three sorted runs and an unsorted tail.
+        let mut runs = vec![3, 5, 8];
+        sort_runs(&mut sample, &mut runs);
+        assert_eq!(
+            sample,
+            vec![-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+        );
+        assert_eq!(runs, vec![11]);
+        let mut a: Vec<f64> = (0..PARALLEL_MIN).rev().map(|i| i as f64).collect();
+        let mut b = vec![3.0, 1.0];
+        let (mut ra, mut rb) = (Vec::new(), Vec::new());
+        sort_runs_pair((&mut a, &mut ra), (&mut b, &mut rb));
+        assert!(is_sorted(&a) && a.len() == PARALLEL_MIN && b == vec![1.0, 3.0]);
     }
 
     #[test]

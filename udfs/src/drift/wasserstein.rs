@@ -9,7 +9,7 @@ use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::AggregateUDF;
 
 use super::samples::{Sum, Values};
-use super::sort::{merge_steps, sort};
+use super::sort::{merge_steps, sorted};
 use super::{Accepts, DriftUdaf, Returns};
 
 /// The `drift_wasserstein` aggregate.
@@ -19,7 +19,7 @@ pub(super) fn drift_wasserstein() -> AggregateUDF {
         Accepts::Numeric,
         Returns::Statistic,
         false,
-        evaluate,
+        true, evaluate,
     )
 }
 
@@ -37,10 +37,7 @@ fn evaluate(values: &Values, _bins: Option<usize>) -> Result<ScalarValue> {
 /// `∫ |U(x) − V(x)| dx` over the two empirical distribution functions,
 /// as `scipy.stats.wasserstein_distance`, with compensated sums.
 pub(super) fn wasserstein(u: &[f64], v: &[f64]) -> f64 {
-    let mut u = u.to_vec();
-    let mut v = v.to_vec();
-    sort(&mut u);
-    sort(&mut v);
+    let (u, v) = (sorted(u), sorted(v));
     let (nu, nv) = (u.len() as f64, v.len() as f64);
     let mut total = Sum::default();
     merge_steps(&u, &v, |x, next, i, j| {
