@@ -25,6 +25,7 @@ pub mod demo;
 pub mod error;
 mod exec;
 pub mod lake;
+pub mod models;
 pub mod monitor;
 pub mod principal;
 pub mod serve;

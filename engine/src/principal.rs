@@ -92,6 +92,8 @@ pub enum Object {
     Schema(String),
     /// A drift monitor.
     Monitor(String),
+    /// A model.
+    Model(String),
     /// Something outside the lake, by its name as written (external tables,
     /// views, other catalogs).
     Other(String),

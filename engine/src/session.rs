@@ -34,6 +34,7 @@ use crate::lake::catalog::LakeCatalog;
 use crate::lake::scan::StatsCache;
 use crate::lake::system::SystemSchema;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, Lake};
+use crate::models::ModelRegistry;
 use crate::principal::{AllowAll, Authorizer, Interface, Principal};
 
 /// Catalog and schema holding the per-statement time-travel snapshots.
@@ -71,21 +72,31 @@ pub struct Engine {
     authorizer: Arc<dyn Authorizer>,
     system: Arc<SystemSchema>,
     stats: Arc<StatsCache>,
+    models: Arc<ModelRegistry>,
 }
 
 impl Engine {
     /// Opens the lake of `config`, failing with a clear error when it
     /// cannot be reached.
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
+        let device = crate::models::engine_device(&config.device)?;
         let lake = Lake::open(&config.lake, &config.storage_options).await?;
         let stats: Arc<StatsCache> = Arc::default();
-        let system = Arc::new(SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats)));
+        let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
+        let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats));
+        system.add(
+            "models",
+            Arc::new(crate::models::ModelsTable {
+                registry: Arc::clone(&models),
+            }),
+        );
         Ok(Arc::new(Self {
             lake,
             config,
             authorizer: Arc::new(AllowAll),
-            system,
+            system: Arc::new(system),
             stats,
+            models,
         }))
     }
 
@@ -102,6 +113,11 @@ impl Engine {
     /// A new session for `principal` arriving through `interface`.
     pub fn session(self: &Arc<Self>, principal: Principal, interface: Interface) -> Session {
         Session::new(Arc::clone(self), principal, interface)
+    }
+
+    /// The model registry.
+    pub fn models(&self) -> &Arc<ModelRegistry> {
+        &self.models
     }
 
     pub(crate) fn authorizer(&self) -> &dyn Authorizer {
@@ -232,7 +248,7 @@ impl Session {
         )
         .expect("a fresh memory catalog accepts schemas");
         ctx.register_catalog(INTERNAL_CATALOG, Arc::new(internal));
-        autolake_udfs::register_all(&ctx);
+        autolake_udfs::register_all(&ctx, Arc::clone(&engine.models) as _);
         Self {
             engine,
             principal,
@@ -278,11 +294,12 @@ impl Session {
     /// Runs one parsed statement: the funnel every interface goes through.
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
         self.catalog.refresh(&self.ctx.copied_config()).await?;
+        self.engine.models.refresh().await?;
         let accesses = crate::exec::accesses(self, &parsed.statement)?;
         self.engine
             .authorizer()
             .authorize(&self.principal, &accesses)?;
-        crate::exec::run(self, &parsed.statement).await
+        crate::exec::run(self, &parsed.statement, &parsed.text).await
     }
 
     /// The result schema of a query, planned without running it (for

@@ -2,7 +2,7 @@
 //!
 //! Plain SQL is left to DataFusion's parser (wrapped in
 //! [`Statement::Sql`]); the statements a lake adds — `DESCRIBE HISTORY`,
-//! `RESTORE`, `OPTIMIZE`, `VACUUM`, drift checks and monitors, and time travel in `FROM` clauses — are
+//! `RESTORE`, `OPTIMIZE`, `VACUUM`, drift checks and monitors, models, and time travel in `FROM` clauses — are
 //! parsed here into the typed values of [`statement`]. The engine decides
 //! what each one means.
 
@@ -13,8 +13,8 @@ pub mod statement;
 pub use dialect::AutoLakeDialect;
 pub use parser::parse;
 pub use statement::{
-    CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference, Optimize,
-    ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
+    CreateModel, CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference,
+    MODEL_TYPES, Optimize, ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
 };
 
 /// Re-export of the SQL AST, so the engine names one sqlparser.

@@ -10,14 +10,14 @@
 //! column, which [`ParseError`] turns into a one-line message.
 
 use datafusion::sql::parser::{DFParser, DFParserBuilder};
-use datafusion::sql::sqlparser::ast::{Expr, ObjectName, Value};
+use datafusion::sql::sqlparser::ast::{self, Expr, ObjectName, Value};
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use crate::dialect::AutoLakeDialect;
 use crate::statement::{
-    CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference, Optimize,
-    ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
+    CreateModel, CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference,
+    MODEL_TYPES, Optimize, ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
 };
 use crate::{ParseError, Result};
 
@@ -115,6 +115,68 @@ fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
             p.next_token();
             p.next_token();
             Ok(Statement::ShowMonitors)
+        }
+        (Some("CREATE"), Some("MODEL")) => {
+            p.next_token();
+            p.next_token();
+            parse_create_model(p)
+        }
+        (Some("SHOW"), Some("MODELS")) if ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::ShowModels)
+        }
+        (Some("DESCRIBE" | "DESC"), Some("MODEL")) if !ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            let name = parse_object_name(p, "a model name")?;
+            let version = parse_model_version(p)?;
+            Ok(Statement::DescribeModel { name, version })
+        }
+        (Some("ALTER"), Some("MODEL")) => {
+            p.next_token();
+            p.next_token();
+            let name = parse_object_name(p, "a model name")?;
+            if !eat_words(p, &["SET", "STAGE"]) {
+                return Err(expected(p, "SET STAGE 'stage'"));
+            }
+            let stage = parse_string(
+                p,
+                "a stage string ('production', 'staging', 'archived' or 'none')",
+            )?;
+            let version = parse_model_version(p)?;
+            Ok(Statement::AlterModelStage {
+                name,
+                stage,
+                version,
+            })
+        }
+        (Some("DROP"), Some("MODEL")) => {
+            p.next_token();
+            p.next_token();
+            let if_exists = eat_words(p, &["IF", "EXISTS"]);
+            let name = parse_object_name(p, "a model name")?;
+            let version = parse_model_version(p)?;
+            Ok(Statement::DropModel {
+                name,
+                version,
+                if_exists,
+            })
+        }
+        (Some("EVALUATE"), Some("MODEL")) => {
+            p.next_token();
+            p.next_token();
+            let name = parse_object_name(p, "a model name")?;
+            let version = parse_model_version(p)?;
+            expect_word(p, "ON")?;
+            expect_token(p, &Token::LParen, "'(' before the evaluation query")?;
+            let query = parse_select(p, "a SELECT query with the evaluation rows")?;
+            expect_token(p, &Token::RParen, "')' after the evaluation query")?;
+            Ok(Statement::EvaluateModel {
+                name,
+                version,
+                query,
+            })
         }
         _ => Ok(Statement::Sql(Box::new(df.parse_statement().map_err(
             |e| ParseError::from_message("", &e.to_string(), None),
@@ -304,6 +366,83 @@ fn parse_create_monitor(p: &mut Parser<'_>) -> Result<Statement> {
         if_not_exists,
         check,
         schedule,
+    }))
+}
+
+/// `[VERSION n]`
+fn parse_model_version(p: &mut Parser<'_>) -> Result<Option<u64>> {
+    if eat_word(p, "VERSION") {
+        Ok(Some(parse_unsigned(p, "a version number")?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A `SELECT`/`WITH`/`VALUES` query.
+fn parse_select(p: &mut Parser<'_>, what: &str) -> Result<Box<ast::Query>> {
+    if !matches!(word(p, 0).as_deref(), Some("SELECT" | "WITH" | "VALUES")) {
+        return Err(expected(p, what));
+    }
+    p.parse_query().map_err(|e| sql_error(p, e))
+}
+
+/// `name TYPE t [OPTIONS (key value, …)] AS SELECT …`, after `CREATE MODEL`.
+fn parse_create_model(p: &mut Parser<'_>) -> Result<Statement> {
+    let name = parse_object_name(p, "a model name")?;
+    expect_word(p, "TYPE")?;
+    let model_type = match word(p, 0).map(|w| w.to_lowercase()) {
+        Some(t) if MODEL_TYPES.contains(&t.as_str()) => {
+            p.next_token();
+            t
+        }
+        _ => {
+            return Err(expected(
+                p,
+                &format!("a model type ({})", MODEL_TYPES.join(", ")),
+            ));
+        }
+    };
+    let mut options = Vec::new();
+    if eat_word(p, "OPTIONS") {
+        expect_token(p, &Token::LParen, "'(' after OPTIONS")?;
+        if !p.consume_token(&Token::RParen) {
+            loop {
+                let key = match p.peek_token().token {
+                    Token::Word(w) => w.value.to_lowercase(),
+                    _ => return Err(expected(p, "an option name")),
+                };
+                p.next_token();
+                if options.iter().any(|(k, _): &(String, String)| *k == key) {
+                    return Err(expected(p, &format!("option {key} only once")));
+                }
+                let value = match p.peek_token().token {
+                    Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
+                    Token::Number(n, _) => n,
+                    Token::Minus => {
+                        p.next_token();
+                        match p.peek_token().token {
+                            Token::Number(n, _) => format!("-{n}"),
+                            _ => return Err(expected(p, "a number")),
+                        }
+                    }
+                    _ => return Err(expected(p, &format!("a value for option {key}"))),
+                };
+                p.next_token();
+                options.push((key, value));
+                if !p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            expect_token(p, &Token::RParen, "')' after the options")?;
+        }
+    }
+    expect_word(p, "AS")?;
+    let query = parse_select(p, "a SELECT query with the training rows")?;
+    Ok(Statement::CreateModel(CreateModel {
+        name,
+        model_type,
+        options,
+        query,
     }))
 }
 
@@ -602,6 +741,69 @@ mod tests {
         let e = parse("SELECT 1 2").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.column > 0, "{e}");
+    }
+
+    #[test]
+    fn model_statements() {
+        let Statement::CreateModel(m) = one("CREATE MODEL s.churn TYPE mlp_classifier \
+             OPTIONS (target 'churned', epochs 20, learning_rate 0.01, hidden_layers '16,8', l2 -0) \
+             AS SELECT * FROM t")
+        else {
+            panic!()
+        };
+        assert_eq!(m.name.to_string(), "s.churn");
+        assert_eq!(m.model_type, "mlp_classifier");
+        assert_eq!(m.options[0], ("target".into(), "churned".into()));
+        assert_eq!(m.options[3], ("hidden_layers".into(), "16,8".into()));
+        assert_eq!(m.options[4], ("l2".into(), "-0".into()));
+        assert!(matches!(one("SHOW MODELS"), Statement::ShowModels));
+        assert!(matches!(
+            one("DESCRIBE MODEL m VERSION 2"),
+            Statement::DescribeModel {
+                version: Some(2),
+                ..
+            }
+        ));
+        // `DESCRIBE model` describes a table named model.
+        assert!(matches!(one("DESCRIBE model"), Statement::Sql(_)));
+        let Statement::AlterModelStage { stage, version, .. } =
+            one("ALTER MODEL m SET STAGE 'production' VERSION 3")
+        else {
+            panic!()
+        };
+        assert_eq!((stage.as_str(), version), ("production", Some(3)));
+        assert!(matches!(
+            one("DROP MODEL IF EXISTS m VERSION 1"),
+            Statement::DropModel {
+                if_exists: true,
+                version: Some(1),
+                ..
+            }
+        ));
+        assert!(matches!(
+            one("EVALUATE MODEL m ON (SELECT * FROM t)"),
+            Statement::EvaluateModel { version: None, .. }
+        ));
+        for (sql, message) in [
+            ("CREATE MODEL m TYPE forest AS SELECT 1", "model type"),
+            (
+                "CREATE MODEL m TYPE kmeans OPTIONS (k) AS SELECT 1",
+                "value for option k",
+            ),
+            (
+                "CREATE MODEL m TYPE kmeans OPTIONS (k 2, k 3) AS SELECT 1",
+                "only once",
+            ),
+            (
+                "CREATE MODEL m TYPE kmeans AS DELETE FROM t",
+                "SELECT query",
+            ),
+            ("ALTER MODEL m STAGE 'x'", "SET STAGE"),
+            ("EVALUATE MODEL m (SELECT 1)", "ON"),
+        ] {
+            let e = parse(sql).unwrap_err();
+            assert!(e.to_string().contains(message), "{sql}: {e}");
+        }
     }
 
     #[test]

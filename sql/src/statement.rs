@@ -46,6 +46,67 @@ pub enum Statement {
     },
     /// `SHOW MONITORS`
     ShowMonitors,
+    /// `CREATE MODEL m TYPE t [OPTIONS (…)] AS SELECT …`
+    CreateModel(CreateModel),
+    /// `SHOW MODELS`
+    ShowModels,
+    /// `DESCRIBE MODEL m [VERSION n]`
+    DescribeModel {
+        /// The model.
+        name: ObjectName,
+        /// One version; every version when absent.
+        version: Option<u64>,
+    },
+    /// `ALTER MODEL m SET STAGE 'stage' [VERSION n]`
+    AlterModelStage {
+        /// The model.
+        name: ObjectName,
+        /// The new stage (`production`, `staging`, `archived`, `none`).
+        stage: String,
+        /// The version staged; the latest when absent.
+        version: Option<u64>,
+    },
+    /// `DROP MODEL [IF EXISTS] m [VERSION n]`
+    DropModel {
+        /// The model.
+        name: ObjectName,
+        /// One version; the whole model when absent.
+        version: Option<u64>,
+        /// No error when it does not exist.
+        if_exists: bool,
+    },
+    /// `EVALUATE MODEL m [VERSION n] ON (SELECT …)`
+    EvaluateModel {
+        /// The model.
+        name: ObjectName,
+        /// The version; as `predict('m')` chooses when absent.
+        version: Option<u64>,
+        /// Rows with the features and the target (for kmeans, features).
+        query: Box<ast::Query>,
+    },
+}
+
+/// The model types `CREATE MODEL … TYPE` accepts.
+pub const MODEL_TYPES: [&str; 5] = [
+    "linear_regression",
+    "logistic_regression",
+    "mlp_classifier",
+    "mlp_regressor",
+    "kmeans",
+];
+
+/// `CREATE MODEL m TYPE t [OPTIONS (key value, …)] AS SELECT …`
+#[derive(Debug, Clone)]
+pub struct CreateModel {
+    /// The model's name.
+    pub name: ObjectName,
+    /// One of [`MODEL_TYPES`].
+    pub model_type: String,
+    /// Options in the order written: lower-case key, value as written (a
+    /// string's contents or a number's text).
+    pub options: Vec<(String, String)>,
+    /// The training rows.
+    pub query: Box<ast::Query>,
 }
 
 /// A point in a table's history.
@@ -188,6 +249,12 @@ impl Statement {
             Statement::RunMonitor(_) => "RUN MONITOR",
             Statement::DropMonitor { .. } => "DROP MONITOR",
             Statement::ShowMonitors => "SHOW MONITORS",
+            Statement::CreateModel(_) => "CREATE MODEL",
+            Statement::ShowModels => "SHOW MODELS",
+            Statement::DescribeModel { .. } => "DESCRIBE MODEL",
+            Statement::AlterModelStage { .. } => "ALTER MODEL",
+            Statement::DropModel { .. } => "DROP MODEL",
+            Statement::EvaluateModel { .. } => "EVALUATE MODEL",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! AutoLake's SQL functions, grouped by package (`drift/`, later `ml/`),
+//! AutoLake's SQL functions, grouped by package (`drift/`, `ml/`),
 //! one file per function, each package listing its functions in
 //! `register_all`.
 //!
@@ -7,10 +7,13 @@
 //! never depends on the engine.
 
 pub mod drift;
+pub mod ml;
 
 use datafusion::prelude::SessionContext;
 
-/// Registers every AutoLake function with a session.
-pub fn register_all(ctx: &SessionContext) {
+/// Registers every AutoLake function with a session; `predict` and
+/// `predict_proba` find models through `models`.
+pub fn register_all(ctx: &SessionContext, models: std::sync::Arc<dyn ml::ModelProvider>) {
     drift::register_all(ctx);
+    ml::register_all(ctx, models);
 }

@@ -106,7 +106,7 @@ async fn drift_functions_match_scipy_and_evidently() {
     for case in fixtures["cases"].as_array().expect("cases") {
         let name = case["name"].as_str().expect("a name");
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
-        autolake_udfs::register_all(&ctx);
+        autolake_udfs::drift::register_all(&ctx);
         ctx.register_table("t", Arc::new(table(case)))
             .expect("register");
         let expected = &case["expected"];

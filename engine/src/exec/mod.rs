@@ -10,6 +10,7 @@ mod ddl;
 mod dml;
 mod drift;
 mod maintenance;
+pub(crate) mod models;
 pub(crate) mod time_travel;
 
 pub(crate) use drift::result_schema as drift_result_schema;
@@ -29,7 +30,11 @@ use crate::principal::{Access, Action, Object};
 use crate::session::{Session, StatementResult};
 
 /// Runs one statement (already authorized).
-pub(crate) async fn run(session: &Session, statement: &Statement) -> Result<StatementResult> {
+pub(crate) async fn run(
+    session: &Session,
+    statement: &Statement,
+    text: &str,
+) -> Result<StatementResult> {
     let kind = statement.kind();
     match statement {
         Statement::DescribeHistory(h) => maintenance::describe_history(session, h).await,
@@ -53,6 +58,26 @@ pub(crate) async fn run(session: &Session, statement: &Statement) -> Result<Stat
             )
             .await
         }
+        Statement::CreateModel(m) => models::create_model(session, m, text).await,
+        Statement::ShowModels => models::show_models(session).await,
+        Statement::DescribeModel { name, version } => {
+            models::describe_model(session, name, *version).await
+        }
+        Statement::AlterModelStage {
+            name,
+            stage,
+            version,
+        } => models::alter_stage(session, name, stage, *version).await,
+        Statement::DropModel {
+            name,
+            version,
+            if_exists,
+        } => models::drop_model(session, name, *version, *if_exists).await,
+        Statement::EvaluateModel {
+            name,
+            version,
+            query,
+        } => models::evaluate_model(session, name, *version, query).await,
         Statement::Sql(df) => run_sql(session, df, kind).await,
     }
 }
@@ -295,7 +320,33 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
             action: Action::Drop,
             object: Object::Monitor(crate::monitor::monitor_name(name)?),
         }),
-        Statement::ShowMonitors => {}
+        Statement::ShowMonitors | Statement::ShowModels => {}
+        Statement::CreateModel(m) => {
+            out.push(Access {
+                action: Action::Create,
+                object: Object::Model(models::model_name(&m.name)?),
+            });
+            query_accesses(session, &m.query, &mut out)?;
+        }
+        Statement::DescribeModel { name, .. } => out.push(Access {
+            action: Action::Select,
+            object: Object::Model(models::model_name(name)?),
+        }),
+        Statement::AlterModelStage { name, .. } => out.push(Access {
+            action: Action::Alter,
+            object: Object::Model(models::model_name(name)?),
+        }),
+        Statement::DropModel { name, .. } => out.push(Access {
+            action: Action::Drop,
+            object: Object::Model(models::model_name(name)?),
+        }),
+        Statement::EvaluateModel { name, query, .. } => {
+            out.push(Access {
+                action: Action::Select,
+                object: Object::Model(models::model_name(name)?),
+            });
+            query_accesses(session, query, &mut out)?;
+        }
         Statement::Sql(df) => {
             if let DFStatement::Statement(s) = df.as_ref() {
                 match s.as_ref() {
@@ -373,6 +424,22 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
     Ok(out)
 }
 
+/// What a query reads.
+fn query_accesses(session: &Session, query: &ast::Query, out: &mut Vec<Access>) -> Result<()> {
+    let statement =
+        DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
+    for r in session.ctx.state().resolve_table_references(&statement)? {
+        let access = Access {
+            action: Action::Select,
+            object: read_object(&r),
+        };
+        if !out.contains(&access) {
+            out.push(access);
+        }
+    }
+    Ok(())
+}
+
 /// A drift check reads its table and whatever its sample queries read.
 fn drift_accesses(
     session: &Session,
@@ -391,21 +458,12 @@ fn drift_accesses(
         check.current.as_ref(),
     ];
     for query in queries.into_iter().flatten() {
-        let statement = DFStatement::Statement(Box::new(ast::Statement::Query(query.clone())));
-        for r in session.ctx.state().resolve_table_references(&statement)? {
-            let access = Access {
-                action: Action::Select,
-                object: read_object(&r),
-            };
-            if !out.contains(&access) {
-                out.push(access);
-            }
-        }
+        query_accesses(session, query, out)?;
     }
     Ok(())
 }
 
-fn read_object(r: &TableReference) -> Object {
+pub(crate) fn read_object(r: &TableReference) -> Object {
     let resolved = r.clone().resolve(LAKE_CATALOG, DEFAULT_SCHEMA);
     if resolved.catalog.as_ref() == LAKE_CATALOG && resolved.schema.as_ref() != SYSTEM_SCHEMA {
         Object::Table(TableName::new(

@@ -625,7 +625,10 @@ async fn calls_the_server_does_not_implement_still_need_a_token() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
-        let err = raw.list_actions(with(token, arrow_flight::Empty {})).await.unwrap_err();
+        let err = raw
+            .list_actions(with(token, arrow_flight::Empty {}))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
     }
     // With one, the unimplemented calls say so.

@@ -174,7 +174,10 @@ mod tests {
         // A constant sample is one bin around the value.
         assert_eq!(bin_edges(&[&[3.0], &[3.0]], None), vec![2.5, 3.5]);
         // Edges span both samples.
-        assert_eq!(bin_edges(&[&[0.0, 1.0], &[4.0]], Some(2)), vec![0.0, 2.0, 4.0]);
+        assert_eq!(
+            bin_edges(&[&[0.0, 1.0], &[4.0]], Some(2)),
+            vec![0.0, 2.0, 4.0]
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub(super) fn drift_chi2() -> AggregateUDF {
         Accepts::Categories,
         Returns::StatisticAndPValue,
         false,
-        false, evaluate,
+        false,
+        evaluate,
     )
 }
 

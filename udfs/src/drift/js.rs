@@ -15,7 +15,14 @@ use super::{Accepts, DriftUdaf, Returns};
 
 /// The `drift_js` aggregate.
 pub(super) fn drift_js() -> AggregateUDF {
-    DriftUdaf::function("drift_js", Accepts::Any, Returns::Statistic, true, false, evaluate)
+    DriftUdaf::function(
+        "drift_js",
+        Accepts::Any,
+        Returns::Statistic,
+        true,
+        false,
+        evaluate,
+    )
 }
 
 fn evaluate(values: &Values, bins: Option<usize>) -> Result<ScalarValue> {

@@ -42,7 +42,8 @@ pub(super) fn drift_ks() -> AggregateUDF {
         Accepts::Numeric,
         Returns::StatisticAndPValue,
         false,
-        true, evaluate,
+        true,
+        evaluate,
     )
 }
 

@@ -19,7 +19,8 @@ pub(super) fn drift_psi() -> AggregateUDF {
         Accepts::Any,
         Returns::Statistic,
         true,
-        false, evaluate,
+        false,
+        evaluate,
     )
 }
 

@@ -346,8 +346,7 @@ impl Accumulator for SampleAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.sort_samples();
         // The state is taken: DataFusion calls this once, at the end.
-        let (reference, current, rn, cn): (ArrayRef, ArrayRef, u64, u64) = match &mut self.values
-        {
+        let (reference, current, rn, cn): (ArrayRef, ArrayRef, u64, u64) = match &mut self.values {
             Values::Numeric(s) => (
                 Arc::new(Float64Array::from(std::mem::take(&mut s.reference))),
                 Arc::new(Float64Array::from(std::mem::take(&mut s.current))),

@@ -19,7 +19,8 @@ pub(super) fn drift_wasserstein() -> AggregateUDF {
         Accepts::Numeric,
         Returns::Statistic,
         false,
-        true, evaluate,
+        true,
+        evaluate,
     )
 }
 

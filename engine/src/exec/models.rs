@@ -1,0 +1,430 @@
+//! Model statements: `CREATE MODEL`, `EVALUATE MODEL`, `SHOW MODELS`,
+//! `DESCRIBE MODEL`, `ALTER MODEL … SET STAGE`, `DROP MODEL`.
+//!
+//! `CREATE MODEL` plans its query like any other (time travel included),
+//! streams the batches into the training collector, trains off the async
+//! runtime and registers the result as the next version, with the lake
+//! tables and Delta versions the query read. Nothing is registered when
+//! anything fails.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
+use autolake_sql::CreateModel;
+use autolake_sql::sqlparser::ast::{self, ObjectName};
+use autolake_udfs::ml::data::Collector;
+use autolake_udfs::ml::metrics::{self, Metrics};
+use autolake_udfs::ml::train::{TrainOptions, train};
+use autolake_udfs::ml::{DeviceChoice, ModelKind, resolve_device};
+use datafusion::common::TableReference;
+use datafusion::sql::parser::Statement as DFStatement;
+use futures::TryStreamExt;
+
+use super::{datafusion_statement, ident_name_part, parse_one_df, read_object, time_travel};
+use crate::error::{Error, Result};
+use crate::lake::validate_name;
+use crate::models::{Lineage, ModelRecord, metrics_json};
+use crate::principal::Object;
+use crate::session::{INTERNAL_CATALOG, Session, StatementResult, TIME_TRAVEL_SCHEMA};
+
+/// A model name written in SQL: one identifier.
+pub(crate) fn model_name(name: &ObjectName) -> Result<String> {
+    let [part] = name.0.as_slice() else {
+        return Err(Error::invalid(format!(
+            "invalid model name {name}: expected a single name"
+        )));
+    };
+    let name = ident_name_part(part)?;
+    validate_name("model", &name)?;
+    Ok(name)
+}
+
+/// A query's statement form.
+fn query_statement(query: &ast::Query) -> DFStatement {
+    DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))))
+}
+
+/// Plans a query (time travel resolved) and returns its plan and the lake
+/// tables and versions it reads.
+async fn plan_with_lineage(
+    session: &Session,
+    query: &ast::Query,
+) -> Result<(datafusion::logical_expr::LogicalPlan, Vec<Lineage>)> {
+    let statement = time_travel::rewrite(session, query_statement(query)).await?;
+    let mut lineage = Vec::new();
+    for r in session.ctx.state().resolve_table_references(&statement)? {
+        if let Some(l) = lineage_of(session, &r).await?
+            && !lineage.contains(&l)
+        {
+            lineage.push(l);
+        }
+    }
+    let plan = session.ctx.state().statement_to_plan(statement).await?;
+    Ok((plan, lineage))
+}
+
+async fn lineage_of(session: &Session, r: &TableReference) -> Result<Option<Lineage>> {
+    let resolved = r
+        .clone()
+        .resolve(crate::lake::LAKE_CATALOG, crate::lake::DEFAULT_SCHEMA);
+    if resolved.catalog.as_ref() == INTERNAL_CATALOG
+        && resolved.schema.as_ref() == TIME_TRAVEL_SCHEMA
+    {
+        // A snapshot registered by time travel: `schema.table@v<n>#i`.
+        let name = resolved.table.as_ref();
+        if let Some((table, rest)) = name.split_once("@v")
+            && let Some(version) = rest.split('#').next().and_then(|v| v.parse::<u64>().ok())
+        {
+            return Ok(Some(Lineage {
+                table: table.to_string(),
+                version,
+            }));
+        }
+        return Ok(None);
+    }
+    match read_object(r) {
+        Object::Table(t) => {
+            let version = match session.engine.lake().load_table(&t).await? {
+                Some(table) => table.version().unwrap_or(0),
+                None => return Ok(None),
+            };
+            Ok(Some(Lineage {
+                table: t.to_string(),
+                version,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `CREATE MODEL`.
+pub(crate) async fn create_model(
+    session: &Session,
+    create: &CreateModel,
+    text: &str,
+) -> Result<StatementResult> {
+    let name = model_name(&create.name)?;
+    let kind = ModelKind::from_name(&create.model_type)
+        .ok_or_else(|| Error::invalid(format!("unknown model type {}", create.model_type)))?;
+    let options = TrainOptions::parse(kind, &create.options)?;
+    let device = match &options.device {
+        Some(d) => resolve_device(DeviceChoice::parse(d).map_err(Error::invalid)?)
+            .map_err(Error::invalid)?,
+        None => session.engine.models().device().clone(),
+    };
+    let started = Instant::now();
+    let (plan, lineage) = plan_with_lineage(session, &create.query).await?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let mut collector = Collector::new(&name, kind, &schema, options.target.as_deref())?;
+    let mut stream = session
+        .ctx
+        .execute_logical_plan(plan)
+        .await?
+        .execute_stream()
+        .await?;
+    while let Some(batch) = stream.try_next().await? {
+        collector.push(&batch)?;
+    }
+    let data = collector.finish()?;
+    let train_options = options.clone();
+    let train_device = device.clone();
+    let trained =
+        tokio::task::spawn_blocking(move || train(kind, data, &train_options, &train_device))
+            .await
+            .map_err(|e| Error::invalid(format!("training of model {name} failed: {e}")))??;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let record = ModelRecord {
+        name: name.clone(),
+        version: 0,
+        spec: trained.model.spec().clone(),
+        metrics: trained.metrics.clone(),
+        training_rows: trained.training_rows as u64,
+        validation_rows: trained.validation_rows as u64,
+        device: autolake_udfs::ml::device::device_name(&device),
+        train_seconds,
+        owner: session.principal().name.clone(),
+        created_at: chrono::Utc::now(),
+        sql: text.to_string(),
+        options: create.options.clone(),
+        lineage,
+        tensors: String::new(),
+    };
+    let version = session
+        .engine
+        .models()
+        .register(record.clone(), &trained.model)
+        .await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("type", DataType::Utf8, false),
+        Field::new("metrics", DataType::Utf8, false),
+        Field::new("training_rows", DataType::Int64, false),
+        Field::new("validation_rows", DataType::Int64, false),
+        Field::new("train_seconds", DataType::Float64, false),
+        Field::new("device", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec![name])),
+            Arc::new(Int64Array::from(vec![version as i64])),
+            Arc::new(StringArray::from(vec![kind.name()])),
+            Arc::new(StringArray::from(vec![metrics_json(&record.metrics)])),
+            Arc::new(Int64Array::from(vec![record.training_rows as i64])),
+            Arc::new(Int64Array::from(vec![record.validation_rows as i64])),
+            Arc::new(Float64Array::from(vec![train_seconds])),
+            Arc::new(StringArray::from(vec![record.device])),
+        ],
+    )?;
+    Ok(StatementResult::batches(
+        "CREATE MODEL",
+        schema,
+        vec![batch],
+    ))
+}
+
+/// `EVALUATE MODEL m [VERSION n] ON (SELECT …)`: the model's metrics on
+/// the query's rows, whose columns are matched to features by name.
+pub(crate) async fn evaluate_model(
+    session: &Session,
+    name: &ObjectName,
+    version: Option<u64>,
+    query: &ast::Query,
+) -> Result<StatementResult> {
+    let name = model_name(name)?;
+    let found = session.engine.models().get(&name, version)?;
+    let model = Arc::clone(&found.model);
+    let spec = model.spec().clone();
+    let (plan, _) = plan_with_lineage(session, query).await?;
+    let columns: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let position = |column: &str, role: &str| {
+        columns.iter().position(|c| c == column).ok_or_else(|| {
+            Error::invalid(format!(
+                "EVALUATE MODEL {name}: the query has no column {column} ({role}); \
+                 the model needs {}{}; the query has {}",
+                spec.describe_features(),
+                spec.target
+                    .as_ref()
+                    .map(|t| format!(" and the target {}", t.name))
+                    .unwrap_or_default(),
+                columns.join(", ")
+            ))
+        })
+    };
+    let feature_at: Vec<usize> = spec
+        .features
+        .iter()
+        .map(|f| position(&f.name, "a feature"))
+        .collect::<Result<_>>()?;
+    let target_at = match &spec.target {
+        Some(t) => Some(position(&t.name, "the target")?),
+        None => None,
+    };
+    let mut stream = session
+        .ctx
+        .execute_logical_plan(plan)
+        .await?
+        .execute_stream()
+        .await?;
+    let mut truth_values = Vec::new();
+    let mut predicted_values = Vec::new();
+    let mut truth_classes = Vec::new();
+    let mut probabilities = Vec::new();
+    let mut inertia = 0.0;
+    let mut rows = 0usize;
+    let classes = spec.target.as_ref().map_or(0, |t| t.classes.len());
+    while let Some(batch) = stream.try_next().await? {
+        let n = batch.num_rows();
+        if n == 0 {
+            continue;
+        }
+        let arrays: Vec<ArrayRef> = feature_at
+            .iter()
+            .map(|i| Arc::clone(batch.column(*i)))
+            .collect();
+        let x = model.input(&arrays, n)?;
+        let candle =
+            |e: candle_core::Error| Error::invalid(format!("model computation failed: {e}"));
+        match (spec.kind, target_at) {
+            (ModelKind::Kmeans, _) => {
+                let (_, d) = model.assign(&x).map_err(candle)?;
+                inertia += d.iter().map(|v| *v as f64).sum::<f64>();
+            }
+            (k, Some(t)) if k.is_regressor() => {
+                let target = cast(batch.column(t), &DataType::Float64)?;
+                let target = target.as_primitive::<arrow::datatypes::Float64Type>();
+                if target.null_count() > 0 {
+                    return Err(Error::invalid(format!(
+                        "EVALUATE MODEL {name}: the target has null values; filter them out"
+                    )));
+                }
+                let predicted = model.predict(&arrays, n)?;
+                let predicted = predicted.as_primitive::<arrow::datatypes::Float64Type>();
+                truth_values.extend(target.values().iter().copied());
+                predicted_values.extend(predicted.values().iter().copied());
+            }
+            (_, Some(t)) => {
+                let labels = cast(batch.column(t), &DataType::Utf8)?;
+                let labels = labels.as_string::<i32>();
+                let known = &spec
+                    .target
+                    .as_ref()
+                    .expect("classifiers have a target")
+                    .classes;
+                for label in labels.iter() {
+                    let Some(label) = label else {
+                        return Err(Error::invalid(format!(
+                            "EVALUATE MODEL {name}: the target has null values; filter them out"
+                        )));
+                    };
+                    let Some(i) = known.iter().position(|c| c == label) else {
+                        return Err(Error::invalid(format!(
+                            "EVALUATE MODEL {name}: label '{label}' was not seen in training \
+                             (classes: {})",
+                            known.join(", ")
+                        )));
+                    };
+                    truth_classes.push(i as u32);
+                }
+                let p = model
+                    .probabilities(&x)
+                    .and_then(|p| p.t())
+                    .and_then(|p| p.contiguous())
+                    .and_then(|p| p.flatten_all())
+                    .and_then(|p| p.to_vec1::<f32>())
+                    .map_err(candle)?;
+                probabilities.extend(p.into_iter().map(f64::from));
+            }
+            _ => unreachable!("supervised models have a target column"),
+        }
+        rows += n;
+    }
+    if rows == 0 {
+        return Err(Error::invalid(format!(
+            "EVALUATE MODEL {name}: the query returned no rows"
+        )));
+    }
+    let metrics: Metrics = match spec.kind {
+        ModelKind::Kmeans => Metrics::from([("inertia".to_string(), inertia)]),
+        k if k.is_regressor() => metrics::regression(&truth_values, &predicted_values),
+        _ => metrics::classification(&truth_classes, &probabilities, classes),
+    };
+    let mut fields = vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("rows", DataType::Int64, false),
+    ];
+    let mut values: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![name])),
+        Arc::new(Int64Array::from(vec![found.record.version as i64])),
+        Arc::new(Int64Array::from(vec![rows as i64])),
+    ];
+    for (metric, value) in &metrics {
+        fields.push(Field::new(metric, DataType::Float64, true));
+        values.push(Arc::new(Float64Array::from(vec![*value])));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), values)?;
+    Ok(StatementResult::batches(
+        "EVALUATE MODEL",
+        schema,
+        vec![batch],
+    ))
+}
+
+/// `SHOW MODELS`: the latest version of each model, and the production one.
+pub(crate) async fn show_models(session: &Session) -> Result<StatementResult> {
+    datafusion_statement(
+        session,
+        parse_one_df(
+            "SELECT name, max(version) AS latest_version, \
+                    max(CASE WHEN stage = 'production' THEN version END) AS production_version, \
+                    first_value(type) AS type, first_value(target) AS target, \
+                    first_value(owner ORDER BY version DESC) AS owner, \
+                    max(created_at) AS updated_at \
+             FROM lake.system.models GROUP BY name ORDER BY name",
+        )?,
+        "SHOW MODELS",
+    )
+    .await
+}
+
+/// `DESCRIBE MODEL m [VERSION n]`: its versions as `system.models` rows.
+pub(crate) async fn describe_model(
+    session: &Session,
+    name: &ObjectName,
+    version: Option<u64>,
+) -> Result<StatementResult> {
+    let name = model_name(name)?;
+    // Existence (and a useful error) first.
+    session.engine.models().get(&name, version)?;
+    let filter = match version {
+        Some(v) => format!(" AND version = {v}"),
+        None => String::new(),
+    };
+    datafusion_statement(
+        session,
+        parse_one_df(&format!(
+            "SELECT * FROM lake.system.models WHERE name = '{name}'{filter} ORDER BY version"
+        ))?,
+        "DESCRIBE MODEL",
+    )
+    .await
+}
+
+/// `ALTER MODEL m SET STAGE 's' [VERSION n]`.
+pub(crate) async fn alter_stage(
+    session: &Session,
+    name: &ObjectName,
+    stage: &str,
+    version: Option<u64>,
+) -> Result<StatementResult> {
+    let name = model_name(name)?;
+    let stage = stage.to_lowercase();
+    let version = session
+        .engine
+        .models()
+        .set_stage(&name, version, &stage)
+        .await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("stage", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec![name])),
+            Arc::new(Int64Array::from(vec![version as i64])),
+            Arc::new(StringArray::from(vec![stage])),
+        ],
+    )?;
+    Ok(StatementResult::batches("ALTER MODEL", schema, vec![batch]))
+}
+
+/// `DROP MODEL [IF EXISTS] m [VERSION n]`.
+pub(crate) async fn drop_model(
+    session: &Session,
+    name: &ObjectName,
+    version: Option<u64>,
+    if_exists: bool,
+) -> Result<StatementResult> {
+    let name = model_name(name)?;
+    let dropped = session.engine.models().drop_model(&name, version).await?;
+    if !dropped && !if_exists {
+        return Err(Error::NotFound {
+            kind: "model",
+            name,
+        });
+    }
+    Ok(super::done("DROP MODEL"))
+}

@@ -1,0 +1,160 @@
+//! `predict('m', f1, f2, …)` and `predict_proba('m', …)`: a trained model
+//! as a vectorised scalar function.
+//!
+//! The model is named by a string literal — `'m'` (the production
+//! version, else the latest) or `'m@3'` — resolved at planning time, so
+//! the result type is the model's (regression Float64, classification the
+//! label's type, k-means the cluster id as INT) and a call with the wrong
+//! number or kinds of features fails to plan with a message listing what
+//! the model expects. Each batch is encoded into one tensor on the
+//! model's device and run through one forward pass: no per-row calls.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+
+use super::ModelProvider;
+use super::model::TrainedModel;
+
+/// The `predict` function.
+pub(super) fn predict(provider: Arc<dyn ModelProvider>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Predict::new("predict", false, provider))
+}
+
+/// The `predict_proba` function.
+pub(super) fn predict_proba(provider: Arc<dyn ModelProvider>) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Predict::new("predict_proba", true, provider))
+}
+
+#[derive(Debug)]
+struct Predict {
+    name: &'static str,
+    probabilities: bool,
+    provider: Arc<dyn ModelProvider>,
+    signature: Signature,
+}
+
+impl PartialEq for Predict {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Predict {}
+
+impl std::hash::Hash for Predict {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl Predict {
+    fn new(name: &'static str, probabilities: bool, provider: Arc<dyn ModelProvider>) -> Self {
+        Self {
+            name,
+            probabilities,
+            provider,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+
+    fn usage(&self) -> String {
+        format!("{}('model' or 'model@version', feature, …)", self.name)
+    }
+
+    /// The model a literal names.
+    fn model(&self, reference: Option<&ScalarValue>) -> Result<Arc<TrainedModel>> {
+        let reference = match reference.map(ScalarValue::try_as_str) {
+            Some(Some(Some(r))) => r,
+            _ => {
+                return plan_err!(
+                    "the first argument of {} must be the model's name as a string literal: {}",
+                    self.name,
+                    self.usage()
+                );
+            }
+        };
+        self.provider
+            .resolve(reference)
+            .or_else(|e| plan_err!("{}: {e}", self.name))
+    }
+}
+
+impl ScalarUDFImpl for Predict {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        internal_err!("{} computes its type from its arguments", self.name)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let model = self.model(args.scalar_arguments.first().copied().flatten())?;
+        let spec = model.spec();
+        let types: Vec<DataType> = args.arg_fields[1..]
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        if let Err(e) = spec.check_arguments(&types) {
+            return plan_err!(
+                "{}: model {} (a {}): {e}",
+                self.name,
+                args.scalar_arguments[0]
+                    .and_then(|s| s.try_as_str().flatten())
+                    .unwrap_or_default(),
+                spec.kind.name()
+            );
+        }
+        let data_type = if self.probabilities {
+            match spec.proba_type() {
+                Some(t) => t,
+                None => {
+                    return plan_err!(
+                        "predict_proba needs a classifier; this model is a {} (use predict)",
+                        spec.kind.name()
+                    );
+                }
+            }
+        } else {
+            spec.output_type()?
+        };
+        Ok(Arc::new(Field::new(self.name, data_type, true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let reference = match &args.args[0] {
+            ColumnarValue::Scalar(s) => s.clone(),
+            ColumnarValue::Array(_) => {
+                return exec_err!("the model of {} must be a constant", self.name);
+            }
+        };
+        let model = self.model(Some(&reference))?;
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args[1..])?;
+        let out = if self.probabilities {
+            model.predict_proba(&arrays, rows)?
+        } else {
+            model.predict(&arrays, rows)?
+        };
+        if out.data_type() != args.return_field.data_type() {
+            return exec_err!(
+                "{}: the model changed while the query ran (it returns {}, the query was \
+                 planned for {}): run the query again",
+                self.name,
+                out.data_type(),
+                args.return_field.data_type()
+            );
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
