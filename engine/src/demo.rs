@@ -5,7 +5,8 @@
 //! It goes through the same session funnel as every interface: the files
 //! are read as external tables, loaded into the lake schema `demo`, queried,
 //! corrected with an UPDATE, read back as they were before the correction
-//! with time travel, and checked for drift between months. It starts by dropping `demo`, so running it
+//! with time travel, used to train a model that scores every order, and
+//! checked for drift between months. It starts by dropping `demo`, so running it
 //! again gives the same result.
 
 use std::io::Write;
@@ -59,6 +60,7 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     session
         .execute(
             "DROP MONITOR IF EXISTS demo_orders_drift;
+             DROP MODEL IF EXISTS demo_large_orders;
              DROP SCHEMA IF EXISTS demo CASCADE;
              CREATE SCHEMA demo;
              CREATE TABLE demo.customers AS
@@ -117,7 +119,52 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
 
     section(
         out,
-        "6. Drift: November orders against September and October",
+        "6. A model on the unified tables: which orders are large (3+ units)?",
+    )?;
+    show(
+        session,
+        out,
+        "CREATE MODEL demo_large_orders TYPE logistic_regression
+           OPTIONS (target 'large', epochs 200, learning_rate 0.05, seed 7)
+         AS SELECT c.region, c.segment, o.product, CAST(o.unit_price AS DOUBLE) AS unit_price,
+                   o.quantity >= 3 AS large
+            FROM demo.orders o JOIN demo.customers c USING (customer_id)",
+    )
+    .await?;
+    writeln!(
+        out,
+        "Every order scored with predict() into demo.order_scores:\n"
+    )?;
+    session
+        .execute(
+            "CREATE TABLE demo.order_scores AS
+             SELECT o.order_id, o.quantity >= 3 AS large,
+                    predict('demo_large_orders', c.region, c.segment, o.product,
+                            CAST(o.unit_price AS DOUBLE)) AS predicted,
+                    predict_proba('demo_large_orders', c.region, c.segment, o.product,
+                                  CAST(o.unit_price AS DOUBLE)) AS probability
+             FROM demo.orders o JOIN demo.customers c USING (customer_id)",
+        )
+        .await?;
+    show(
+        session,
+        out,
+        "SELECT order_id, large, predicted, round(probability, 3) AS probability
+         FROM demo.order_scores ORDER BY order_id LIMIT 5",
+    )
+    .await?;
+    show(
+        session,
+        out,
+        "SELECT round(avg(CASE WHEN large = predicted THEN 1.0 ELSE 0.0 END), 3) AS accuracy,
+                count(*) AS scored
+         FROM demo.order_scores",
+    )
+    .await?;
+
+    section(
+        out,
+        "7. Drift: November orders against September and October",
     )?;
     show(
         session,
@@ -163,7 +210,7 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     )
     .await?;
 
-    section(out, "7. Who changed what: DESCRIBE HISTORY demo.orders")?;
+    section(out, "8. Who changed what: DESCRIBE HISTORY demo.orders")?;
     show(session, out, "DESCRIBE HISTORY demo.orders")
         .await
         .map(|_| ())?;

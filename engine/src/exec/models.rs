@@ -92,7 +92,7 @@ async fn lineage_of(session: &Session, r: &TableReference) -> Result<Option<Line
                 None => return Ok(None),
             };
             Ok(Some(Lineage {
-                table: t.to_string(),
+                table: format!("{}.{}", t.schema, t.table),
                 version,
             }))
         }
@@ -349,8 +349,7 @@ pub(crate) async fn show_models(session: &Session) -> Result<StatementResult> {
             "SELECT name, max(version) AS latest_version, \
                     max(CASE WHEN stage = 'production' THEN version END) AS production_version, \
                     first_value(type) AS type, first_value(target) AS target, \
-                    first_value(owner ORDER BY version DESC) AS owner, \
-                    max(created_at) AS updated_at \
+                    first_value(owner ORDER BY version DESC) AS owner \
              FROM lake.system.models GROUP BY name ORDER BY name",
         )?,
         "SHOW MODELS",

@@ -339,6 +339,8 @@ fn demo_runs_and_is_idempotent() {
     assert!(first.contains("Revenue by region"), "{first}");
     assert!(first.contains("version 0 (as loaded)"), "{first}");
     assert!(first.contains("drift_detected"), "{first}");
+    assert!(first.contains("demo_large_orders"), "{first}");
+    assert!(first.contains("accuracy"), "{first}");
     let second = ok(autolake(lake.path(), &["demo"]));
     // Same tables and versions the second time.
     let tables = |s: &str| {
@@ -356,4 +358,10 @@ fn demo_runs_and_is_idempotent() {
         "SELECT count(*) AS orders FROM demo.orders; SELECT count(*) AS customers FROM demo.customers",
     ));
     assert_eq!(out, "orders\n120\ncustomers\n24\n");
+    // Re-running trained the model again from scratch: one version.
+    let out = ok(sql(
+        lake.path(),
+        "SELECT name, version FROM system.models; SELECT count(*) AS scored FROM demo.order_scores",
+    ));
+    assert_eq!(out, "name,version\ndemo_large_orders,1\nscored\n120\n");
 }
