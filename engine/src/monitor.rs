@@ -25,9 +25,8 @@ use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::exec::ident_name_part;
 use crate::lake::system::SystemTable;
-use crate::lake::{Lake, SYSTEM_SCHEMA, TableName, validate_name};
+use crate::lake::{Lake, SYSTEM_SCHEMA, TableName};
 
 /// A saved drift check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,14 +128,7 @@ fn parse(name: &str, bytes: &[u8]) -> Result<Monitor> {
 
 /// A monitor name written in SQL: one identifier.
 pub(crate) fn monitor_name(name: &ObjectName) -> Result<String> {
-    let [part] = name.0.as_slice() else {
-        return Err(Error::invalid(format!(
-            "invalid monitor name {name}: expected a single name"
-        )));
-    };
-    let name = ident_name_part(part)?;
-    validate_name("monitor", &name)?;
-    Ok(name)
+    crate::exec::single_name("monitor", name)
 }
 
 /// Checks a schedule: a five-field cron expression, a cron alias or an

@@ -209,6 +209,18 @@ pub(crate) fn ident_name_part(part: &ObjectNamePart) -> Result<String> {
     }
 }
 
+/// The name of an object named by one identifier (a monitor, a model).
+pub(crate) fn single_name(kind: &str, name: &ObjectName) -> Result<String> {
+    let [part] = name.0.as_slice() else {
+        return Err(Error::invalid(format!(
+            "invalid {kind} name {name}: expected a single name"
+        )));
+    };
+    let name = ident_name_part(part)?;
+    crate::lake::validate_name(kind, &name)?;
+    Ok(name)
+}
+
 fn name_parts(name: &ObjectName) -> Result<Vec<String>> {
     name.0.iter().map(ident_name_part).collect()
 }

@@ -23,23 +23,15 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::TryStreamExt;
 
-use super::{datafusion_statement, ident_name_part, parse_one_df, read_object, time_travel};
+use super::{datafusion_statement, parse_one_df, read_object, time_travel};
 use crate::error::{Error, Result};
-use crate::lake::validate_name;
 use crate::models::{Lineage, ModelRecord, metrics_json};
 use crate::principal::Object;
 use crate::session::{INTERNAL_CATALOG, Session, StatementResult, TIME_TRAVEL_SCHEMA};
 
 /// A model name written in SQL: one identifier.
 pub(crate) fn model_name(name: &ObjectName) -> Result<String> {
-    let [part] = name.0.as_slice() else {
-        return Err(Error::invalid(format!(
-            "invalid model name {name}: expected a single name"
-        )));
-    };
-    let name = ident_name_part(part)?;
-    validate_name("model", &name)?;
-    Ok(name)
+    super::single_name("model", name)
 }
 
 /// A query's statement form.

@@ -176,6 +176,37 @@ async fn arrow_rs_flight_sql_client_runs_statements_and_metadata_calls() {
         .unwrap();
     assert!(text(&rows(&mut client, info).await).contains("flight_sql"));
 
+    // Models: train, predict, and a planning error naming the features.
+    let info = client
+        .execute(
+            "CREATE MODEL fm TYPE linear_regression OPTIONS (target 'y', validation_split 0) \
+             AS SELECT CAST(id AS DOUBLE) AS x, CAST(id * 2 AS DOUBLE) AS y FROM t"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("linear_regression"));
+    let info = client
+        .execute("SELECT round(predict('fm', 10.0)) AS p".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("| 20.0 |"));
+    let err = client
+        .execute("SELECT predict('fm', 'x')".into(), None)
+        .await
+        .unwrap_err();
+    assert!(has_code(&err, tonic::Code::InvalidArgument), "{err:?}");
+    assert!(format!("{err:?}").contains("x DOUBLE"), "{err:?}");
+    let err = client
+        .execute("SELECT predict('nope', 1.0)".into(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        has_code(&err, tonic::Code::NotFound) || has_code(&err, tonic::Code::InvalidArgument),
+        "{err:?}"
+    );
+
     // Metadata.
     let info = client.get_catalogs().await.unwrap();
     assert!(text(&rows(&mut client, info).await).contains("lake"));

@@ -166,32 +166,35 @@ fn encode_numeric(
     let values = values.as_primitive::<Float64Type>();
     let scale = 1.0 / std;
     let raw = values.values();
-    if values.null_count() == 0 {
-        for (o, v) in out.iter_mut().zip(raw.iter()) {
-            *o = ((v - mean) * scale) as f32;
-        }
-    } else {
-        for (i, (o, v)) in out.iter_mut().zip(raw.iter()).enumerate() {
-            *o = if values.is_null(i) {
-                0.0
-            } else {
-                ((v - mean) * scale) as f32
-            };
-        }
+    // One pass: standardise and note any non-finite value (a null's slot
+    // may hold anything, so nulls are written afterwards).
+    let mut finite = true;
+    for (o, v) in out.iter_mut().zip(raw.iter()) {
+        let x = ((v - mean) * scale) as f32;
+        finite &= x.is_finite();
+        *o = x;
     }
-    if out.iter().any(|v| !v.is_finite()) {
-        let row = raw
+    if let Some(nulls) = values.nulls().filter(|n| n.null_count() > 0) {
+        for i in nulls
             .iter()
             .enumerate()
-            .position(|(i, v)| !values.is_null(i) && !v.is_finite())
-            .unwrap_or(0);
-        return exec_err!(
-            "feature {name} has a NaN or infinite value (row {} of the batch): \
-             replace or filter it out",
-            row + 1
-        );
+            .filter(|(_, valid)| !valid)
+            .map(|(i, _)| i)
+        {
+            out[i] = 0.0;
+        }
+        finite = out.iter().all(|v| v.is_finite());
     }
-    Ok(())
+    if finite {
+        return Ok(());
+    }
+    let row = out.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    exec_err!(
+        "feature {name} has a NaN, infinite or out-of-range value ({}, row {} of the batch): \
+         replace or filter it out",
+        raw[row],
+        row + 1
+    )
 }
 
 #[cfg(test)]
