@@ -1,6 +1,31 @@
 //! Source connectors: each kind of external source (PostgreSQL, MySQL,
-//! files, streams) becomes a DataFusion catalog behind one small trait, and
-//! a registry maps `TYPE name` in `CREATE SOURCE` to its connector.
+//! files on a local disk or an object store) becomes a DataFusion catalog
+//! behind one small trait, and a [`Registry`] maps `TYPE name` in
+//! `CREATE SOURCE` to its connector.
+//!
+//! Design, after DataFusion's `datafusion-table-providers` (which the
+//! database connectors use) and delta-rs's storage options:
+//!
+//! - A connector checks a definition's options ([`Connector::options`]
+//!   names every key, which are required and which are secret) and opens
+//!   the source as a [`CatalogProvider`] whose schemas and tables mirror
+//!   the source's (`crm.public.customers`). Queries then plan against
+//!   ordinary DataFusion table providers: the database providers turn the
+//!   projection, filters and limit DataFusion hands them into the SQL sent
+//!   to the server (`EXPLAIN` shows it as `SqlExec sql=…`); file tables are
+//!   DataFusion listing tables with their own projection and predicate
+//!   pushdown.
+//! - Secrets (passwords inside URLs, object-store keys) stay inside the
+//!   definition: [`Registry::redacted`] is what any listing shows, and
+//!   [`scrub`] removes them from every error message a connector returns.
+//! - Bad rows in files are a property of the reader, not of the query:
+//!   [`rows`] validates CSV and NDJSON record by record so a sync can stop
+//!   at the first bad row (file, line, reason) or set bad rows aside.
+
+mod database;
+mod files;
+pub mod rows;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +33,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::CatalogProvider;
+use datafusion::execution::SessionState;
+use object_store::ObjectStore;
+use url::Url;
+
+pub use database::{MysqlConnector, PostgresConnector};
+pub use files::{FileFormat, FilesConnector, FilesTable, OnError, as_files_table};
 
 /// Errors of connectors.
 #[derive(Debug, thiserror::Error)]
@@ -36,21 +67,96 @@ pub enum Error {
 /// Result with connector errors.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// One option a connector accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    /// The key, lower case.
+    pub key: &'static str,
+    /// The definition is invalid without it.
+    pub required: bool,
+    /// Never shown back: listings print `***`.
+    pub secret: bool,
+    /// A URL whose password part is secret.
+    pub url: bool,
+}
+
+impl OptionSpec {
+    const fn plain(key: &'static str) -> Self {
+        Self {
+            key,
+            required: false,
+            secret: false,
+            url: false,
+        }
+    }
+    const fn required(key: &'static str) -> Self {
+        Self {
+            key,
+            required: true,
+            secret: false,
+            url: false,
+        }
+    }
+    const fn secret(key: &'static str) -> Self {
+        Self {
+            key,
+            required: false,
+            secret: true,
+            url: false,
+        }
+    }
+    const fn url(key: &'static str) -> Self {
+        Self {
+            key,
+            required: true,
+            secret: false,
+            url: true,
+        }
+    }
+}
+
+/// An opened source: its catalog, and the object stores its tables read
+/// through (each session that queries the source registers them).
+#[derive(Clone)]
+pub struct OpenedSource {
+    /// The source as a catalog.
+    pub catalog: Arc<dyn CatalogProvider>,
+    /// Object stores by the URL (`s3://bucket`) their tables use.
+    pub stores: Vec<(Url, Arc<dyn ObjectStore>)>,
+}
+
+impl fmt::Debug for OpenedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedSource")
+            .field("schemas", &self.catalog.schema_names())
+            .field(
+                "stores",
+                &self
+                    .stores
+                    .iter()
+                    .map(|(u, _)| u.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 /// A kind of source: turns a definition's options into a catalog.
 #[async_trait]
 pub trait Connector: fmt::Debug + Send + Sync {
     /// The `TYPE` name in `CREATE SOURCE` (`postgres`, `files`, …).
     fn type_name(&self) -> &'static str;
-    /// Option keys whose values are secrets, never shown back.
-    fn secret_options(&self) -> &'static [&'static str] {
-        &[]
-    }
-    /// Opens the source `name` as a catalog.
+    /// Every option key the connector accepts.
+    fn options(&self) -> &'static [OptionSpec];
+    /// Opens the source `name` as a catalog. `state` is the session opening
+    /// it (file connectors infer schemas through it). Errors never contain
+    /// a secret.
     async fn open(
         &self,
         name: &str,
         options: &BTreeMap<String, String>,
-    ) -> Result<Arc<dyn CatalogProvider>>;
+        state: &SessionState,
+    ) -> Result<OpenedSource>;
 }
 
 /// The connectors known to an engine, by type name.
@@ -60,6 +166,16 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry with every built-in connector: `postgres`, `mysql`,
+    /// `files`.
+    pub fn builtin() -> Self {
+        let mut registry = Self::default();
+        registry.register(Arc::new(PostgresConnector));
+        registry.register(Arc::new(MysqlConnector));
+        registry.register(Arc::new(FilesConnector));
+        registry
+    }
+
     /// Adds a connector.
     pub fn register(&mut self, connector: Arc<dyn Connector>) {
         self.connectors.insert(connector.type_name(), connector);
@@ -80,5 +196,198 @@ impl Registry {
                         .join(", "),
                 )
             })
+    }
+
+    /// Checks a definition's options against its connector: every key
+    /// known, every required key present, no empty value.
+    pub fn validate(
+        &self,
+        name: &str,
+        type_name: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let connector = self.get(type_name)?;
+        let specs = connector.options();
+        let err = |message: String| Error::Options {
+            source_name: name.to_string(),
+            message,
+        };
+        for key in options.keys() {
+            if !specs.iter().any(|s| s.key == key) {
+                let known: Vec<&str> = specs.iter().map(|s| s.key).collect();
+                return Err(err(format!(
+                    "unknown option '{key}' for a {type_name} source (expected one of: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        for spec in specs.iter().filter(|s| s.required) {
+            match options.get(spec.key) {
+                None => {
+                    return Err(err(format!(
+                        "option '{}' is required for a {type_name} source",
+                        spec.key
+                    )));
+                }
+                Some(v) if v.trim().is_empty() => {
+                    return Err(err(format!("option '{}' is empty", spec.key)));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The options as listings show them: secrets as `***`, passwords in
+    /// URLs as `***`.
+    pub fn redacted(
+        &self,
+        type_name: &str,
+        options: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let specs = self.get(type_name).map(|c| c.options()).unwrap_or_default();
+        options
+            .iter()
+            .map(|(k, v)| {
+                let spec = specs.iter().find(|s| s.key == k);
+                let shown = match spec {
+                    Some(s) if s.secret => "***".to_string(),
+                    Some(s) if s.url => redact_url(v),
+                    // Unknown keys cannot be judged: never show them.
+                    None => "***".to_string(),
+                    Some(_) => v.clone(),
+                };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+
+    /// Every secret value of a definition (secret options and passwords in
+    /// URLs), for [`scrub`].
+    pub fn secrets(&self, type_name: &str, options: &BTreeMap<String, String>) -> Vec<String> {
+        let specs = self.get(type_name).map(|c| c.options()).unwrap_or_default();
+        secrets_of(specs, options)
+    }
+}
+
+fn secrets_of(specs: &[OptionSpec], options: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in options {
+        match specs.iter().find(|s| s.key == k) {
+            Some(s) if s.url => {
+                if let Some(p) = Url::parse(v)
+                    .ok()
+                    .and_then(|u| u.password().map(str::to_string))
+                {
+                    out.push(decode(&p));
+                    out.push(p);
+                }
+            }
+            Some(s) if !s.secret => {}
+            _ => out.push(v.clone()),
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A URL with its password replaced by `***`; an unparsable URL entirely
+/// hidden (it may hold a password in a form the parser missed).
+pub fn redact_url(value: &str) -> String {
+    match Url::parse(value) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "***".to_string(),
+    }
+}
+
+/// `message` with every secret replaced by `***`.
+pub fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_string();
+    // Longest first, so a secret that contains another is hidden whole.
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 2).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
+}
+
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// A boolean option (`true`/`false`, `yes`/`no`, `1`/`0`).
+pub(crate) fn bool_option(
+    source: &str,
+    options: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool> {
+    match options.get(key).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "true" | "yes" | "1") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "no" | "0") => Ok(false),
+        Some(v) => Err(Error::Options {
+            source_name: source.to_string(),
+            message: format!("option '{key}' must be true or false, not '{v}'"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn definitions_are_checked_and_secrets_never_shown() {
+        let registry = Registry::builtin();
+        let pg = opts(&[("url", "postgres://ana:s3cr%40t@db.example:5432/crm")]);
+        registry.validate("crm", "postgres", &pg).unwrap();
+        let shown = registry.redacted("postgres", &pg);
+        assert_eq!(shown["url"], "postgres://ana:***@db.example:5432/crm");
+        let secrets = registry.secrets("postgres", &pg);
+        assert!(secrets.contains(&"s3cr@t".to_string()), "{secrets:?}");
+        assert_eq!(
+            scrub("password s3cr@t rejected for s3cr%40t", &secrets),
+            "password *** rejected for ***"
+        );
+
+        let files = opts(&[
+            ("location", "s3://bucket/raw"),
+            ("secret_access_key", "hunter22"),
+            ("access_key_id", "AKIA"),
+        ]);
+        registry.validate("raw", "files", &files).unwrap();
+        let shown = registry.redacted("files", &files);
+        assert_eq!(shown["secret_access_key"], "***");
+        assert_eq!(shown["location"], "s3://bucket/raw");
+
+        let err = registry
+            .validate("crm", "postgres", &opts(&[("uri", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown option 'uri'"), "{err}");
+        let err = registry
+            .validate("raw", "files", &opts(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("option 'location' is required"), "{err}");
+        let err = registry.get("oracle").unwrap_err().to_string();
+        assert!(err.contains("files, mysql, postgres"), "{err}");
     }
 }

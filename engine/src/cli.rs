@@ -252,7 +252,7 @@ pub async fn run_script(
 /// "in statement `…` (line n): message"
 fn describe_failure(statement: &ParsedStatement, e: &Error) -> String {
     let text: String = statement
-        .text
+        .display_text()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
@@ -327,6 +327,10 @@ fn long_running(kind: &str) -> Option<indicatif::ProgressBar> {
         "MERGE",
         "UPDATE",
         "DELETE",
+        "SYNC TABLE",
+        "SYNC SOURCE",
+        "CREATE MODEL",
+        "EVALUATE MODEL",
     ];
     if !LONG.contains(&kind) || !std::io::stderr().is_terminal() {
         return None;

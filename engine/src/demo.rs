@@ -2,8 +2,12 @@
 //!
 //! The sample (a CSV export of customers and an NDJSON feed of orders) is
 //! compiled into the binary, so the demo works offline on a fresh machine.
+//! Where a PostgreSQL is reachable (`AUTOLAKE_DEMO_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`), the demo also creates a small
+//! table of customer segments there; without one it says so and goes on.
 //! It goes through the same session funnel as every interface: the files
-//! are read as external tables, loaded into the lake schema `demo`, queried,
+//! and the database become sources, are synced into the lake schema `demo`
+//! with lineage, queried,
 //! corrected with an UPDATE, read back as they were before the correction
 //! with time travel, used to train a model that scores every order, and
 //! checked for drift between months. It starts by dropping `demo`, so running it
@@ -25,9 +29,7 @@ const ORDERS_NDJSON: &str = include_str!("../demo/orders.ndjson");
 pub async fn run(engine: &std::sync::Arc<Engine>, out: &mut dyn Write) -> Result<()> {
     let session = engine.session(Principal::local_admin(), Interface::Demo);
     let files = SampleFiles::write()?;
-    let result = steps(&session, &files, out).await;
-    drop(files);
-    result
+    steps(&session, &files, out).await
 }
 
 async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> Result<()> {
@@ -40,39 +42,66 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     section(out, "1. Fragmented sources")?;
     session
         .execute(&format!(
-            "CREATE EXTERNAL TABLE demo_customers_csv STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true');
-             CREATE EXTERNAL TABLE demo_orders_feed STORED AS JSON LOCATION '{}';",
-            files.customers.display(),
-            files.orders.display()
+            "DROP MONITOR IF EXISTS demo_orders_drift;
+             DROP MODEL IF EXISTS demo_large_orders;
+             DROP SCHEMA IF EXISTS demo CASCADE;
+             DROP SOURCE IF EXISTS demo_files;
+             DROP SOURCE IF EXISTS demo_crm;
+             CREATE SOURCE demo_files TYPE files OPTIONS (location '{}/');",
+            files.dir.display(),
         ))
         .await?;
     writeln!(
         out,
-        "   customers: CSV export  ({} rows)\n   orders:    NDJSON feed ({} rows)\n",
+        "   demo_files.public.customers: CSV export  ({} rows)\n   demo_files.public.orders:    NDJSON feed ({} rows)",
         CUSTOMERS_CSV.lines().count() - 1,
         ORDERS_NDJSON.lines().count()
     )?;
+    let postgres = demo_postgres(session).await;
+    match &postgres {
+        Ok(url) => writeln!(
+            out,
+            "   demo_crm.public.autolake_demo_segments: PostgreSQL table at {} ({} rows)\n",
+            autolake_connectors::redact_url(url),
+            SEGMENTS.len()
+        )?,
+        Err(why) => writeln!(out, "   PostgreSQL: not used ({why})\n")?,
+    }
 
     section(
         out,
-        "2. Unified into Delta tables in the lake (schema demo)",
+        "2. Unified into Delta tables in the lake (schema demo), with lineage",
     )?;
+    let mut syncs = String::from(
+        "CREATE SCHEMA demo;
+         SYNC TABLE demo.raw_customers FROM demo_files.public.customers KEY (customer_id);
+         SYNC TABLE demo.raw_orders FROM demo_files.public.orders INCREMENTAL ON order_id;",
+    );
+    if postgres.is_ok() {
+        syncs.push_str(
+            "SYNC TABLE demo.segments FROM demo_crm.public.autolake_demo_segments KEY (segment);",
+        );
+    }
+    session.execute(&syncs).await?;
+    show(
+        session,
+        out,
+        "SELECT source, target, mode, rows, version FROM system.lineage
+         WHERE target LIKE 'lake.demo.%' ORDER BY synced_at DESC, target LIMIT 3",
+    )
+    .await?;
     session
         .execute(
-            "DROP MONITOR IF EXISTS demo_orders_drift;
-             DROP MODEL IF EXISTS demo_large_orders;
-             DROP SCHEMA IF EXISTS demo CASCADE;
-             CREATE SCHEMA demo;
-             CREATE TABLE demo.customers AS
+            "CREATE TABLE demo.customers AS
                SELECT CAST(customer_id AS BIGINT) AS customer_id, name, region, segment,
                       CAST(signup_date AS DATE) AS signup_date
-               FROM demo_customers_csv;
+               FROM demo.raw_customers;
              CREATE TABLE demo.orders PARTITIONED BY (product) AS
                SELECT CAST(order_id AS BIGINT) AS order_id, CAST(customer_id AS BIGINT) AS customer_id,
                       product, CAST(quantity AS INT) AS quantity,
                       CAST(unit_price AS DECIMAL(10,2)) AS unit_price,
                       CAST(ordered_at AS TIMESTAMP) AS ordered_at
-               FROM demo_orders_feed;",
+               FROM demo.raw_orders;",
         )
         .await?;
     show(
@@ -222,6 +251,51 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     Ok(())
 }
 
+/// The demo's PostgreSQL table: customer segments and their discounts.
+const SEGMENTS: [(&str, &str, f64); 3] = [
+    ("smb", "Small business", 0.05),
+    ("enterprise", "Enterprise", 0.15),
+    ("retail", "Retail", 0.0),
+];
+
+/// Creates the demo's table in PostgreSQL (when one is reachable) and the
+/// source `demo_crm` over it; returns the URL used, or why not.
+async fn demo_postgres(session: &Session) -> std::result::Result<String, String> {
+    let url = std::env::var("AUTOLAKE_DEMO_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| format!("AUTOLAKE_DEMO_POSTGRES is not a PostgreSQL URL: {e}"))?;
+    config.connect_timeout(std::time::Duration::from_secs(2));
+    let shown = autolake_connectors::redact_url(&url);
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|_| format!("none reachable at {shown}"))?;
+    let task = tokio::spawn(connection);
+    let mut script = String::from(
+        "DROP TABLE IF EXISTS autolake_demo_segments;
+         CREATE TABLE autolake_demo_segments (segment text PRIMARY KEY, label text, discount numeric(4,2));",
+    );
+    for (segment, label, discount) in SEGMENTS {
+        script.push_str(&format!(
+            "INSERT INTO autolake_demo_segments VALUES ('{segment}', '{label}', {discount});"
+        ));
+    }
+    let created = client.batch_execute(&script).await;
+    drop(client);
+    task.abort();
+    created.map_err(|e| format!("cannot create its table at {shown}: {e}"))?;
+    session
+        .execute(&format!(
+            "CREATE SOURCE demo_crm TYPE postgres OPTIONS (url '{}')",
+            url.replace('\'', "''")
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(url)
+}
+
 fn section(out: &mut dyn Write, title: &str) -> Result<()> {
     writeln!(out, "== {title}")?;
     Ok(())
@@ -252,32 +326,26 @@ async fn show(session: &Session, out: &mut dyn Write, sql: &str) -> Result<Vec<R
     Ok(batches)
 }
 
-/// The bundled files, written to a private temporary folder.
+/// The bundled files, written to a stable temporary folder that the
+/// source `demo_files` keeps reading after the demo (each file replaced
+/// atomically, so concurrent demos never see half a file).
 struct SampleFiles {
     dir: PathBuf,
-    customers: PathBuf,
-    orders: PathBuf,
 }
 
 impl SampleFiles {
     fn write() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("autolake-demo-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("autolake-demo-files");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::invalid(format!("cannot write the demo's sample files: {e}")))?;
-        let customers = dir.join("customers.csv");
-        let orders = dir.join("orders.json");
-        std::fs::write(&customers, CUSTOMERS_CSV)?;
-        std::fs::write(&orders, ORDERS_NDJSON)?;
-        Ok(Self {
-            dir,
-            customers,
-            orders,
-        })
-    }
-}
-
-impl Drop for SampleFiles {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        for (name, text) in [
+            ("customers.csv", CUSTOMERS_CSV),
+            ("orders.ndjson", ORDERS_NDJSON),
+        ] {
+            let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, dir.join(name))?;
+        }
+        Ok(Self { dir })
     }
 }

@@ -45,6 +45,10 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A source could not be reached or read (the message names the source
+    /// and never holds a secret).
+    #[error("{0}")]
+    Source(String),
     /// Another writer committed a conflicting change first.
     #[error(
         "concurrent write conflict on {table}: {reason}; the statement had no effect, retry it"

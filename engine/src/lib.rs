@@ -7,6 +7,7 @@
 //!  session ── parse (autolake-sql) ─ authorize ─ exec ─┬─ lake::write (Delta commits)
 //!                                                      └─ DataFusion (queries, streamed)
 //!  lake ── object store root, catalog `lake` → schemas → Delta tables, `system` views
+//!  sources ── PostgreSQL, MySQL, files: one catalog each, attached when named
 //! ```
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ pub mod monitor;
 pub mod principal;
 pub mod serve;
 pub mod session;
+pub mod sources;
 
 pub use error::{Error, Result};
 pub use principal::{Interface, Principal};

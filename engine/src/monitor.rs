@@ -1,6 +1,7 @@
 //! Drift monitors: saved drift checks with a schedule.
 //!
-//! A monitor is one JSON document at `<lake>/monitors/<name>.json` holding
+//! A monitor is one JSON document at `<lake>/monitors/<name>.json` (a
+//! [`DocStore`]) holding
 //! its check as `CHECK DRIFT` text (parsed again on every run, so a
 //! monitor always means what its statement says), the table, the
 //! schedule, the owner and the creation time. Any process on the lake
@@ -20,11 +21,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use autolake_sql::sqlparser::ast::ObjectName;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lake::docs::DocStore;
 use crate::lake::system::SystemTable;
 use crate::lake::{Lake, SYSTEM_SCHEMA, TableName};
 
@@ -48,82 +48,36 @@ pub struct Monitor {
 /// The monitors of a lake.
 #[derive(Debug, Clone)]
 pub struct MonitorStore {
-    lake: Arc<Lake>,
+    docs: DocStore<Monitor>,
 }
 
 impl MonitorStore {
     /// The monitors of `lake`.
     pub fn new(lake: Arc<Lake>) -> Self {
-        Self { lake }
-    }
-
-    fn path(&self, name: &str) -> object_store::path::Path {
-        self.lake.path("monitors").join(format!("{name}.json"))
+        Self {
+            docs: DocStore::new(lake, "monitors", "monitor"),
+        }
     }
 
     /// Saves a new monitor; `false` when one of that name exists.
     pub async fn create(&self, monitor: &Monitor) -> Result<bool> {
-        if self.get(&monitor.name).await?.is_some() {
-            return Ok(false);
-        }
-        let body = serde_json::to_vec_pretty(monitor).map_err(|e| {
-            Error::invalid(format!("monitor {} cannot be saved: {e}", monitor.name))
-        })?;
-        self.lake
-            .store()
-            .put(&self.path(&monitor.name), PutPayload::from(body))
-            .await?;
-        Ok(true)
+        self.docs.create(&monitor.name, monitor).await
     }
 
     /// The monitor called `name`, if any.
     pub async fn get(&self, name: &str) -> Result<Option<Monitor>> {
-        match self.lake.store().get(&self.path(name)).await {
-            Ok(found) => {
-                let bytes = found.bytes().await?;
-                Ok(Some(parse(name, &bytes)?))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.docs.get(name).await
     }
 
     /// Deletes a monitor; `false` when there was none.
     pub async fn delete(&self, name: &str) -> Result<bool> {
-        if self.get(name).await?.is_none() {
-            return Ok(false);
-        }
-        self.lake.store().delete(&self.path(name)).await?;
-        Ok(true)
+        self.docs.delete(name).await
     }
 
     /// Every monitor, by name.
     pub async fn list(&self) -> Result<Vec<Monitor>> {
-        let prefix = self.lake.path("monitors");
-        let metas: Vec<_> = self.lake.store().list(Some(&prefix)).try_collect().await?;
-        let mut out = Vec::new();
-        for meta in metas {
-            let Some(name) = meta
-                .location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            // Dropped between listing and reading: skip it.
-            if let Some(m) = self.get(&name).await? {
-                out.push(m);
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        self.docs.list().await
     }
-}
-
-fn parse(name: &str, bytes: &[u8]) -> Result<Monitor> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::invalid(format!("monitor {name} is unreadable: {e}")))
 }
 
 /// A monitor name written in SQL: one identifier.

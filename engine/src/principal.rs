@@ -94,6 +94,8 @@ pub enum Object {
     Monitor(String),
     /// A model.
     Model(String),
+    /// A source (its definition; reading its tables is `Other`).
+    Source(String),
     /// Something outside the lake, by its name as written (external tables,
     /// views, other catalogs).
     Other(String),

@@ -36,6 +36,7 @@ use crate::lake::system::SystemSchema;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, Lake};
 use crate::models::ModelRegistry;
 use crate::principal::{AllowAll, Authorizer, Interface, Principal};
+use crate::sources::Sources;
 
 /// Catalog and schema holding the per-statement time-travel snapshots.
 pub(crate) const INTERNAL_CATALOG: &str = "__autolake";
@@ -73,6 +74,7 @@ pub struct Engine {
     system: Arc<SystemSchema>,
     stats: Arc<StatsCache>,
     models: Arc<ModelRegistry>,
+    sources: Arc<Sources>,
 }
 
 impl Engine {
@@ -83,12 +85,23 @@ impl Engine {
         let lake = Lake::open(&config.lake, &config.storage_options).await?;
         let stats: Arc<StatsCache> = Arc::default();
         let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
+        let sources = Arc::new(Sources::new(Arc::clone(&lake)));
         let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats));
         system.add(
             "models",
             Arc::new(crate::models::ModelsTable {
                 registry: Arc::clone(&models),
             }),
+        );
+        system.add(
+            "sources",
+            Arc::new(crate::sources::SourcesTable {
+                sources: Arc::clone(&sources),
+            }),
+        );
+        system.add_delta(
+            &crate::exec::sources::lineage_table().table,
+            crate::exec::sources::lineage_schema(),
         );
         Ok(Arc::new(Self {
             lake,
@@ -97,6 +110,7 @@ impl Engine {
             system: Arc::new(system),
             stats,
             models,
+            sources,
         }))
     }
 
@@ -118,6 +132,11 @@ impl Engine {
     /// The model registry.
     pub fn models(&self) -> &Arc<ModelRegistry> {
         &self.models
+    }
+
+    /// The lake's sources.
+    pub fn sources(&self) -> &Arc<Sources> {
+        &self.sources
     }
 
     pub(crate) fn authorizer(&self) -> &dyn Authorizer {
@@ -296,6 +315,7 @@ impl Session {
         self.catalog.refresh(&self.ctx.copied_config()).await?;
         self.engine.models.refresh().await?;
         let accesses = crate::exec::accesses(self, &parsed.statement)?;
+        crate::exec::sources::attach(self, &parsed.statement, &accesses).await?;
         self.engine
             .authorizer()
             .authorize(&self.principal, &accesses)?;
@@ -316,15 +336,22 @@ impl Session {
         if !matches!(s.as_ref(), S::Query(_)) {
             return None;
         }
-        self.refresh_catalog().await.ok()?;
+        self.catalog.refresh(&self.ctx.copied_config()).await.ok()?;
+        let accesses = crate::exec::accesses(self, &parsed.statement).ok()?;
+        crate::exec::sources::attach(self, &parsed.statement, &accesses)
+            .await
+            .ok()?;
         let plan = crate::exec::plan(self, df.as_ref().clone()).await.ok()?;
         Some(Arc::new(plan.schema().as_arrow().clone()))
     }
 
-    /// Re-reads the lake's schema and table names (statements do this
-    /// themselves; metadata listings call it first).
+    /// Re-reads the lake's schema and table names and attaches the sources
+    /// that can be reached (statements do this themselves; metadata
+    /// listings call it first).
     pub async fn refresh_catalog(&self) -> Result<()> {
-        self.catalog.refresh(&self.ctx.copied_config()).await
+        self.catalog.refresh(&self.ctx.copied_config()).await?;
+        crate::exec::sources::attach_all(self).await;
+        Ok(())
     }
 
     /// Shorthand: parse and run exactly one statement.

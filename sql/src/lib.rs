@@ -13,8 +13,9 @@ pub mod statement;
 pub use dialect::AutoLakeDialect;
 pub use parser::parse;
 pub use statement::{
-    CreateModel, CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference,
-    MODEL_TYPES, Optimize, ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
+    CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
+    DriftReference, MODEL_TYPES, Optimize, ParsedStatement, Restore, SOURCE_TYPES, Statement,
+    SyncTable, TimeTravel, Vacuum,
 };
 
 /// Re-export of the SQL AST, so the engine names one sqlparser.

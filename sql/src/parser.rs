@@ -16,8 +16,9 @@ use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use crate::dialect::AutoLakeDialect;
 use crate::statement::{
-    CreateModel, CreateMonitor, DRIFT_TESTS, DescribeHistory, DriftCheck, DriftReference,
-    MODEL_TYPES, Optimize, ParsedStatement, Restore, Statement, TimeTravel, Vacuum,
+    CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
+    DriftReference, MODEL_TYPES, Optimize, ParsedStatement, Restore, SOURCE_TYPES, Statement,
+    SyncTable, TimeTravel, Vacuum,
 };
 use crate::{ParseError, Result};
 
@@ -177,6 +178,38 @@ fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
                 version,
                 query,
             })
+        }
+        (Some("CREATE"), Some("SOURCE")) => {
+            p.next_token();
+            p.next_token();
+            parse_create_source(p)
+        }
+        (Some("SHOW"), Some("SOURCES")) if ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::ShowSources)
+        }
+        (Some("DROP"), Some("SOURCE")) => {
+            p.next_token();
+            p.next_token();
+            let if_exists = eat_words(p, &["IF", "EXISTS"]);
+            let name = parse_object_name(p, "a source name")?;
+            Ok(Statement::DropSource { name, if_exists })
+        }
+        (Some("SYNC"), Some("TABLE")) => {
+            p.next_token();
+            p.next_token();
+            parse_sync_table(p)
+        }
+        (Some("SYNC"), Some("SOURCE")) => {
+            p.next_token();
+            p.next_token();
+            let source = parse_object_name(p, "a source name")?;
+            if !eat_words(p, &["INTO", "SCHEMA"]) {
+                return Err(expected(p, "INTO SCHEMA"));
+            }
+            let schema = parse_object_name(p, "a lake schema name")?;
+            Ok(Statement::SyncSource { source, schema })
         }
         _ => Ok(Statement::Sql(Box::new(df.parse_statement().map_err(
             |e| ParseError::from_message("", &e.to_string(), None),
@@ -402,40 +435,11 @@ fn parse_create_model(p: &mut Parser<'_>) -> Result<Statement> {
             ));
         }
     };
-    let mut options = Vec::new();
-    if eat_word(p, "OPTIONS") {
-        expect_token(p, &Token::LParen, "'(' after OPTIONS")?;
-        if !p.consume_token(&Token::RParen) {
-            loop {
-                let key = match p.peek_token().token {
-                    Token::Word(w) => w.value.to_lowercase(),
-                    _ => return Err(expected(p, "an option name")),
-                };
-                p.next_token();
-                if options.iter().any(|(k, _): &(String, String)| *k == key) {
-                    return Err(expected(p, &format!("option {key} only once")));
-                }
-                let value = match p.peek_token().token {
-                    Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
-                    Token::Number(n, _) => n,
-                    Token::Minus => {
-                        p.next_token();
-                        match p.peek_token().token {
-                            Token::Number(n, _) => format!("-{n}"),
-                            _ => return Err(expected(p, "a number")),
-                        }
-                    }
-                    _ => return Err(expected(p, &format!("a value for option {key}"))),
-                };
-                p.next_token();
-                options.push((key, value));
-                if !p.consume_token(&Token::Comma) {
-                    break;
-                }
-            }
-            expect_token(p, &Token::RParen, "')' after the options")?;
-        }
-    }
+    let options = if eat_word(p, "OPTIONS") {
+        parse_options(p)?
+    } else {
+        Vec::new()
+    };
     expect_word(p, "AS")?;
     let query = parse_select(p, "a SELECT query with the training rows")?;
     Ok(Statement::CreateModel(CreateModel {
@@ -444,6 +448,113 @@ fn parse_create_model(p: &mut Parser<'_>) -> Result<Statement> {
         options,
         query,
     }))
+}
+
+/// `(key value, …)` after `OPTIONS`: lower-case keys, each once; values
+/// are strings, numbers or the words `true`/`false`.
+fn parse_options(p: &mut Parser<'_>) -> Result<Vec<(String, String)>> {
+    let mut options = Vec::new();
+    expect_token(p, &Token::LParen, "'(' after OPTIONS")?;
+    if p.consume_token(&Token::RParen) {
+        return Ok(options);
+    }
+    loop {
+        let key = match p.peek_token().token {
+            Token::Word(w) => w.value.to_lowercase(),
+            _ => return Err(expected(p, "an option name")),
+        };
+        p.next_token();
+        if options.iter().any(|(k, _): &(String, String)| *k == key) {
+            return Err(expected(p, &format!("option {key} only once")));
+        }
+        let value = match p.peek_token().token {
+            Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
+            Token::Number(n, _) => n,
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && matches!(w.value.to_lowercase().as_str(), "true" | "false") =>
+            {
+                w.value.to_lowercase()
+            }
+            Token::Minus => {
+                p.next_token();
+                match p.peek_token().token {
+                    Token::Number(n, _) => format!("-{n}"),
+                    _ => return Err(expected(p, "a number")),
+                }
+            }
+            _ => return Err(expected(p, &format!("a value for option {key}"))),
+        };
+        p.next_token();
+        options.push((key, value));
+        if !p.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    expect_token(p, &Token::RParen, "')' after the options")?;
+    Ok(options)
+}
+
+/// `[IF NOT EXISTS] name TYPE t OPTIONS (…)`, after `CREATE SOURCE`.
+fn parse_create_source(p: &mut Parser<'_>) -> Result<Statement> {
+    let if_not_exists = eat_words(p, &["IF", "NOT", "EXISTS"]);
+    let name = parse_object_name(p, "a source name")?;
+    expect_word(p, "TYPE")?;
+    let source_type = match word(p, 0).map(|w| w.to_lowercase()) {
+        Some(t) if SOURCE_TYPES.contains(&t.as_str()) => {
+            p.next_token();
+            t
+        }
+        _ => {
+            return Err(expected(
+                p,
+                &format!("a source type ({})", SOURCE_TYPES.join(", ")),
+            ));
+        }
+    };
+    let options = if eat_word(p, "OPTIONS") {
+        parse_options(p)?
+    } else {
+        Vec::new()
+    };
+    Ok(Statement::CreateSource(CreateSource {
+        name,
+        if_not_exists,
+        source_type,
+        options,
+    }))
+}
+
+/// `t FROM src.schema.table [INCREMENTAL ON col] [KEY (c, …)]`, after
+/// `SYNC TABLE`.
+fn parse_sync_table(p: &mut Parser<'_>) -> Result<Statement> {
+    let target = parse_table_name(p)?;
+    expect_word(p, "FROM")?;
+    let from = parse_object_name(p, "a source table (source.schema.table)")?;
+    let mut sync = SyncTable {
+        target,
+        from,
+        incremental_on: None,
+        key: Vec::new(),
+    };
+    loop {
+        if sync.incremental_on.is_none() && eat_words(p, &["INCREMENTAL", "ON"]) {
+            sync.incremental_on = Some(p.parse_identifier().map_err(|e| sql_error(p, e))?);
+        } else if sync.key.is_empty() && eat_word(p, "KEY") {
+            expect_token(p, &Token::LParen, "'(' before the key columns")?;
+            loop {
+                sync.key
+                    .push(p.parse_identifier().map_err(|e| sql_error(p, e))?);
+                if !p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            expect_token(p, &Token::RParen, "')' after the key columns")?;
+        } else {
+            break;
+        }
+    }
+    Ok(Statement::SyncTable(sync))
 }
 
 fn expect_token(p: &mut Parser<'_>, token: &Token, what: &str) -> Result<()> {
@@ -643,7 +754,14 @@ impl ParseError {
         let begin = offsets.offset(start);
         let snippet: String = sql[begin..].chars().take(60).collect();
         let snippet = snippet.split(';').next().unwrap_or_default().trim();
-        let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Source options hold secrets: never echo them.
+        let upper = snippet.to_ascii_uppercase();
+        if upper.starts_with("CREATE SOURCE")
+            && let Some(i) = upper.find(" OPTIONS")
+        {
+            snippet = format!("{} OPTIONS (…)", &snippet[..i]);
+        }
         self.statement = Some(snippet);
         self
     }
@@ -803,6 +921,82 @@ mod tests {
         ] {
             let e = parse(sql).unwrap_err();
             assert!(e.to_string().contains(message), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn source_and_sync_statements() {
+        let Statement::CreateSource(c) = one(
+            "CREATE SOURCE IF NOT EXISTS crm TYPE postgres OPTIONS (url 'postgres://u:p@h/db', pool 4, ssl true)",
+        ) else {
+            panic!("not CREATE SOURCE")
+        };
+        assert!(c.if_not_exists);
+        assert_eq!(c.name.to_string(), "crm");
+        assert_eq!(c.source_type, "postgres");
+        assert_eq!(
+            c.options,
+            vec![
+                ("url".to_string(), "postgres://u:p@h/db".to_string()),
+                ("pool".to_string(), "4".to_string()),
+                ("ssl".to_string(), "true".to_string()),
+            ]
+        );
+        assert!(matches!(one("SHOW SOURCES"), Statement::ShowSources));
+        assert!(matches!(
+            one("DROP SOURCE IF EXISTS crm"),
+            Statement::DropSource {
+                if_exists: true,
+                ..
+            }
+        ));
+        let Statement::SyncTable(s) = one(
+            "SYNC TABLE raw.customers FROM crm.public.customers KEY (id, region) INCREMENTAL ON updated_at",
+        ) else {
+            panic!("not SYNC TABLE")
+        };
+        assert_eq!(s.target.to_string(), "raw.customers");
+        assert_eq!(s.from.to_string(), "crm.public.customers");
+        assert_eq!(s.incremental_on.unwrap().value, "updated_at");
+        assert_eq!(s.key.len(), 2);
+        let Statement::SyncSource { source, schema } = one("SYNC SOURCE crm INTO SCHEMA lake.raw")
+        else {
+            panic!("not SYNC SOURCE")
+        };
+        assert_eq!(
+            (source.to_string(), schema.to_string()),
+            ("crm".into(), "lake.raw".into())
+        );
+
+        let parsed =
+            parse("CREATE SOURCE s TYPE postgres OPTIONS (url 'postgres://u:pw@h/db')").unwrap();
+        assert_eq!(
+            parsed[0].display_text(),
+            "CREATE SOURCE s TYPE postgres OPTIONS (url '***')"
+        );
+        let err = parse("CREATE SOURCE s TYPE postgres OPTIONS (url 'postgres://u:pw@h/db' junk)")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw@"), "{err}");
+        assert!(
+            err.contains("CREATE SOURCE s TYPE postgres OPTIONS (…)"),
+            "{err}"
+        );
+
+        for (sql, message) in [
+            (
+                "CREATE SOURCE s TYPE oracle",
+                "a source type (postgres, mysql, files)",
+            ),
+            (
+                "CREATE SOURCE s TYPE files OPTIONS (a '1', a '2')",
+                "option a only once",
+            ),
+            ("SYNC TABLE t crm.public.c", "expected FROM"),
+            ("SYNC SOURCE crm raw", "expected INTO SCHEMA"),
+        ] {
+            let err = parse(sql).unwrap_err().to_string();
+            assert!(err.contains(message), "{sql}: {err}");
         }
     }
 

@@ -17,6 +17,37 @@ pub struct ParsedStatement {
     pub line: u64,
 }
 
+impl ParsedStatement {
+    /// The statement's text as messages may show it: `CREATE SOURCE` with
+    /// its option values hidden (they hold passwords and keys).
+    pub fn display_text(&self) -> String {
+        match &self.statement {
+            Statement::CreateSource(c) => c.to_string(),
+            _ => self.text.clone(),
+        }
+    }
+}
+
+impl fmt::Display for CreateSource {
+    /// The statement with every option value shown as `'***'`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE SOURCE ")?;
+        if self.if_not_exists {
+            write!(f, "IF NOT EXISTS ")?;
+        }
+        write!(f, "{} TYPE {}", self.name, self.source_type)?;
+        if !self.options.is_empty() {
+            let keys: Vec<String> = self
+                .options
+                .iter()
+                .map(|(k, _)| format!("{k} '***'"))
+                .collect();
+            write!(f, " OPTIONS ({})", keys.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// A statement AutoLake knows how to run.
 #[derive(Debug, Clone)]
 pub enum Statement {
@@ -84,6 +115,55 @@ pub enum Statement {
         /// Rows with the features and the target (for kmeans, features).
         query: Box<ast::Query>,
     },
+    /// `CREATE SOURCE [IF NOT EXISTS] name TYPE t OPTIONS (key 'value', …)`
+    CreateSource(CreateSource),
+    /// `SHOW SOURCES`
+    ShowSources,
+    /// `DROP SOURCE [IF EXISTS] name`
+    DropSource {
+        /// The source.
+        name: ObjectName,
+        /// No error when it does not exist.
+        if_exists: bool,
+    },
+    /// `SYNC TABLE t FROM src.schema.table [INCREMENTAL ON col] [KEY (c, …)]`
+    SyncTable(SyncTable),
+    /// `SYNC SOURCE src INTO SCHEMA s`
+    SyncSource {
+        /// The source mirrored.
+        source: ObjectName,
+        /// The lake schema receiving one table per source table.
+        schema: ObjectName,
+    },
+}
+
+/// The source types `CREATE SOURCE … TYPE` accepts.
+pub const SOURCE_TYPES: [&str; 3] = ["postgres", "mysql", "files"];
+
+/// `CREATE SOURCE [IF NOT EXISTS] name TYPE t OPTIONS (key 'value', …)`
+#[derive(Debug, Clone)]
+pub struct CreateSource {
+    /// The source's name (a catalog name).
+    pub name: ObjectName,
+    /// No error when it exists already.
+    pub if_not_exists: bool,
+    /// One of [`SOURCE_TYPES`].
+    pub source_type: String,
+    /// Options in the order written: lower-case key, value as written.
+    pub options: Vec<(String, String)>,
+}
+
+/// `SYNC TABLE t FROM src.schema.table [INCREMENTAL ON col] [KEY (c, …)]`
+#[derive(Debug, Clone)]
+pub struct SyncTable {
+    /// The lake table written.
+    pub target: ObjectName,
+    /// The source table read, `source.schema.table`.
+    pub from: ObjectName,
+    /// The cursor column: later runs copy only rows above the last value.
+    pub incremental_on: Option<ast::Ident>,
+    /// Key columns: rows are merged on them instead of appended.
+    pub key: Vec<ast::Ident>,
 }
 
 /// The model types `CREATE MODEL … TYPE` accepts.
@@ -255,6 +335,11 @@ impl Statement {
             Statement::AlterModelStage { .. } => "ALTER MODEL",
             Statement::DropModel { .. } => "DROP MODEL",
             Statement::EvaluateModel { .. } => "EVALUATE MODEL",
+            Statement::CreateSource(_) => "CREATE SOURCE",
+            Statement::ShowSources => "SHOW SOURCES",
+            Statement::DropSource { .. } => "DROP SOURCE",
+            Statement::SyncTable(_) => "SYNC TABLE",
+            Statement::SyncSource { .. } => "SYNC SOURCE",
         }
     }
 }

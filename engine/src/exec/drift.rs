@@ -26,11 +26,10 @@ use autolake_udfs::drift::{DriftTest, check_function};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, cast, lit};
-use deltalake::protocol::SaveMode;
 
 use super::{ident_name, lake_table, parse_one_df, plan};
 use crate::error::{Error, Result};
-use crate::lake::write::{CommitStamp, write_plan};
+use crate::lake::write::CommitStamp;
 use crate::lake::{LAKE_CATALOG, TableName};
 use crate::monitor::{self, Monitor};
 use crate::session::{Session, StatementResult};
@@ -437,33 +436,13 @@ pub(crate) async fn run_monitor(
 /// Appends rows to `system.drift_metrics` in one commit, creating the
 /// table with the first run.
 async fn append_metrics(session: &Session, batch: RecordBatch) -> Result<()> {
-    let lake = session.engine.lake();
-    let name = monitor::metrics_table();
     let stamp = CommitStamp::new(&session.principal, "RUN MONITOR", session.interface);
-    for attempt in 0..2 {
-        let handle = match lake.load_table(&name).await? {
-            Some(t) => t,
-            None => lake.table_handle(&name)?,
-        };
-        let frame = session.ctx.read_batch(batch.clone())?;
-        let plan = frame.into_unoptimized_plan();
-        match write_plan(
-            handle,
-            &name,
-            plan,
-            Arc::new(session.ctx.state()),
-            SaveMode::Append,
-            None,
-            false,
-            &stamp,
-        )
-        .await
-        {
-            Ok(_) => return Ok(()),
-            // Another run created the table first: append to it.
-            Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) if attempt == 0 => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::invalid("system.drift_metrics could not be written"))
+    crate::lake::write::append_system(
+        session.engine.lake(),
+        &session.ctx,
+        &monitor::metrics_table(),
+        batch,
+        &stamp,
+    )
+    .await
 }

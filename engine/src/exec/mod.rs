@@ -11,6 +11,7 @@ mod dml;
 mod drift;
 mod maintenance;
 pub(crate) mod models;
+pub(crate) mod sources;
 pub(crate) mod time_travel;
 
 pub(crate) use drift::result_schema as drift_result_schema;
@@ -78,6 +79,15 @@ pub(crate) async fn run(
             version,
             query,
         } => models::evaluate_model(session, name, *version, query).await,
+        Statement::CreateSource(c) => sources::create_source(session, c).await,
+        Statement::ShowSources => sources::show_sources(session).await,
+        Statement::DropSource { name, if_exists } => {
+            sources::drop_source(session, name, *if_exists).await
+        }
+        Statement::SyncTable(s) => sources::sync_table(session, s).await,
+        Statement::SyncSource { source, schema } => {
+            sources::sync_source(session, source, schema).await
+        }
         Statement::Sql(df) => run_sql(session, df, kind).await,
     }
 }
@@ -332,7 +342,39 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
             action: Action::Drop,
             object: Object::Monitor(crate::monitor::monitor_name(name)?),
         }),
-        Statement::ShowMonitors | Statement::ShowModels => {}
+        Statement::ShowMonitors | Statement::ShowModels | Statement::ShowSources => {}
+        Statement::CreateSource(c) => out.push(Access {
+            action: Action::Create,
+            object: Object::Source(sources::source_name(&c.name)?),
+        }),
+        Statement::DropSource { name, .. } => out.push(Access {
+            action: Action::Drop,
+            object: Object::Source(sources::source_name(name)?),
+        }),
+        Statement::SyncTable(s) => {
+            let (src, schema, table) = sources::source_table(&s.from)?;
+            out.push(Access {
+                action: Action::Select,
+                object: Object::Other(format!("{src}.{schema}.{table}")),
+            });
+            let target = lake_table(&s.target)?;
+            for action in [Action::Insert, Action::Update, Action::Delete] {
+                out.push(Access {
+                    action,
+                    object: Object::Table(target.clone()),
+                });
+            }
+        }
+        Statement::SyncSource { source, schema } => {
+            out.push(Access {
+                action: Action::Select,
+                object: Object::Source(sources::source_name(source)?),
+            });
+            out.push(Access {
+                action: Action::Create,
+                object: Object::Schema(lake_schema(schema)?),
+            });
+        }
         Statement::CreateModel(m) => {
             out.push(Access {
                 action: Action::Create,

@@ -14,6 +14,7 @@
 //! is shared by all tables of a process and an `s3://` lake uses one client.
 
 pub mod catalog;
+pub mod docs;
 pub mod scan;
 pub mod system;
 pub mod write;
@@ -26,7 +27,6 @@ use deltalake::logstore::{
 };
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use futures::{StreamExt, TryStreamExt};
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -382,12 +382,7 @@ fn resolve_store(
         "memory" => memory_store(url.host_str().unwrap_or_default()),
         "s3" | "s3a" => {
             register_logstore(url.scheme());
-            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                let key = s3_key(k)?;
-                builder = builder.with_config(key, v);
-            }
-            Arc::new(builder.build().map_err(|e| e.to_string())?)
+            autolake_connectors::store::s3_store(&url, options)?
         }
         other => {
             return Err(format!(
@@ -396,23 +391,6 @@ fn resolve_store(
         }
     };
     Ok((root, store))
-}
-
-/// Accepts both object_store's names (`aws_endpoint`) and the short ones
-/// users type in OPTIONS and config files (`endpoint`).
-fn s3_key(key: &str) -> std::result::Result<AmazonS3ConfigKey, String> {
-    let k = key.to_ascii_lowercase();
-    let k = match k.as_str() {
-        "endpoint" | "endpoint_url" => "aws_endpoint",
-        "region" => "aws_region",
-        "access_key_id" | "key" => "aws_access_key_id",
-        "secret_access_key" | "secret" => "aws_secret_access_key",
-        "session_token" | "token" => "aws_session_token",
-        "allow_http" => "aws_allow_http",
-        other => other,
-    };
-    k.parse()
-        .map_err(|_| format!("unknown S3 option '{key}' (expected endpoint, region, access_key_id, secret_access_key, allow_http, …)"))
 }
 
 /// `memory://name` lakes are shared by every engine of the process that

@@ -68,15 +68,19 @@ impl SystemSchema {
         );
         schema.add("monitors", Arc::new(crate::monitor::MonitorsTable { lake }));
         let metrics = crate::monitor::metrics_table();
-        schema
-            .delta_tables
-            .insert(metrics.table, crate::monitor::metrics_schema());
+        schema.add_delta(&metrics.table, crate::monitor::metrics_schema());
         schema
     }
 
     /// Adds a system table (used by capabilities that keep their own state).
     pub fn add(&mut self, name: &str, table: Arc<dyn SystemTable>) {
         self.tables.insert(name.to_string(), table);
+    }
+
+    /// Adds a Delta table AutoLake appends to (empty, with `schema`, until
+    /// first written).
+    pub fn add_delta(&mut self, name: &str, schema: SchemaRef) {
+        self.delta_tables.insert(name.to_string(), schema);
     }
 
     /// Whether `name` is a system table.

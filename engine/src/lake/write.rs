@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::catalog::Session as DFSession;
 use datafusion::logical_expr::LogicalPlan;
@@ -36,6 +37,11 @@ pub struct CommitStamp {
     pub statement: String,
     /// The interface the statement came through.
     pub interface: Interface,
+    /// A Delta application transaction (app id, version) committed with
+    /// the data: what makes a sync or job run exactly-once.
+    pub transaction: Option<(String, i64)>,
+    /// More commit-info entries (`autolake.sync.*`, …).
+    pub extra: Vec<(String, Value)>,
 }
 
 impl CommitStamp {
@@ -45,19 +51,45 @@ impl CommitStamp {
             user: principal.name.clone(),
             statement: kind.to_string(),
             interface,
+            transaction: None,
+            extra: Vec::new(),
         }
+    }
+
+    /// The same stamp carrying an application transaction.
+    pub fn with_transaction(mut self, app_id: impl Into<String>, version: i64) -> Self {
+        self.transaction = Some((app_id.into(), version));
+        self
+    }
+
+    /// The same stamp with one more commit-info entry.
+    pub fn with_info(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extra.push((key.into(), value));
+        self
     }
 
     /// Commit properties carrying the stamp.
     pub fn properties(&self) -> CommitProperties {
-        CommitProperties::default().with_metadata([
+        let mut metadata = vec![
             ("userName".to_string(), json!(self.user)),
             ("autolake.statement".to_string(), json!(self.statement)),
             (
                 "autolake.interface".to_string(),
                 json!(self.interface.as_str()),
             ),
-        ])
+        ];
+        metadata.extend(self.extra.iter().cloned());
+        let properties = CommitProperties::default().with_metadata(metadata);
+        match &self.transaction {
+            Some((app, version)) => properties.with_application_transaction(
+                deltalake::kernel::Transaction::new_with_last_update(
+                    app,
+                    *version,
+                    Some(chrono::Utc::now().timestamp_millis()),
+                ),
+            ),
+            None => properties,
+        }
     }
 }
 
@@ -151,10 +183,49 @@ pub async fn write_plan(
     }
     if replace_schema {
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    } else if !is_new && stamp.transaction.is_some() {
+        // Syncs and jobs follow their source: columns it gained are added.
+        builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
     }
     let table = builder.await.map_err(|e| write_error(name, e))?;
     let rows = last_metric(&table, "num_added_rows").await?;
     Ok((table, rows))
+}
+
+/// Appends `batch` to a table of the `system` schema in one commit,
+/// creating the table with its first rows.
+pub async fn append_system(
+    lake: &super::Lake,
+    ctx: &datafusion::prelude::SessionContext,
+    name: &TableName,
+    batch: RecordBatch,
+    stamp: &CommitStamp,
+) -> Result<()> {
+    for attempt in 0..2 {
+        let handle = match lake.load_table(name).await? {
+            Some(t) => t,
+            None => lake.table_handle(name)?,
+        };
+        let plan = ctx.read_batch(batch.clone())?.into_unoptimized_plan();
+        match write_plan(
+            handle,
+            name,
+            plan,
+            Arc::new(ctx.state()),
+            SaveMode::Append,
+            None,
+            false,
+            stamp,
+        )
+        .await
+        {
+            Ok(_) => return Ok(()),
+            // Another process created the table first: append to it.
+            Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) if attempt == 0 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::invalid(format!("{name} could not be written")))
 }
 
 /// Reads an operation metric of the table's latest commit.

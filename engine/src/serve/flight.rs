@@ -552,7 +552,7 @@ pub fn status(e: Error) -> Status {
                 _ => Status::internal(message),
             }
         }
-        Error::Lake { .. } | Error::Storage(_) => Status::unavailable(message),
+        Error::Lake { .. } | Error::Storage(_) | Error::Source(_) => Status::unavailable(message),
         _ => Status::internal(message),
     }
 }

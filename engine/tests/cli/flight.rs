@@ -207,6 +207,36 @@ async fn arrow_rs_flight_sql_client_runs_statements_and_metadata_calls() {
         "{err:?}"
     );
 
+    // Sources: files attached, synced, secrets hidden, unreachable is
+    // Unavailable.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("feed.csv"), "id,v\n1,a\n2,b\n").unwrap();
+    for statement in [
+        format!(
+            "CREATE SOURCE ff TYPE files OPTIONS (location '{}/')",
+            files.path().display()
+        ),
+        "SYNC TABLE feed FROM ff.public.feed".to_string(),
+    ] {
+        let info = client.execute(statement, None).await.unwrap();
+        rows(&mut client, info).await;
+    }
+    let info = client
+        .execute("SELECT count(*) AS n FROM feed".into(), None)
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("| 2 |"));
+    let err = client
+        .execute(
+            "CREATE SOURCE gone TYPE postgres OPTIONS (url 'postgres://u:pw-s3cret@127.0.0.1:1/x')"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(has_code(&err, tonic::Code::Unavailable), "{err:?}");
+    assert!(!format!("{err:?}").contains("pw-s3cret"), "{err:?}");
+
     // Metadata.
     let info = client.get_catalogs().await.unwrap();
     assert!(text(&rows(&mut client, info).await).contains("lake"));

@@ -5,6 +5,7 @@ mod flight;
 mod interop;
 mod object_store;
 mod services;
+mod sources;
 
 use std::path::Path;
 use std::process::{Command, Output};

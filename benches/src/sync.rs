@@ -1,0 +1,258 @@
+//! Sync throughput: a PostgreSQL table into Delta against the source's own
+//! limit, and a CSV file into Delta against DataFusion reading that file,
+//! in one run.
+//!
+//! 1. Loads `--rows` rows (BIGINT id, INT, DOUBLE, NUMERIC(12,2), TEXT,
+//!    TIMESTAMP) into PostgreSQL with `generate_series`.
+//! 2. Baseline: `psql -c "COPY (SELECT * FROM t) TO STDOUT (FORMAT binary)"`
+//!    into /dev/null: what the server can hand out, read by this machine.
+//! 3. `autolake sql -e "CREATE SOURCE …; SYNC TABLE …"` as a child process,
+//!    timed, its peak memory (max RSS) read from the kernel's accounting of
+//!    waited-for children.
+//! 4. Writes the same rows as a CSV file; DataFusion reads it (every column,
+//!    streamed and dropped) as the baseline; `SYNC TABLE` from a files
+//!    source into Delta is timed against it.
+//!
+//! ```text
+//! cargo build --release -p autolake-engine -p autolake-benches
+//! target/release/sync --rows 5000000
+//! ```
+//!
+//! Needs `psql` reaching PostgreSQL on 127.0.0.1 as `postgres`, database
+//! `test` (trust auth), and the release `autolake` binary beside this one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use clap::Parser;
+use datafusion::prelude::{CsvReadOptions, SessionContext};
+use futures::StreamExt;
+
+#[derive(Debug, Parser)]
+#[command(about = "SYNC TABLE: PostgreSQL → Delta vs COPY binary; CSV → Delta vs DataFusion")]
+struct Args {
+    /// Rows in the source table.
+    #[arg(long, default_value_t = 5_000_000)]
+    rows: u64,
+}
+
+fn psql(sql: &str) -> Result<(), String> {
+    let status = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("psql: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("psql failed: {sql}"))
+    }
+}
+
+/// Runs a command, returning (seconds, its peak RSS in MiB, sampled from
+/// `/proc/<pid>/status` every 20 ms).
+fn timed(cmd: &mut Command) -> Result<(f64, f64), String> {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!("{cmd:?} failed: {err}"));
+    }
+    Ok((secs, peak_kib as f64 / 1024.0))
+}
+
+fn autolake_bin() -> PathBuf {
+    let me = std::env::current_exe().expect("own path");
+    me.with_file_name("autolake")
+}
+
+fn autolake(lake: &Path, sql: &str) -> Command {
+    let mut cmd = Command::new(autolake_bin());
+    cmd.arg("--lake").arg(lake).args(["-q", "sql", "-e", sql]);
+    cmd
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let n = args.rows;
+    if !autolake_bin().exists() {
+        return Err(format!(
+            "{} not found: build it with cargo build --release -p autolake-engine",
+            autolake_bin().display()
+        )
+        .into());
+    }
+    let dir = tempfile::tempdir()?;
+    println!("loading {n} rows into PostgreSQL …");
+    psql("DROP TABLE IF EXISTS bench_sync")?;
+    psql(&format!(
+        "CREATE TABLE bench_sync AS SELECT g::bigint AS id, (g % 1000)::int AS k, \
+         g * 0.5::float8 AS x, (g % 100000)::numeric(12,2) AS amount, \
+         'customer-' || (g % 50000) AS name, \
+         timestamp '2026-01-01' + g * interval '1 second' AS at \
+         FROM generate_series(1, {n}) g"
+    ))?;
+
+    // The source's own limit: COPY binary to this machine.
+    let (copy_s, _) = timed(Command::new("psql").args([
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-d",
+        "test",
+        "-q",
+        "-c",
+        "COPY (SELECT * FROM bench_sync) TO STDOUT (FORMAT binary)",
+        "-o",
+        "/dev/null",
+    ]))?;
+
+    let lake = dir.path().join("lake");
+    let (sync_s, sync_rss) = timed(&mut autolake(
+        &lake,
+        "CREATE SOURCE pg TYPE postgres OPTIONS (url 'postgres://postgres@127.0.0.1:5432/test'); \
+         SYNC TABLE synced FROM pg.public.bench_sync",
+    ))?;
+
+    // CSV: the same rows as a file.
+    let csv = dir.path().join("files").join("bench.csv");
+    std::fs::create_dir_all(csv.parent().unwrap())?;
+    psql(&format!(
+        "COPY bench_sync TO PROGRAM 'cat > {}' WITH (FORMAT csv, HEADER)",
+        csv.display()
+    ))
+    .or_else(|_| -> Result<(), String> {
+        // The server may not write files here: fetch the CSV through psql.
+        let status = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-q",
+                "-c",
+            ])
+            .arg("COPY bench_sync TO STDOUT WITH (FORMAT csv, HEADER)")
+            .stdout(std::fs::File::create(&csv).map_err(|e| e.to_string())?)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err("COPY to CSV failed".into())
+        }
+    })?;
+    let csv_bytes = std::fs::metadata(&csv)?.len();
+    let ctx = SessionContext::new();
+    let start = Instant::now();
+    let frame = ctx
+        .read_csv(
+            csv.display().to_string(),
+            CsvReadOptions::new().has_header(true),
+        )
+        .await?;
+    let mut stream = frame.execute_stream().await?;
+    let mut read_rows = 0;
+    while let Some(batch) = stream.next().await {
+        read_rows += batch?.num_rows();
+    }
+    let df_csv_s = start.elapsed().as_secs_f64();
+    assert_eq!(read_rows as u64, n);
+    let (csv_sync_s, csv_rss) = timed(&mut autolake(
+        &lake,
+        &format!(
+            "CREATE SOURCE files TYPE files OPTIONS (location '{}/'); \
+             SYNC TABLE from_csv FROM files.public.bench",
+            csv.parent().unwrap().display()
+        ),
+    ))?;
+    psql("DROP TABLE IF EXISTS bench_sync")?;
+
+    let rate = |s: f64| n as f64 / s;
+    println!(
+        "\nrows: {n}  (CSV file: {:.0} MiB)\n",
+        csv_bytes as f64 / 1048576.0
+    );
+    println!(
+        "{:<44} {:>10} {:>14} {:>12}",
+        "", "seconds", "rows/s", "peak MiB"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>14.0} {:>12}",
+        "PostgreSQL COPY binary (source limit)",
+        copy_s,
+        rate(copy_s),
+        "-"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>14.0} {:>12.0}",
+        "SYNC TABLE PostgreSQL → Delta",
+        sync_s,
+        rate(sync_s),
+        sync_rss
+    );
+    println!(
+        "{:<44} {:>10.2} {:>14.0} {:>12}",
+        "DataFusion reads the CSV",
+        df_csv_s,
+        rate(df_csv_s),
+        "-"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>14.0} {:>12.0}",
+        "SYNC TABLE CSV → Delta",
+        csv_sync_s,
+        rate(csv_sync_s),
+        csv_rss
+    );
+    println!(
+        "\nPostgreSQL sync is {:.2}× COPY's rate (target ≥ 0.6); CSV sync is {:.2}× DataFusion's read rate",
+        copy_s / sync_s,
+        df_csv_s / csv_sync_s
+    );
+    Ok(())
+}

@@ -1,0 +1,916 @@
+//! `CREATE/DROP/SHOW SOURCES`, attaching sources to a session, and
+//! `SYNC TABLE` / `SYNC SOURCE`: the AutoLake itself.
+//!
+//! A sync run reads a source table through the same DataFusion plan a
+//! query would (projection and filters pushed into the source's SQL) and
+//! writes it into a Delta table in one commit, streaming: batches flow
+//! from the source into Parquet files, nothing is collected. Modes:
+//!
+//! | clause                  | first run   | later runs                              |
+//! |-------------------------|-------------|-----------------------------------------|
+//! | none                    | copy        | full refresh (overwrite, one commit)    |
+//! | `INCREMENTAL ON c`      | copy        | append rows with `c` above the cursor   |
+//! | `KEY (k, …)`            | copy        | merge every row on the key              |
+//! | both                    | copy        | merge rows with `c` above the cursor    |
+//!
+//! Exactly-once: the cursor is the largest `c` in the target table itself,
+//! read from the committed version a run starts from, so the cursor moves
+//! in the very commit that adds the rows — a run killed before its commit
+//! left nothing and its re-run reads the same rows; a run killed after it
+//! is complete. Each run's commit also carries a Delta application
+//! transaction (`autolake.sync:<source table>`, run number) and the run's
+//! source and mode in its commit info, as delta-rs and Spark streaming do
+//! for idempotent writers. Rows with a null cursor are copied by the first
+//! run only.
+//!
+//! Schema evolution: columns the source gained are added to the target
+//! (Delta schema merge); types Delta cannot store are widened on the way
+//! in (unsigned integers to the next signed type, times and intervals to
+//! text).
+//!
+//! Each run appends one row to `system.lineage`. That append is a second
+//! commit; if a process dies between the two, the next run of the same sync
+//! first writes the missing lineage row from the target's commit history.
+//!
+//! Bad rows in CSV/NDJSON files sources go through the validating reader
+//! of `autolake_connectors::rows`: `on_error 'fail'` stops the run (nothing
+//! committed) at the first bad row with file, line and reason;
+//! `on_error 'quarantine'` commits the good rows and then appends the bad
+//! ones to `<target>__rejected`, guarded by the same application
+//! transaction so a re-run does not add them twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use autolake_connectors::rows::{BadRows, rejected_batch, validated_table};
+use autolake_connectors::{FileFormat, as_files_table};
+use autolake_sql::sqlparser::ast::ObjectName;
+use autolake_sql::{CreateSource, SyncTable};
+use chrono::Utc;
+use datafusion::catalog::{MemoryCatalogProvider, TableProvider};
+use datafusion::common::{ScalarValue, TableReference};
+use datafusion::dataframe::DataFrame;
+use datafusion::functions_aggregate::expr_fn::max;
+use datafusion::logical_expr::{Expr, cast, ident, lit};
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::{datafusion_statement, done, ident_name, lake_schema, lake_table, parse_one_df};
+use crate::error::{Error, Result};
+use crate::lake::write::{CommitStamp, append_system, write_error, write_plan};
+use crate::lake::{LAKE_CATALOG, SYSTEM_SCHEMA, TableName};
+use crate::principal::{Access, Object};
+use crate::session::{INTERNAL_CATALOG, Session, StatementResult};
+use crate::sources::Source;
+
+/// A source name written in SQL: one identifier.
+pub(crate) fn source_name(name: &ObjectName) -> Result<String> {
+    super::single_name("source", name)
+}
+
+/// `src.schema.table` written in SQL.
+pub(crate) fn source_table(name: &ObjectName) -> Result<(String, String, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(super::ident_name_part)
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [s, sc, t] => Ok((s.clone(), sc.clone(), t.clone())),
+        _ => Err(Error::invalid(format!(
+            "invalid source table {name}: expected source.schema.table"
+        ))),
+    }
+}
+
+/// Opens the sources a statement reads and registers them with the
+/// session's DataFusion context (see [`crate::sources`]).
+pub(crate) async fn attach(
+    session: &Session,
+    statement: &autolake_sql::Statement,
+    accesses: &[Access],
+) -> Result<()> {
+    // (source, schema.table it must have)
+    let mut wanted: Vec<(String, Option<(String, String)>)> = Vec::new();
+    let listing = |a: &Access| match &a.object {
+        Object::Table(t) => t.schema == "information_schema",
+        Object::Other(t) => t.split('.').nth(1) == Some("information_schema"),
+        _ => false,
+    };
+    if accesses.iter().any(listing) {
+        attach_all(session).await;
+    }
+    for access in accesses {
+        if let Object::Other(text) = &access.object {
+            let parts: Vec<&str> = text.splitn(3, '.').collect();
+            if let [c, s, t] = parts.as_slice()
+                && ![LAKE_CATALOG, INTERNAL_CATALOG, "datafusion"].contains(c)
+            {
+                wanted.push((c.to_string(), Some((s.to_string(), t.to_string()))));
+            }
+        }
+    }
+    if let autolake_sql::Statement::SyncSource { source, .. } = statement {
+        wanted.push((source_name(source)?, None));
+    }
+    let sources = session.engine.sources();
+    let state = session.ctx.state();
+    for (name, table) in wanted {
+        if name == "information_schema" {
+            continue;
+        }
+        let mut opened = sources.open(&name, &state).await?;
+        if let (Some((_, o)), Some((schema, t))) = (&opened, &table) {
+            let known = o.catalog.schema(schema).is_some_and(|s| s.table_exist(t));
+            if !known {
+                // Created in the source after it was opened here.
+                sources.forget(&name);
+                opened = sources.open(&name, &state).await?;
+            }
+        }
+        match opened {
+            Some((_, o)) => register(session, &name, &o),
+            None => {
+                // Dropped (maybe by another process): forget it here too.
+                if session.ctx.catalog(&name).is_some() {
+                    session
+                        .ctx
+                        .register_catalog(&name, Arc::new(MemoryCatalogProvider::new()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn register(session: &Session, name: &str, opened: &autolake_connectors::OpenedSource) {
+    for (url, store) in &opened.stores {
+        session.ctx.register_object_store(url, Arc::clone(store));
+    }
+    session
+        .ctx
+        .register_catalog(name, Arc::clone(&opened.catalog));
+}
+
+/// Attaches every source that can be opened, for listings (information
+/// schema, Flight SQL metadata); one that cannot is left out, not an
+/// error for the listing.
+pub(crate) async fn attach_all(session: &Session) {
+    let sources = session.engine.sources();
+    let Ok(all) = sources.list().await else {
+        return;
+    };
+    let state = session.ctx.state();
+    for source in all {
+        if sources.recently_failed(&source.name) {
+            continue;
+        }
+        if let Ok(Some((_, opened))) = sources.open(&source.name, &state).await {
+            register(session, &source.name, &opened);
+        }
+    }
+}
+
+/// `CREATE SOURCE`: checked, opened once (so a wrong URL or password fails
+/// now, not at first use), then saved.
+pub(crate) async fn create_source(session: &Session, c: &CreateSource) -> Result<StatementResult> {
+    let name = source_name(&c.name)?;
+    let sources = session.engine.sources();
+    let source = Source {
+        name: name.clone(),
+        source_type: c.source_type.clone(),
+        options: c.options.iter().cloned().collect::<BTreeMap<_, _>>(),
+        owner: session.principal.name.clone(),
+        created_at: Utc::now(),
+    };
+    sources.validate(&source)?;
+    if sources.get(&name).await?.is_some() {
+        if c.if_not_exists {
+            return Ok(done("CREATE SOURCE"));
+        }
+        return Err(Error::AlreadyExists {
+            kind: "source",
+            name,
+        });
+    }
+    let opened = sources.check(&source, &session.ctx.state()).await?;
+    if !sources.create(&source).await? {
+        sources.forget(&name);
+        if c.if_not_exists {
+            return Ok(done("CREATE SOURCE"));
+        }
+        return Err(Error::AlreadyExists {
+            kind: "source",
+            name,
+        });
+    }
+    register(session, &name, &opened);
+    Ok(done("CREATE SOURCE"))
+}
+
+/// `DROP SOURCE`: the definition goes; lake tables synced from it stay.
+pub(crate) async fn drop_source(
+    session: &Session,
+    name: &ObjectName,
+    if_exists: bool,
+) -> Result<StatementResult> {
+    let name = source_name(name)?;
+    if !session.engine.sources().drop_source(&name).await? && !if_exists {
+        return Err(Error::NotFound {
+            kind: "source",
+            name,
+        });
+    }
+    if session.ctx.catalog(&name).is_some() {
+        session
+            .ctx
+            .register_catalog(&name, Arc::new(MemoryCatalogProvider::new()));
+    }
+    Ok(done("DROP SOURCE"))
+}
+
+/// `SHOW SOURCES`.
+pub(crate) async fn show_sources(session: &Session) -> Result<StatementResult> {
+    datafusion_statement(
+        session,
+        parse_one_df("SELECT name, type, options, owner FROM lake.system.sources ORDER BY name")?,
+        "SHOW SOURCES",
+    )
+    .await
+}
+
+/// Where sync runs are recorded.
+pub(crate) fn lineage_table() -> TableName {
+    TableName::new(SYSTEM_SCHEMA, "lineage")
+}
+
+/// Columns of `system.lineage`: one row per sync run.
+pub(crate) fn lineage_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("target", DataType::Utf8, false),
+        Field::new("run", DataType::Int64, false),
+        Field::new("mode", DataType::Utf8, false),
+        Field::new("cursor_column", DataType::Utf8, true),
+        Field::new("cursor", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("rejected", DataType::Int64, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new(
+            "synced_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("user", DataType::Utf8, false),
+    ]))
+}
+
+/// What one sync run did.
+#[derive(Debug, Clone)]
+struct Run {
+    source: String,
+    target: String,
+    run: i64,
+    mode: &'static str,
+    cursor_column: Option<String>,
+    cursor: Option<String>,
+    rows: i64,
+    rejected: i64,
+    version: i64,
+    user: String,
+}
+
+impl Run {
+    fn lineage_batch(runs: &[Run]) -> Result<RecordBatch> {
+        let now = Utc::now().timestamp_micros();
+        let text = |f: &dyn Fn(&Run) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from_iter(runs.iter().map(f)))
+        };
+        let int = |f: &dyn Fn(&Run) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(runs.iter().map(f)))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            text(&|r| Some(r.source.clone())),
+            text(&|r| Some(r.target.clone())),
+            int(&|r| r.run),
+            text(&|r| Some(r.mode.to_string())),
+            text(&|r| r.cursor_column.clone()),
+            text(&|r| r.cursor.clone()),
+            int(&|r| r.rows),
+            int(&|r| r.rejected),
+            int(&|r| r.version),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(runs.iter().map(|_| now))
+                    .with_timezone("UTC"),
+            ),
+            text(&|r| Some(r.user.clone())),
+        ];
+        Ok(RecordBatch::try_new(lineage_schema(), columns)?)
+    }
+
+    /// The statement's result: one row per run.
+    fn result(kind: &'static str, runs: &[Run]) -> Result<StatementResult> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("source", DataType::Utf8, false),
+            Field::new("target", DataType::Utf8, false),
+            Field::new("mode", DataType::Utf8, false),
+            Field::new("rows", DataType::Int64, false),
+            Field::new("rejected", DataType::Int64, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("cursor", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                runs.iter().map(|r| r.source.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                runs.iter().map(|r| r.target.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(runs.iter().map(|r| r.mode))),
+            Arc::new(Int64Array::from_iter_values(runs.iter().map(|r| r.rows))),
+            Arc::new(Int64Array::from_iter_values(
+                runs.iter().map(|r| r.rejected),
+            )),
+            Arc::new(Int64Array::from_iter_values(runs.iter().map(|r| r.version))),
+            Arc::new(StringArray::from_iter(
+                runs.iter().map(|r| r.cursor.clone()),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        Ok(StatementResult::batches(kind, schema, vec![batch]))
+    }
+}
+
+/// `SYNC TABLE t FROM src.schema.table [INCREMENTAL ON c] [KEY (…)]`.
+pub(crate) async fn sync_table(session: &Session, s: &SyncTable) -> Result<StatementResult> {
+    let target = lake_table(&s.target)?;
+    let (src, schema, table) = source_table(&s.from)?;
+    if session.engine.sources().get(&src).await?.is_none() {
+        return Err(Error::NotFound {
+            kind: "source",
+            name: src,
+        });
+    }
+    let cursor = s.incremental_on.as_ref().map(ident_name);
+    let key: Vec<String> = s.key.iter().map(ident_name).collect();
+    let run = sync_one(session, &target, (&src, &schema, &table), cursor, &key).await?;
+    Run::result("SYNC TABLE", &[run])
+}
+
+/// `SYNC SOURCE src INTO SCHEMA s`: every table of the source (for MySQL,
+/// of the database its URL names), each a full refresh. Tables of the
+/// source's default schema keep their names; others are named
+/// `<schema>_<table>`.
+pub(crate) async fn sync_source(
+    session: &Session,
+    source: &ObjectName,
+    schema: &ObjectName,
+) -> Result<StatementResult> {
+    let src = source_name(source)?;
+    let into = lake_schema(schema)?;
+    let sources = session.engine.sources();
+    let Some((def, opened)) = sources.open(&src, &session.ctx.state()).await? else {
+        return Err(Error::NotFound {
+            kind: "source",
+            name: src,
+        });
+    };
+    let (default_schema, skipped) = sources.schemas_of(&def);
+    let lake = session.engine.lake();
+    if !lake.schema_exists(&into).await? {
+        lake.create_schema(&into, &session.principal.name).await?;
+    }
+    let mut schemas = opened.catalog.schema_names();
+    schemas.sort();
+    // A MySQL URL names one database: the source is that database.
+    if def.source_type == "mysql"
+        && let Some(db) = &default_schema
+    {
+        schemas.retain(|s| s == db);
+    }
+    let mut tables = Vec::new();
+    for schema_name in schemas {
+        if skipped.contains(&schema_name.as_str()) {
+            continue;
+        }
+        let Some(provider) = opened.catalog.schema(&schema_name) else {
+            continue;
+        };
+        let mut names = provider.table_names();
+        names.sort();
+        for t in names {
+            let target = if Some(&schema_name) == default_schema.as_ref() {
+                t.clone()
+            } else {
+                format!("{schema_name}_{t}")
+            };
+            tables.push((schema_name.clone(), t, target));
+        }
+    }
+    if tables.is_empty() {
+        return Err(Error::invalid(format!(
+            "source {src} has no tables to sync"
+        )));
+    }
+    let mut runs = Vec::new();
+    for (schema_name, t, target) in tables {
+        crate::lake::validate_name("table", &target)?;
+        let name = TableName::new(&into, &target);
+        let run = sync_one(session, &name, (&src, &schema_name, &t), None, &[])
+            .await
+            .map_err(|e| {
+                let done: Vec<String> = runs.iter().map(|r: &Run| r.target.clone()).collect();
+                Error::invalid(format!(
+                    "syncing {src}.{schema_name}.{t} into {name} failed: {e} (already synced: {})",
+                    if done.is_empty() {
+                        "none".to_string()
+                    } else {
+                        done.join(", ")
+                    }
+                ))
+            })?;
+        runs.push(run);
+    }
+    Run::result("SYNC SOURCE", &runs)
+}
+
+/// One sync run of one table.
+async fn sync_one(
+    session: &Session,
+    target: &TableName,
+    (src, schema, table): (&str, &str, &str),
+    cursor_column: Option<String>,
+    key: &[String],
+) -> Result<Run> {
+    let source_text = format!("{src}.{schema}.{table}");
+    let provider = session
+        .ctx
+        .table_provider(TableReference::full(src, schema, table))
+        .await
+        .map_err(|_| Error::NotFound {
+            kind: "source table",
+            name: source_text.clone(),
+        })?;
+    let source_schema = provider.schema();
+    for c in cursor_column.iter().chain(key) {
+        if source_schema.field_with_name(c).is_err() {
+            return Err(Error::NotFound {
+                kind: "column",
+                name: format!("{c} in {source_text}"),
+            });
+        }
+    }
+    if let Some(c) = &cursor_column {
+        let t = source_schema.field_with_name(c)?.data_type();
+        if !(t.is_numeric()
+            || t.is_temporal()
+            || matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+        {
+            return Err(Error::invalid(format!(
+                "INCREMENTAL ON {c}: column {c} of {source_text} has type {t}; a cursor must be a number, a date/time or text"
+            )));
+        }
+    }
+    let lake = session.engine.lake();
+    let existing = lake.load_table(target).await?;
+    let app_id = format!("autolake.sync:{source_text}");
+    let last_run = match &existing {
+        Some(t) => t
+            .snapshot()?
+            .transaction_version(t.log_store().as_ref(), &app_id)
+            .await?
+            .unwrap_or(0),
+        None => 0,
+    };
+    let recorded = match &existing {
+        Some(t) => repair_lineage(session, t, target, &source_text, last_run).await?,
+        None => 0,
+    };
+    // Runs that found nothing new commit nothing but are recorded: number
+    // after both.
+    let run = last_run.max(recorded) + 1;
+    let mode = match (existing.is_some(), cursor_column.is_some(), key.is_empty()) {
+        (false, _, _) => "copy",
+        (true, false, true) => "refresh",
+        (true, true, true) => "append",
+        (true, _, false) => "merge",
+    };
+
+    // The cursor, from the committed target.
+    let cursor = match (&existing, &cursor_column) {
+        (Some(t), Some(c)) => max_of(session, t, c, target).await?,
+        _ => None,
+    };
+
+    // The rows: the source table (CSV/NDJSON files through the validating
+    // reader), above the cursor, in types Delta can store.
+    let build = |bad: BadRows| -> Result<DataFrame> {
+        let input: Arc<dyn TableProvider> = match as_files_table(&provider) {
+            Some(files) if files.format != FileFormat::Parquet => validated_table(files, bad)?,
+            _ => Arc::clone(&provider),
+        };
+        let mut frame = session.ctx.read_table(input)?;
+        if let (Some(c), Some(value)) = (&cursor_column, &cursor) {
+            frame = frame.filter(ident(c).gt(lit(value.clone())))?;
+        }
+        delta_compatible(frame, &source_text)
+    };
+
+    // Appending or merging nothing: no commit (the probe's LIMIT 1 reaches
+    // the source). A refresh of an empty source does commit: the table
+    // becomes empty.
+    if let Some(t) = &existing
+        && (cursor_column.is_some() || !key.is_empty())
+    {
+        let probe_bad = BadRows::default();
+        let probe = build(Arc::clone(&probe_bad))?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        // No row means the reader finished, so its bad rows are all known.
+        let nothing = probe.iter().all(|b| b.num_rows() == 0)
+            && probe_bad.lock().map(|b| b.is_empty()).unwrap_or(true);
+        if nothing {
+            let record = Run {
+                source: source_text.clone(),
+                target: target.to_string(),
+                run,
+                mode,
+                cursor_column: cursor_column.clone(),
+                cursor: cursor.as_ref().map(scalar_text),
+                rows: 0,
+                rejected: 0,
+                version: t.version().unwrap_or(0) as i64,
+                user: session.principal.name.clone(),
+            };
+            append_lineage(session, std::slice::from_ref(&record)).await?;
+            return Ok(record);
+        }
+    }
+    let bad = BadRows::default();
+    let frame = build(Arc::clone(&bad))?;
+
+    let stamp = CommitStamp::new(&session.principal, "SYNC TABLE", session.interface)
+        .with_transaction(&app_id, run)
+        .with_info("autolake.sync.source", json!(source_text))
+        .with_info("autolake.sync.run", json!(run))
+        .with_info("autolake.sync.mode", json!(mode));
+    let (written, rows) = match existing {
+        None => {
+            let handle = lake.table_handle(target)?;
+            append(
+                session,
+                handle,
+                target,
+                frame.into_unoptimized_plan(),
+                &stamp,
+            )
+            .await?
+        }
+        Some(t) if key.is_empty() => {
+            let save = if cursor_column.is_some() {
+                SaveMode::Append
+            } else {
+                SaveMode::Overwrite
+            };
+            let plan = frame.into_unoptimized_plan();
+            write_plan(
+                t,
+                target,
+                plan,
+                Arc::new(session.ctx.state()),
+                save,
+                None,
+                save == SaveMode::Overwrite,
+                &stamp,
+            )
+            .await?
+        }
+        Some(t) => merge_on_key(session, t, target, frame, key, &stamp).await?,
+    };
+    let version = written.version().unwrap_or(0) as i64;
+
+    let rejected = std::mem::take(&mut *bad.lock().unwrap_or_else(|e| e.into_inner()));
+    if !rejected.is_empty() {
+        write_rejected(session, target, &source_schema, &rejected, &app_id, run).await?;
+    }
+    let cursor_after = match &cursor_column {
+        Some(c) => max_of(session, &written, c, target)
+            .await?
+            .map(|v| scalar_text(&v)),
+        None => None,
+    };
+    let record = Run {
+        source: source_text,
+        target: target.to_string(),
+        run,
+        mode,
+        cursor_column,
+        cursor: cursor_after,
+        rows: rows as i64,
+        rejected: rejected.len() as i64,
+        version,
+        user: session.principal.name.clone(),
+    };
+    append_lineage(session, std::slice::from_ref(&record)).await?;
+    Ok(record)
+}
+
+/// Upserts `frame` into `table` on `key`; every source column is set.
+async fn merge_on_key(
+    session: &Session,
+    table: DeltaTable,
+    target: &TableName,
+    frame: DataFrame,
+    key: &[String],
+    stamp: &CommitStamp,
+) -> Result<(DeltaTable, u64)> {
+    let quote = |c: &str| format!("\"{}\"", c.replace('"', "\"\""));
+    let predicate = key
+        .iter()
+        .map(|k| format!("t.{} = s.{}", quote(k), quote(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let columns: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let updates = columns.clone();
+    let inserts = columns;
+    let (table, metrics) = table
+        .merge(frame, predicate)
+        .with_source_alias("s")
+        .with_target_alias("t")
+        .with_merge_schema(true)
+        .with_session_state(Arc::new(session.ctx.state()))
+        .with_commit_properties(stamp.properties())
+        .when_matched_update(|u| {
+            updates
+                .iter()
+                .fold(u, |u, c| u.update(c.as_str(), format!("s.{}", quote(c))))
+        })?
+        .when_not_matched_insert(|i| {
+            inserts
+                .iter()
+                .fold(i, |i, c| i.set(c.as_str(), format!("s.{}", quote(c))))
+        })?
+        .await
+        .map_err(|e| write_error(target, e))?;
+    Ok((
+        table,
+        (metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64,
+    ))
+}
+
+/// Casts columns Delta cannot store to the nearest type it can.
+fn delta_compatible(frame: DataFrame, source: &str) -> Result<DataFrame> {
+    let mut changed = false;
+    let mut exprs: Vec<Expr> = Vec::new();
+    for field in frame.schema().fields() {
+        let name = field.name();
+        let to = match field.data_type() {
+            DataType::UInt8 => Some(DataType::Int16),
+            DataType::UInt16 => Some(DataType::Int32),
+            DataType::UInt32 => Some(DataType::Int64),
+            DataType::UInt64 => Some(DataType::Decimal128(20, 0)),
+            DataType::Float16 => Some(DataType::Float32),
+            DataType::Time32(_) | DataType::Time64(_) | DataType::Interval(_) | DataType::Null => {
+                Some(DataType::Utf8)
+            }
+            DataType::Dictionary(_, value) => Some(value.as_ref().clone()),
+            DataType::Decimal256(p, s) if *p <= 38 => Some(DataType::Decimal128(*p, *s)),
+            DataType::Decimal256(p, s) => {
+                return Err(Error::invalid(format!(
+                    "column {name} of {source} is DECIMAL({p},{s}); Delta stores at most 38 digits"
+                )));
+            }
+            _ => None,
+        };
+        match to {
+            Some(t) => {
+                changed = true;
+                exprs.push(cast(ident(name), t).alias(name));
+            }
+            None => exprs.push(ident(name)),
+        }
+    }
+    Ok(if changed { frame.select(exprs)? } else { frame })
+}
+
+/// The largest value of `column` in a committed version of a table.
+async fn max_of(
+    session: &Session,
+    table: &DeltaTable,
+    column: &str,
+    name: &TableName,
+) -> Result<Option<ScalarValue>> {
+    let has = table
+        .snapshot()?
+        .schema()
+        .fields()
+        .any(|f| f.name() == column);
+    if !has {
+        return Err(Error::invalid(format!(
+            "{name} has no column {column} to continue from: sync it again without INCREMENTAL ON, or into a new table"
+        )));
+    }
+    let provider = table.table_provider().await?;
+    let batches = session
+        .ctx
+        .read_table(provider)?
+        .aggregate(vec![], vec![max(ident(column)).alias("m")])?
+        .collect()
+        .await?;
+    let Some(batch) = batches.first().filter(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let value = ScalarValue::try_from_array(batch.column(0), 0)?;
+    Ok((!value.is_null()).then_some(value))
+}
+
+fn scalar_text(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s.clone(),
+        other => arrow::compute::cast(
+            &other
+                .to_array()
+                .unwrap_or_else(|_| Arc::new(StringArray::from(vec![None::<&str>]))),
+            &DataType::Utf8,
+        )
+        .ok()
+        .and_then(|a| {
+            a.as_any()
+                .downcast_ref::<StringArray>()
+                .filter(|s| s.is_valid(0))
+                .map(|s| s.value(0).to_string())
+        })
+        .unwrap_or_else(|| other.to_string()),
+    }
+}
+
+/// Appends a run's bad rows to `<target>__rejected`, once per run.
+async fn write_rejected(
+    session: &Session,
+    target: &TableName,
+    schema: &Schema,
+    rows: &[autolake_connectors::rows::BadRow],
+    app_id: &str,
+    run: i64,
+) -> Result<()> {
+    let name = TableName::new(&target.schema, format!("{}__rejected", target.table));
+    let lake = session.engine.lake();
+    let existing = lake.load_table(&name).await?;
+    if let Some(t) = &existing {
+        let done = t
+            .snapshot()?
+            .transaction_version(t.log_store().as_ref(), app_id)
+            .await?
+            .unwrap_or(0);
+        if done >= run {
+            return Ok(());
+        }
+    }
+    let batch = rejected_batch(schema, rows)?;
+    let handle = match existing {
+        Some(t) => t,
+        None => lake.table_handle(&name)?,
+    };
+    let stamp = CommitStamp::new(&session.principal, "SYNC TABLE", session.interface)
+        .with_transaction(app_id, run);
+    let plan = session.ctx.read_batch(batch)?.into_unoptimized_plan();
+    append(session, handle, &name, plan, &stamp).await?;
+    Ok(())
+}
+
+/// Appends the rows of `plan` in one commit (creating the table when
+/// `handle` is not loaded).
+async fn append(
+    session: &Session,
+    handle: DeltaTable,
+    name: &TableName,
+    plan: datafusion::logical_expr::LogicalPlan,
+    stamp: &CommitStamp,
+) -> Result<(DeltaTable, u64)> {
+    write_plan(
+        handle,
+        name,
+        plan,
+        Arc::new(session.ctx.state()),
+        SaveMode::Append,
+        None,
+        false,
+        stamp,
+    )
+    .await
+}
+
+async fn append_lineage(session: &Session, runs: &[Run]) -> Result<()> {
+    let stamp = CommitStamp::new(&session.principal, "SYNC TABLE", session.interface);
+    append_system(
+        session.engine.lake(),
+        &session.ctx,
+        &lineage_table(),
+        Run::lineage_batch(runs)?,
+        &stamp,
+    )
+    .await
+}
+
+/// Writes the lineage row of a committed run whose process died before
+/// recording it; returns the last run recorded.
+async fn repair_lineage(
+    session: &Session,
+    table: &DeltaTable,
+    target: &TableName,
+    source: &str,
+    committed: i64,
+) -> Result<i64> {
+    let lake = session.engine.lake();
+    let recorded = match lake.load_table(&lineage_table()).await? {
+        None => 0,
+        Some(lineage) => {
+            let batches = session
+                .ctx
+                .read_table(lineage.table_provider().await?)?
+                .filter(
+                    ident("source")
+                        .eq(lit(source))
+                        .and(ident("target").eq(lit(target.to_string()))),
+                )?
+                .aggregate(vec![], vec![max(ident("run")).alias("m")])?
+                .collect()
+                .await?;
+            batches
+                .first()
+                .filter(|b| b.num_rows() > 0)
+                .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().cloned())
+                .filter(|a| a.is_valid(0))
+                .map(|a| a.value(0))
+                .unwrap_or(0)
+        }
+    };
+    if recorded >= committed {
+        return Ok(recorded);
+    }
+    // Find the run's commit in the target's history.
+    // Newest first: entry i is version latest - i.
+    let latest = table.version().unwrap_or(0) as i64;
+    let history: Vec<_> = table.history(Some(100)).try_collect().await?;
+    let Some((i, info)) = history.iter().enumerate().find(|(_, c)| {
+        c.info.get("autolake.sync.run").and_then(Value::as_i64) == Some(committed)
+            && c.info.get("autolake.sync.source").and_then(Value::as_str) == Some(source)
+    }) else {
+        return Ok(recorded);
+    };
+    let metric = |k: &str| {
+        info.info
+            .get("operationMetrics")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let mode = match info.info.get("autolake.sync.mode").and_then(Value::as_str) {
+        Some("append") => "append",
+        Some("merge") => "merge",
+        Some("refresh") => "refresh",
+        _ => "copy",
+    };
+    let rows = if mode == "merge" {
+        metric("num_target_rows_inserted") + metric("num_target_rows_updated")
+    } else {
+        metric("num_added_rows")
+    };
+    let run = Run {
+        source: source.to_string(),
+        target: target.to_string(),
+        run: committed,
+        mode,
+        cursor_column: None,
+        cursor: None,
+        rows,
+        rejected: 0,
+        version: latest - i as i64,
+        user: info
+            .user_name
+            .clone()
+            .or_else(|| {
+                info.info
+                    .get("userName")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default(),
+    };
+    append_lineage(session, &[run]).await?;
+    Ok(committed)
+}
