@@ -98,7 +98,7 @@ fn batches(rows: usize, seed: u64, label: bool) -> Vec<RecordBatch> {
     let mut start = 0;
     while start < rows {
         let n = BATCH.min(rows - start);
-        let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(n); FEATURES];
+        let mut columns: Vec<Vec<f64>> = (0..FEATURES).map(|_| Vec::with_capacity(n)).collect();
         let mut target = Vec::with_capacity(n);
         for _ in 0..n {
             let mut score = 0.0;
@@ -205,7 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "model", "SQL s", "SQL rows/s", "direct s", "direct rows/s", "overhead"
     );
     for model in ["bench_linear", "bench_mlp"] {
-        let m = engine.models().get(model, None)?.model.clone();
+        let m = std::sync::Arc::clone(&engine.models().get(model, None)?.model);
         let (direct, _) = best(args.iterations, || {
             // The forward pass alone, on values already in a tensor.
             let y = m.forward(&direct_input).expect("forward");

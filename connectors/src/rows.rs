@@ -716,7 +716,7 @@ struct CsvChunk {
 impl CsvChunk {
     fn new(width: usize) -> Self {
         Self {
-            columns: vec![Vec::with_capacity(CHUNK_ROWS); width],
+            columns: (0..width).map(|_| Vec::with_capacity(CHUNK_ROWS)).collect(),
             lines: Vec::with_capacity(CHUNK_ROWS),
             raw: Vec::with_capacity(CHUNK_ROWS),
         }

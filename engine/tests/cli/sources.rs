@@ -560,6 +560,14 @@ fn files_sources_read_csv_ndjson_and_parquet_and_quarantine_bad_rows() {
         "id,n\n2,20\n",
     );
     let loc = files.path().display().to_string();
+    // A Parquet file, written by DataFusion's COPY through autolake.
+    ok(sql(
+        lake.path(),
+        &format!(
+            "COPY (SELECT CAST(1 AS BIGINT) AS id, 'north' AS region UNION ALL \
+                   SELECT CAST(2 AS BIGINT), 'south') TO '{loc}/regions.parquet' STORED AS PARQUET"
+        ),
+    ));
     ok(sql(
         lake.path(),
         &format!(
@@ -574,7 +582,24 @@ fn files_sources_read_csv_ndjson_and_parquet_and_quarantine_bad_rows() {
     ));
     assert_eq!(
         tables,
-        "table_catalog,table_name\nlz,customers\nlz,daily\nlz,events\nstrict,customers\n"
+        "table_catalog,table_name\nlz,customers\nlz,daily\nlz,events\nlz,regions\nstrict,customers\n"
+    );
+    let synced = ok(sql(
+        lake.path(),
+        "SYNC TABLE regions FROM lz.public.regions INCREMENTAL ON id; \
+         SELECT id, region FROM regions ORDER BY id",
+    ));
+    assert!(
+        synced.ends_with("id,region\n1,north\n2,south\n"),
+        "{synced}"
+    );
+    let plan = ok(sql(
+        lake.path(),
+        "EXPLAIN SELECT region FROM lz.public.regions WHERE id > 1",
+    ));
+    assert!(
+        plan.contains("predicate=id@0 > 1") || plan.contains("id@0 > 1"),
+        "{plan}"
     );
     assert_eq!(
         ok(sql(lake.path(), "SELECT sum(n) AS n FROM lz.public.daily")),

@@ -430,8 +430,8 @@ fn solve_spd(a: Vec<Vec<f64>>, b: &[f64]) -> Vec<f64> {
         'outer: for i in 0..n {
             for j in 0..=i {
                 let mut s = a[i][j] + if i == j { jitter } else { 0.0 };
-                for k in 0..j {
-                    s -= l[i][k] * l[j][k];
+                for (x, y) in l[i][..j].iter().zip(&l[j][..j]) {
+                    s -= x * y;
                 }
                 if i == j {
                     if s <= 1e-12 * scale {
