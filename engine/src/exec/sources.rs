@@ -736,26 +736,19 @@ async fn max_of(
     Ok((!value.is_null()).then_some(value))
 }
 
+/// A cursor value as text, in the form Arrow's cast reads back (ISO dates
+/// and times).
 fn scalar_text(v: &ScalarValue) -> String {
-    match v {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::LargeUtf8(Some(s))
-        | ScalarValue::Utf8View(Some(s)) => s.clone(),
-        other => arrow::compute::cast(
-            &other
-                .to_array()
-                .unwrap_or_else(|_| Arc::new(StringArray::from(vec![None::<&str>]))),
-            &DataType::Utf8,
-        )
+    v.to_array()
         .ok()
+        .and_then(|a| arrow::compute::cast(&a, &DataType::Utf8).ok())
         .and_then(|a| {
             a.as_any()
                 .downcast_ref::<StringArray>()
                 .filter(|s| s.is_valid(0))
                 .map(|s| s.value(0).to_string())
         })
-        .unwrap_or_else(|| other.to_string()),
-    }
+        .unwrap_or_else(|| v.to_string())
 }
 
 /// Appends a run's bad rows to `<target>__rejected`, once per run.
