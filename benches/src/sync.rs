@@ -37,21 +37,16 @@ struct Args {
     rows: u64,
 }
 
+/// `psql` connected to the benchmark's database, quiet.
+fn psql_cmd() -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q"]);
+    cmd
+}
+
 fn psql(sql: &str) -> Result<(), String> {
-    let status = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
+    let status = psql_cmd()
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("psql: {e}"))?;
@@ -135,14 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ))?;
 
     // The source's own limit: COPY binary to this machine.
-    let (copy_s, _) = timed(Command::new("psql").args([
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-d",
-        "test",
-        "-q",
+    let (copy_s, _) = timed(psql_cmd().args([
         "-c",
         "COPY (SELECT * FROM bench_sync) TO STDOUT (FORMAT binary)",
         "-o",
@@ -159,33 +147,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // CSV: the same rows as a file.
     let csv = dir.path().join("files").join("bench.csv");
     std::fs::create_dir_all(csv.parent().unwrap())?;
-    psql(&format!(
-        "COPY bench_sync TO PROGRAM 'cat > {}' WITH (FORMAT csv, HEADER)",
-        csv.display()
-    ))
-    .or_else(|_| -> Result<(), String> {
-        // The server may not write files here: fetch the CSV through psql.
-        let status = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-q",
-                "-c",
-            ])
-            .arg("COPY bench_sync TO STDOUT WITH (FORMAT csv, HEADER)")
-            .stdout(std::fs::File::create(&csv).map_err(|e| e.to_string())?)
-            .status()
-            .map_err(|e| e.to_string())?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err("COPY to CSV failed".into())
-        }
-    })?;
+    let status = psql_cmd()
+        .args(["-c", "COPY bench_sync TO STDOUT WITH (FORMAT csv, HEADER)"])
+        .stdout(std::fs::File::create(&csv)?)
+        .status()?;
+    if !status.success() {
+        return Err("COPY to CSV failed".into());
+    }
     let csv_bytes = std::fs::metadata(&csv)?.len();
     let ctx = SessionContext::new();
     let start = Instant::now();

@@ -99,34 +99,22 @@ fn psql(sql: &str) -> String {
 /// Runs SQL in MariaDB's `test` database.
 fn mysql(sql: &str) -> String {
     mariadb();
+    let args = [
+        "-h",
+        "127.0.0.1",
+        "-u",
+        "root",
+        "-N",
+        "-B",
+        "test",
+        "-e",
+        sql,
+    ];
+    // Debian's MariaDB ships the client as `mariadb`; older ones as `mysql`.
     let out = Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-u",
-            "root",
-            "-N",
-            "-B",
-            "test",
-            "-e",
-            sql,
-        ])
+        .args(args)
         .output()
-        .or_else(|_| {
-            Command::new("mysql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-u",
-                    "root",
-                    "-N",
-                    "-B",
-                    "test",
-                    "-e",
-                    sql,
-                ])
-                .output()
-        })
+        .or_else(|_| Command::new("mysql").args(args).output())
         .expect("the mariadb client runs");
     assert!(
         out.status.success(),
