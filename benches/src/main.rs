@@ -10,8 +10,14 @@
 //!    tables, alternating, `--iterations` times each, and reports the best
 //!    time per query, the ratio and the geometric mean of the ratios.
 //!
+//! With `--governance`, step 3 instead compares the same queries run by a
+//! user under row policies (keeping every row) and column masks, with the
+//! audit log on, against the local admin on an engine opened without
+//! governance (no boundaries, no audit).
+//!
 //! ```text
 //! cargo run --release -p autolake-benches --bin tpch -- --scale 1
+//! cargo run --release -p autolake-benches --bin tpch -- --scale 1 --governance
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -69,6 +75,11 @@ struct Args {
     /// Only these queries (1-22), comma separated.
     #[arg(long, value_delimiter = ',')]
     queries: Vec<usize>,
+    /// Measure governance instead: the queries run by a user under row
+    /// policies (that keep every row) and column masks, with the audit log
+    /// on, against the local admin on an engine without governance.
+    #[arg(long)]
+    governance: bool,
 }
 
 struct Table {
@@ -146,6 +157,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  ratio (autolake / parquet): {load_ratio:.3}x   target <= 1.30x");
     drop(tables);
 
+    if args.governance {
+        return governance(&args, &lake_dir, &session).await;
+    }
+
     // Queries.
     let baseline = SessionContext::new();
     for name in TABLES {
@@ -202,6 +217,92 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let geomean = (log_sum / selected.len() as f64).exp();
     println!("geomean ratio (autolake / datafusion): {geomean:.3}x   target <= 1.10x");
+    Ok(())
+}
+
+/// Governance on vs off over the same lake tables, alternating per query.
+async fn governance(
+    args: &Args,
+    lake_dir: &Path,
+    admin: &Session,
+) -> Result<(), Box<dyn std::error::Error>> {
+    admin
+        .execute(
+            "CREATE USER analyst PASSWORD 'analyst-pw';
+             GRANT SELECT ON CATALOG lake TO USER analyst;
+             CREATE POLICY positive_quantity ON lineitem TO analyst USING (l_quantity > 0);
+             CREATE POLICY positive_total ON orders TO analyst USING (o_totalprice > 0);
+             ALTER TABLE customer ALTER COLUMN c_phone SET MASK ('***-' || right(c_phone, 4));
+             ALTER TABLE supplier ALTER COLUMN s_phone SET MASK ('***-' || right(s_phone, 4))",
+        )
+        .await?;
+    let on = admin.engine().session(
+        Principal {
+            name: "analyst".to_string(),
+            roles: Vec::new(),
+            stored: true,
+        },
+        Interface::Embedded,
+    );
+    let mut config = EngineConfig::for_lake(lake_dir.to_string_lossy());
+    config.ungoverned = true;
+    let off_engine = Engine::open(config).await?;
+    let off = off_engine.session(Principal::local_admin(), Interface::Embedded);
+    let selected: Vec<usize> = if args.queries.is_empty() {
+        (1..=22).collect()
+    } else {
+        args.queries.clone()
+    };
+    println!(
+        "\n{:<5} {:>14} {:>14} {:>8} {:>8}",
+        "query", "governance off", "governance on", "ratio", "rows"
+    );
+    let mut log_sum = 0.0;
+    for q in &selected {
+        let sql = QUERIES
+            .get(q.wrapping_sub(1))
+            .ok_or_else(|| format!("no TPC-H query {q}"))?;
+        let (mut best_off, mut best_on) = (Duration::MAX, Duration::MAX);
+        let mut rows = (0, 0);
+        for _ in 0..args.iterations {
+            let (d, r) = time_autolake(&off, sql).await?;
+            best_off = best_off.min(d);
+            rows.0 = r;
+            let (d, r) = time_autolake(&on, sql).await?;
+            best_on = best_on.min(d);
+            rows.1 = r;
+        }
+        if rows.0 != rows.1 {
+            return Err(
+                format!("q{q}: {} rows without governance, {} with", rows.0, rows.1).into(),
+            );
+        }
+        let ratio = best_on.as_secs_f64() / best_off.as_secs_f64();
+        log_sum += ratio.ln();
+        println!(
+            "q{:<4} {:>12.1}ms {:>12.1}ms {:>7.3}x {:>8}",
+            q,
+            best_off.as_secs_f64() * 1e3,
+            best_on.as_secs_f64() * 1e3,
+            ratio,
+            rows.0
+        );
+    }
+    admin.engine().close().await?;
+    let audited = admin
+        .execute("SELECT count(*) FROM system.audit_log")
+        .await?;
+    let geomean = (log_sum / selected.len() as f64).exp();
+    println!(
+        "audit log entries: {}",
+        arrow::util::pretty::pretty_format_batches(&audited)?
+            .to_string()
+            .lines()
+            .nth(3)
+            .unwrap_or("?")
+            .trim_matches(|c: char| c == '|' || c.is_whitespace())
+    );
+    println!("geomean ratio (governance on / off): {geomean:.3}x   target <= 1.03x");
     Ok(())
 }
 

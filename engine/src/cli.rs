@@ -176,7 +176,15 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let config = engine_config(&cli)?;
     let engine = Engine::open(config).await?;
-    match cli.command {
+    let code = run_command(&engine, cli.command).await;
+    if let Err(e) = engine.close().await {
+        eprintln!("warning: the audit log could not be written: {e}");
+    }
+    code
+}
+
+async fn run_command(engine: &std::sync::Arc<Engine>, command: Command) -> Result<ExitCode> {
+    match command {
         Command::Sql(args) => {
             let session = engine.session(Principal::local_admin(), Interface::Cli);
             let mut out = std::io::stdout().lock();
@@ -197,7 +205,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo => {
             let mut out = std::io::stdout().lock();
-            match crate::demo::run(&engine, &mut out).await {
+            match crate::demo::run(engine, &mut out).await {
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                     Ok(ExitCode::SUCCESS)
                 }
@@ -211,7 +219,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 tls: args.tls_cert.zip(args.tls_key),
                 token_ttl: std::time::Duration::from_secs(args.token_ttl.max(1)),
             };
-            crate::serve::serve(engine, options)
+            crate::serve::serve(std::sync::Arc::clone(engine), options)
                 .await
                 .map(|()| ExitCode::SUCCESS)
         }

@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// An error from the query engine.
     #[error("{}", clean_datafusion_message(.0))]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
     /// An error from the Delta log or writer.
     #[error("{}", clean_delta_message(.0))]
     Delta(#[from] DeltaTableError),
@@ -98,6 +98,26 @@ impl From<Error> for DataFusionError {
     }
 }
 
+impl From<DataFusionError> for Error {
+    /// Our own errors raised inside DataFusion (a refused privilege found
+    /// while planning, say) come back as themselves.
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::DataFusion(DataFusionError::External(other)),
+            },
+            DataFusionError::Context(context, inner) => match *inner {
+                DataFusionError::External(b) if b.is::<Error>() => {
+                    Error::from(DataFusionError::External(b))
+                }
+                other => Error::DataFusion(DataFusionError::Context(context, Box::new(other))),
+            },
+            other => Error::DataFusion(other),
+        }
+    }
+}
+
 impl From<arrow::error::ArrowError> for Error {
     fn from(e: arrow::error::ArrowError) -> Self {
         Error::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
@@ -106,7 +126,7 @@ impl From<arrow::error::ArrowError> for Error {
 
 /// DataFusion wraps errors in context layers ("Error during planning: …",
 /// "External error: …"); a user wants the innermost message.
-fn clean_datafusion_message(e: &DataFusionError) -> String {
+pub(crate) fn clean_datafusion_message(e: &DataFusionError) -> String {
     let root = e.find_root();
     let msg = match root {
         DataFusionError::External(inner) => inner.to_string(),

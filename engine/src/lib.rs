@@ -25,6 +25,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 mod exec;
+pub mod governance;
 pub mod lake;
 pub mod models;
 pub mod monitor;

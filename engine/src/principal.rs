@@ -1,14 +1,12 @@
-//! Who is asking, through which interface, and the one hook where every
-//! statement's accesses are checked.
+//! Who is asking, through which interface, and what a statement touches.
 //!
 //! The session computes, for each statement, the objects it touches and how
-//! ([`Access`]) and hands them with the [`Principal`] to the engine's
-//! [`Authorizer`] before anything runs. Interfaces never check privileges
-//! themselves.
+//! ([`Access`]) and checks them for its [`Principal`] against the lake's
+//! governance state ([`crate::governance::State::check`]) before anything
+//! runs. Interfaces never check privileges themselves.
 
 use std::fmt;
 
-use crate::error::Result;
 use crate::lake::TableName;
 
 /// An authenticated user and the roles they act with.
@@ -16,8 +14,13 @@ use crate::lake::TableName;
 pub struct Principal {
     /// User name, recorded in commits and the audit log.
     pub name: String,
-    /// Roles held.
+    /// Roles held when the session began; for a stored user the lake's
+    /// current roles apply instead (see [`crate::governance::State`]).
     pub roles: Vec<String>,
+    /// Whether this is a user stored in the lake (who must still exist
+    /// for each statement), rather than the local administrator or a
+    /// principal an embedding program made up.
+    pub stored: bool,
 }
 
 impl Principal {
@@ -26,6 +29,7 @@ impl Principal {
         Self {
             name: "admin".to_string(),
             roles: vec!["admin".to_string()],
+            stored: false,
         }
     }
 }
@@ -94,8 +98,16 @@ pub enum Object {
     Monitor(String),
     /// A model.
     Model(String),
-    /// A source (its definition; reading its tables is `Other`).
+    /// A source (its definition, and reading its tables).
     Source(String),
+    /// A job.
+    Job(String),
+    /// The lake catalog itself.
+    Catalog,
+    /// A table of the `system` schema, by name.
+    System(String),
+    /// Users, roles and role membership.
+    Account,
     /// Something outside the lake, by its name as written (external tables,
     /// views, other catalogs).
     Other(String),
@@ -108,21 +120,4 @@ pub struct Access {
     pub action: Action,
     /// What.
     pub object: Object,
-}
-
-/// Decides whether a principal may perform a statement's accesses.
-pub trait Authorizer: fmt::Debug + Send + Sync {
-    /// `Ok` to allow; [`crate::Error::PermissionDenied`] naming the privilege
-    /// and object to refuse.
-    fn authorize(&self, principal: &Principal, accesses: &[Access]) -> Result<()>;
-}
-
-/// Allows everything: the embedded single-user lake.
-#[derive(Debug, Default)]
-pub struct AllowAll;
-
-impl Authorizer for AllowAll {
-    fn authorize(&self, _principal: &Principal, _accesses: &[Access]) -> Result<()> {
-        Ok(())
-    }
 }

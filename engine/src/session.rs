@@ -3,16 +3,20 @@
 //! ```text
 //! Session::execute(sql)
 //!   parse (autolake-sql) ─► for each statement:
-//!     refresh catalog names ─► resolve objects + accesses ─► Authorizer
+//!     refresh catalog names and governance state
+//!     ─► resolve objects + accesses ─► State::check (privileges)
 //!     ─► run: lake statements through `exec` (one Delta commit each,
 //!             stamped with user, statement kind and interface)
-//!             everything else through DataFusion (streamed)
+//!             everything else through DataFusion (streamed; the plan's
+//!             analyzer applies SELECT checks, row policies and masks)
+//!     ─► record owners of created objects, forget dropped ones
+//!     ─► one audit entry, when the result stream ends
 //! ```
 //!
 //! A [`Session`] carries the [`Principal`] and [`Interface`] for its whole
 //! life; the CLI, Flight SQL, jobs and the demo all create sessions from one
 //! [`Engine`] and call [`Session::execute_statement`], so authorization,
-//! commit bookkeeping and (later) audit live here once.
+//! commit bookkeeping and audit live here once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use autolake_sql::ParsedStatement;
 use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
@@ -30,12 +35,14 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::governance::audit::{AuditLog, AuditedStream, Entry, Outcome};
+use crate::governance::{Governance, Securable};
 use crate::lake::catalog::LakeCatalog;
 use crate::lake::scan::StatsCache;
 use crate::lake::system::SystemSchema;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, Lake};
 use crate::models::ModelRegistry;
-use crate::principal::{AllowAll, Authorizer, Interface, Principal};
+use crate::principal::{Access, Action, Interface, Object, Principal};
 use crate::sources::Sources;
 
 /// Catalog and schema holding the per-statement time-travel snapshots.
@@ -52,6 +59,11 @@ pub struct EngineConfig {
     pub storage_options: HashMap<String, String>,
     /// Compute device: `auto`, `cpu` or `cuda[:N]`.
     pub device: String,
+    /// Opens the engine without data boundaries and audit log: the
+    /// baseline of the governance benchmark, settable from Rust only
+    /// (never from a configuration file or the command line).
+    #[serde(skip)]
+    pub ungoverned: bool,
 }
 
 impl EngineConfig {
@@ -70,7 +82,8 @@ impl EngineConfig {
 pub struct Engine {
     lake: Arc<Lake>,
     config: EngineConfig,
-    authorizer: Arc<dyn Authorizer>,
+    governance: Arc<Governance>,
+    audit: Arc<AuditLog>,
     system: Arc<SystemSchema>,
     stats: Arc<StatsCache>,
     models: Arc<ModelRegistry>,
@@ -86,7 +99,26 @@ impl Engine {
         let stats: Arc<StatsCache> = Arc::default();
         let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
         let sources = Arc::new(Sources::new(Arc::clone(&lake)));
+        let governance = Arc::new(Governance::new(Arc::clone(&lake)));
+        let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned);
+        audit.start_flusher();
         let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats));
+        system.add(
+            "users",
+            Arc::new(crate::governance::tables::UsersTable {
+                users: crate::serve::users::UserStore::new(Arc::clone(&lake)),
+            }),
+        );
+        system.add(
+            "grants",
+            Arc::new(crate::governance::tables::GrantsTable {
+                governance: Arc::clone(&governance),
+            }),
+        );
+        system.add_delta(
+            &crate::governance::audit::audit_table().table,
+            crate::governance::audit::audit_schema(),
+        );
         system.add(
             "models",
             Arc::new(crate::models::ModelsTable {
@@ -106,7 +138,8 @@ impl Engine {
         Ok(Arc::new(Self {
             lake,
             config,
-            authorizer: Arc::new(AllowAll),
+            governance,
+            audit,
             system: Arc::new(system),
             stats,
             models,
@@ -139,8 +172,20 @@ impl Engine {
         &self.sources
     }
 
-    pub(crate) fn authorizer(&self) -> &dyn Authorizer {
-        self.authorizer.as_ref()
+    /// Users' roles, grants, owners, policies and masks.
+    pub fn governance(&self) -> &Arc<Governance> {
+        &self.governance
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// Commits what is still buffered (the audit log): call before the
+    /// process exits.
+    pub async fn close(&self) -> Result<()> {
+        self.audit.flush().await
     }
 }
 
@@ -242,10 +287,21 @@ impl Session {
                 "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
                 0,
             );
+        // Privileges, row policies and masks are applied first, before
+        // type coercion and every optimizer rule.
+        let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = Vec::new();
+        if !engine.config.ungoverned {
+            analyzer_rules.push(Arc::new(crate::governance::boundaries::Boundaries::new(
+                Arc::clone(&engine.governance),
+                principal.clone(),
+            )));
+        }
+        analyzer_rules.extend(Analyzer::new().rules);
         // delta-rs's planner executes the plan nodes its writes add.
         let state = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
+            .with_analyzer_rules(analyzer_rules)
             .with_query_planner(DeltaPlanner::new())
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -268,6 +324,10 @@ impl Session {
         .expect("a fresh memory catalog accepts schemas");
         ctx.register_catalog(INTERNAL_CATALOG, Arc::new(internal));
         autolake_udfs::register_all(&ctx, Arc::clone(&engine.models) as _);
+        for udf in crate::governance::boundaries::identity_functions(&engine.governance, &principal)
+        {
+            ctx.register_udf(udf);
+        }
         Self {
             engine,
             principal,
@@ -294,9 +354,23 @@ impl Session {
         &self.ctx
     }
 
-    /// Parses `sql` into statements without running anything.
+    /// Parses `sql` into statements without running anything. Text that
+    /// does not parse is recorded in the audit log as a failed statement.
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
-        Ok(autolake_sql::parse(sql)?)
+        autolake_sql::parse(sql).map_err(|e| {
+            let mut entry = self.audit_entry();
+            entry.kind = "PARSE".to_string();
+            entry.statement = autolake_sql::redact(sql.trim());
+            entry.outcome = Outcome::Failure;
+            entry.error = Some(e.to_string());
+            self.engine.audit.record(entry);
+            Error::from(e)
+        })
+    }
+
+    fn audit_entry(&self) -> Entry {
+        let roles = self.engine.governance.cached().roles_of(&self.principal);
+        Entry::new(&self.principal, roles, self.interface)
     }
 
     /// Runs every statement of `sql` in order and collects the last
@@ -311,15 +385,140 @@ impl Session {
     }
 
     /// Runs one parsed statement: the funnel every interface goes through.
+    /// Its audit entry is recorded when its result has been read (or
+    /// dropped), or at once when it fails.
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
+        let started = std::time::Instant::now();
+        let mut objects = Vec::new();
+        let result = self.checked_run(parsed, &mut objects).await;
+        let mut entry = self.audit_entry();
+        entry.kind = parsed.statement.kind().to_string();
+        entry.statement = parsed.display_text();
+        entry.objects = objects;
+        entry.outcome = Outcome::of(&result);
+        match result {
+            Ok(mut result) => {
+                let counts = !result.returns_rows;
+                let stream = std::mem::replace(
+                    &mut result.stream,
+                    Box::pin(RecordBatchStreamAdapter::new(
+                        Arc::new(arrow::datatypes::Schema::empty()),
+                        futures::stream::empty(),
+                    )),
+                );
+                result.stream = Box::pin(AuditedStream::new(
+                    stream,
+                    Arc::clone(&self.engine.audit),
+                    entry,
+                    started,
+                    counts,
+                ));
+                Ok(result)
+            }
+            Err(e) => {
+                entry.error = Some(e.to_string());
+                entry.duration_ms = started.elapsed().as_millis() as i64;
+                self.engine.audit.record(entry);
+                Err(e)
+            }
+        }
+    }
+
+    async fn checked_run(
+        &self,
+        parsed: &ParsedStatement,
+        objects: &mut Vec<String>,
+    ) -> Result<StatementResult> {
         self.catalog.refresh(&self.ctx.copied_config()).await?;
         self.engine.models.refresh().await?;
-        let accesses = crate::exec::accesses(self, &parsed.statement)?;
+        let state = self.engine.governance.state().await?;
+        let mut accesses = crate::exec::accesses(self, &parsed.statement)?;
         crate::exec::sources::attach(self, &parsed.statement, &accesses).await?;
-        self.engine
-            .authorizer()
-            .authorize(&self.principal, &accesses)?;
-        crate::exec::run(self, &parsed.statement, &parsed.text).await
+        self.source_reads(&mut accesses).await?;
+        *objects = describe(&accesses);
+        state.check(&self.principal, &accesses)?;
+        if accesses
+            .iter()
+            .any(|a| a.object == Object::System("audit_log".to_string()))
+        {
+            // A reader sees every statement made before its own.
+            self.engine.audit.flush().await?;
+        }
+        let result = crate::exec::run(self, &parsed.statement, &parsed.text).await?;
+        self.after(&parsed.statement, &accesses).await?;
+        Ok(result)
+    }
+
+    /// Records in the audit log work done outside a statement (a bulk
+    /// ingest): `rows` written, or the error.
+    pub(crate) fn record(
+        &self,
+        kind: &str,
+        text: String,
+        objects: Vec<String>,
+        result: &Result<u64>,
+        started: std::time::Instant,
+    ) {
+        let mut entry = self.audit_entry();
+        entry.kind = kind.to_string();
+        entry.statement = text;
+        entry.objects = objects;
+        entry.outcome = Outcome::of(result);
+        entry.error = result.as_ref().err().map(|e| e.to_string());
+        entry.rows = result.as_ref().ok().map(|r| *r as i64);
+        entry.duration_ms = started.elapsed().as_millis() as i64;
+        self.engine.audit.record(entry);
+    }
+
+    /// Checks accesses made outside a statement (a bulk ingest).
+    pub(crate) async fn authorize(&self, accesses: &[Access]) -> Result<()> {
+        let state = self.engine.governance.state().await?;
+        state.check(&self.principal, accesses)
+    }
+
+    /// Reading a source's table (`src.schema.table`) is using the source.
+    async fn source_reads(&self, accesses: &mut Vec<Access>) -> Result<()> {
+        let mut more = Vec::new();
+        for access in accesses.iter() {
+            if let Object::Other(text) = &access.object
+                && let [catalog, _, _] = text.splitn(3, '.').collect::<Vec<_>>().as_slice()
+                && self.engine.sources.get(catalog).await?.is_some()
+            {
+                more.push(Access {
+                    action: Action::Select,
+                    object: Object::Source(catalog.to_string()),
+                });
+            }
+        }
+        accesses.extend(more);
+        Ok(())
+    }
+
+    /// Ownership follows a statement that created or dropped objects.
+    async fn after(&self, statement: &autolake_sql::Statement, accesses: &[Access]) -> Result<()> {
+        let governance = &self.engine.governance;
+        for access in accesses {
+            let Some(object) = Securable::of(&access.object) else {
+                continue;
+            };
+            match access.action {
+                Action::Create => governance.own(&object, &self.principal.name).await?,
+                Action::Drop => {
+                    let one_version = matches!(
+                        statement,
+                        autolake_sql::Statement::DropModel {
+                            version: Some(_),
+                            ..
+                        }
+                    );
+                    if !one_version {
+                        governance.forget(&object).await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The result schema of a query, planned without running it (for
@@ -337,7 +536,9 @@ impl Session {
             return None;
         }
         self.catalog.refresh(&self.ctx.copied_config()).await.ok()?;
+        let state = self.engine.governance.state().await.ok()?;
         let accesses = crate::exec::accesses(self, &parsed.statement).ok()?;
+        state.check(&self.principal, &accesses).ok()?;
         crate::exec::sources::attach(self, &parsed.statement, &accesses)
             .await
             .ok()?;
@@ -365,6 +566,26 @@ impl Session {
         }
         self.execute_statement(&statements.remove(0)).await
     }
+}
+
+/// The objects of a statement, as the audit log lists them.
+fn describe(accesses: &[Access]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in accesses {
+        let text = match &a.object {
+            Object::Other(name) => format!("object {name}"),
+            Object::System(name) => format!("table system.{name}"),
+            Object::Account => "users and roles".to_string(),
+            other => match Securable::of(other) {
+                Some(s) => s.to_string(),
+                None => continue,
+            },
+        };
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -422,7 +643,8 @@ mod tests {
             .unwrap();
         let principal = Principal {
             name: "ana".to_string(),
-            roles: vec![],
+            roles: vec!["engineer".to_string()],
+            stored: false,
         };
         let s = engine.session(principal, Interface::FlightSql);
         s.execute(

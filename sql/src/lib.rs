@@ -7,15 +7,17 @@
 //! what each one means.
 
 pub mod dialect;
+pub mod governance;
 pub mod parser;
 pub mod statement;
 
 pub use dialect::AutoLakeDialect;
+pub use governance::{Governance, Grantee};
 pub use parser::parse;
 pub use statement::{
     CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
     DriftReference, MODEL_TYPES, Optimize, ParsedStatement, Restore, SOURCE_TYPES, Statement,
-    SyncTable, TimeTravel, Vacuum,
+    SyncTable, TimeTravel, Vacuum, redact,
 };
 
 /// Re-export of the SQL AST, so the engine names one sqlparser.

@@ -69,6 +69,9 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
 
 fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
     let p = &mut df.parser;
+    if let Some(g) = crate::governance::parse(p)? {
+        return Ok(Statement::Governance(g));
+    }
     match (word(p, 0).as_deref(), word(p, 1).as_deref()) {
         (Some("DESCRIBE" | "DESC"), Some("HISTORY")) if !ends_after(p, 2) => {
             p.next_token();
@@ -557,7 +560,7 @@ fn parse_sync_table(p: &mut Parser<'_>) -> Result<Statement> {
     Ok(Statement::SyncTable(sync))
 }
 
-fn expect_token(p: &mut Parser<'_>, token: &Token, what: &str) -> Result<()> {
+pub(crate) fn expect_token(p: &mut Parser<'_>, token: &Token, what: &str) -> Result<()> {
     if p.consume_token(token) {
         Ok(())
     } else {
@@ -569,7 +572,7 @@ fn parse_table_name(p: &mut Parser<'_>) -> Result<ObjectName> {
     parse_object_name(p, "a table name")
 }
 
-fn parse_object_name(p: &mut Parser<'_>, what: &str) -> Result<ObjectName> {
+pub(crate) fn parse_object_name(p: &mut Parser<'_>, what: &str) -> Result<ObjectName> {
     if !matches!(p.peek_token().token, Token::Word(_)) {
         return Err(expected(p, what));
     }
@@ -599,7 +602,7 @@ fn parse_number(p: &mut Parser<'_>, what: &str) -> Result<f64> {
     Err(expected(p, what))
 }
 
-fn parse_string(p: &mut Parser<'_>, what: &str) -> Result<String> {
+pub(crate) fn parse_string(p: &mut Parser<'_>, what: &str) -> Result<String> {
     match p.parse_expr() {
         Ok(Expr::Value(v)) => match v.value {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s),
@@ -611,7 +614,7 @@ fn parse_string(p: &mut Parser<'_>, what: &str) -> Result<String> {
 }
 
 /// The upper-cased unquoted word `n` tokens ahead, if that token is a word.
-fn word(p: &Parser<'_>, n: usize) -> Option<String> {
+pub(crate) fn word(p: &Parser<'_>, n: usize) -> Option<String> {
     match p.peek_nth_token(n).token {
         Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_uppercase()),
         _ => None,
@@ -624,7 +627,7 @@ fn ends_after(p: &Parser<'_>, n: usize) -> bool {
     matches!(p.peek_nth_token(n).token, Token::EOF | Token::SemiColon)
 }
 
-fn eat_word(p: &mut Parser<'_>, expected: &str) -> bool {
+pub(crate) fn eat_word(p: &mut Parser<'_>, expected: &str) -> bool {
     if word(p, 0).as_deref() == Some(expected) {
         p.next_token();
         true
@@ -633,7 +636,7 @@ fn eat_word(p: &mut Parser<'_>, expected: &str) -> bool {
     }
 }
 
-fn eat_words(p: &mut Parser<'_>, expected: &[&str]) -> bool {
+pub(crate) fn eat_words(p: &mut Parser<'_>, expected: &[&str]) -> bool {
     let all = expected
         .iter()
         .enumerate()
@@ -646,7 +649,7 @@ fn eat_words(p: &mut Parser<'_>, expected: &[&str]) -> bool {
     all
 }
 
-fn expect_word(p: &mut Parser<'_>, w: &str) -> Result<()> {
+pub(crate) fn expect_word(p: &mut Parser<'_>, w: &str) -> Result<()> {
     if eat_word(p, w) {
         Ok(())
     } else {
@@ -654,7 +657,7 @@ fn expect_word(p: &mut Parser<'_>, w: &str) -> Result<()> {
     }
 }
 
-fn expected(p: &Parser<'_>, what: &str) -> ParseError {
+pub(crate) fn expected(p: &Parser<'_>, what: &str) -> ParseError {
     let found = p.peek_token();
     let found_text = match found.token {
         Token::EOF => "end of input".to_string(),
@@ -668,7 +671,10 @@ fn expected(p: &Parser<'_>, what: &str) -> ParseError {
     }
 }
 
-fn sql_error(p: &Parser<'_>, e: datafusion::sql::sqlparser::parser::ParserError) -> ParseError {
+pub(crate) fn sql_error(
+    p: &Parser<'_>,
+    e: datafusion::sql::sqlparser::parser::ParserError,
+) -> ParseError {
     let here = p.peek_token().span.start;
     ParseError::from_message("", &e.to_string(), Some(here))
 }

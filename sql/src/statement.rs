@@ -23,9 +23,74 @@ impl ParsedStatement {
     pub fn display_text(&self) -> String {
         match &self.statement {
             Statement::CreateSource(c) => c.to_string(),
-            _ => self.text.clone(),
+            _ => redact(&self.text),
         }
     }
+}
+
+/// `sql` with its secrets replaced by `'***'`: the string after `PASSWORD`,
+/// the values of options whose names speak of passwords, secrets, tokens
+/// or keys, and the password inside a `scheme://user:password@host` URL.
+/// Text that cannot be tokenized is kept only up to its first quote.
+pub fn redact(sql: &str) -> String {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = crate::AutoLakeDialect::default();
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        return match sql.find('\'') {
+            Some(i) => format!("{}'***'", &sql[..i]),
+            None => sql.to_string(),
+        };
+    };
+    let secret_word = |w: &str| {
+        let w = w.to_lowercase();
+        ["password", "secret", "token", "key", "credential", "passwd"]
+            .iter()
+            .any(|s| w.contains(s))
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut previous: Option<&Token> = None;
+    for token in &tokens {
+        let hidden = match (token, previous) {
+            (Token::SingleQuotedString(_) | Token::DoubleQuotedString(_), Some(Token::Word(w)))
+                if secret_word(&w.value) =>
+            {
+                true
+            }
+            (Token::SingleQuotedString(_), Some(Token::SingleQuotedString(k)))
+                if secret_word(k) =>
+            {
+                true
+            }
+            _ => false,
+        };
+        match token {
+            _ if hidden => out.push_str("'***'"),
+            Token::SingleQuotedString(s) => {
+                out.push('\'');
+                out.push_str(&redact_url(s).replace('\'', "''"));
+                out.push('\'');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+        if !matches!(token, Token::Whitespace(_)) {
+            previous = Some(token);
+        }
+    }
+    out
+}
+
+/// `scheme://user:password@host…` with the password hidden.
+fn redact_url(s: &str) -> String {
+    if let Some(scheme) = s.find("://") {
+        let rest = &s[scheme + 3..];
+        if let Some(at) = rest.find('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let start = scheme + 3 + colon + 1;
+            return format!("{}***{}", &s[..start], &s[scheme + 3 + at..]);
+        }
+    }
+    s.to_string()
 }
 
 impl fmt::Display for CreateSource {
@@ -135,6 +200,8 @@ pub enum Statement {
         /// The lake schema receiving one table per source table.
         schema: ObjectName,
     },
+    /// Users, roles, grants, ownership, policies, masks, the audit log.
+    Governance(crate::governance::Governance),
 }
 
 /// The source types `CREATE SOURCE … TYPE` accepts.
@@ -340,6 +407,7 @@ impl Statement {
             Statement::DropSource { .. } => "DROP SOURCE",
             Statement::SyncTable(_) => "SYNC TABLE",
             Statement::SyncSource { .. } => "SYNC SOURCE",
+            Statement::Governance(g) => g.kind(),
         }
     }
 }

@@ -1,4 +1,5 @@
 //! The end-to-end test binary: one per crate, modules per area.
 
+mod governance;
 mod models;
 mod slt;

@@ -31,6 +31,7 @@ pub(super) async fn insert(
     kind: &'static str,
 ) -> Result<StatementResult> {
     let table = session.engine.lake().require_table(&target).await?;
+    bounded(session, &target, kind, None, &[])?;
     let plan = super::plan(session, statement.clone()).await?;
     let LogicalPlan::Dml(dml) = plan else {
         return Err(Error::invalid(format!(
@@ -75,12 +76,15 @@ pub(super) async fn update(
     let table = session.engine.lake().require_table(&name).await?;
     let stamp = CommitStamp::new(&session.principal, kind, session.interface);
     let columns = table_columns(&table)?;
+    let mut read: Vec<&Expr> = update.selection.iter().collect();
+    read.extend(update.assignments.iter().map(|a| &a.value));
+    let predicate = bounded(session, &name, kind, update.selection.as_ref(), &read)?;
     let mut builder = table
         .update()
         .with_session_state(std::sync::Arc::new(session.ctx.state()))
         .with_commit_properties(stamp.properties());
-    if let Some(pred) = &update.selection {
-        builder = builder.with_predicate(delta_sql(pred));
+    if let Some(pred) = predicate {
+        builder = builder.with_predicate(pred);
     }
     for a in &update.assignments {
         let column = existing_column(&name, &columns, assignment_column(&a.target)?)?;
@@ -88,6 +92,27 @@ pub(super) async fn update(
     }
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
     count_result(kind, metrics.num_updated_rows as u64)
+}
+
+/// The predicate a write by this session's principal runs with: its own,
+/// and the row policies bounding the principal's view of the table (see
+/// [`super::governance::bounded_predicate`]).
+fn bounded(
+    session: &Session,
+    table: &TableName,
+    kind: &str,
+    own: Option<&Expr>,
+    read: &[&Expr],
+) -> Result<Option<String>> {
+    let state = session.engine.governance().cached();
+    let policies =
+        super::governance::bounded_predicate(&state, &session.principal, table, kind, read)?;
+    Ok(match (own, policies) {
+        (Some(own), Some(p)) => Some(format!("({}) AND {}", delta_sql(own), delta_sql(&p))),
+        (Some(own), None) => Some(delta_sql(own)),
+        (None, Some(p)) => Some(delta_sql(&p)),
+        (None, None) => None,
+    })
 }
 
 pub(super) fn delete_target(delete: &ast::Delete) -> Result<ObjectName> {
@@ -110,12 +135,14 @@ pub(super) async fn delete(
     let name = lake_table(&delete_target(delete)?)?;
     let table = session.engine.lake().require_table(&name).await?;
     let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let read: Vec<&Expr> = delete.selection.iter().collect();
+    let predicate = bounded(session, &name, kind, delete.selection.as_ref(), &read)?;
     let mut builder = table
         .delete()
         .with_session_state(std::sync::Arc::new(session.ctx.state()))
         .with_commit_properties(stamp.properties());
-    if let Some(pred) = &delete.selection {
-        builder = builder.with_predicate(delta_sql(pred));
+    if let Some(pred) = predicate {
+        builder = builder.with_predicate(pred);
     }
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
     count_result(kind, metrics.num_deleted_rows.unwrap_or(0) as u64)
@@ -131,6 +158,7 @@ pub(super) async fn merge(
     let target_alias = factor_alias(&merge.table).unwrap_or_else(|| name.table.clone());
     let table = session.engine.lake().require_table(&name).await?;
     let columns = table_columns(&table)?;
+    bounded(session, &name, kind, None, &[])?;
 
     // The source is planned by DataFusion, so it may be any table, a
     // subquery, or an older version of a table.

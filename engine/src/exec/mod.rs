@@ -9,6 +9,7 @@
 mod ddl;
 mod dml;
 mod drift;
+pub(crate) mod governance;
 mod maintenance;
 pub(crate) mod models;
 pub(crate) mod sources;
@@ -88,6 +89,7 @@ pub(crate) async fn run(
         Statement::SyncSource { source, schema } => {
             sources::sync_source(session, source, schema).await
         }
+        Statement::Governance(g) => governance::run(session, g).await,
         Statement::Sql(df) => run_sql(session, df, kind).await,
     }
 }
@@ -401,8 +403,15 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
             });
             query_accesses(session, query, &mut out)?;
         }
+        Statement::Governance(g) => governance::accesses(&session.principal, g, &mut out)?,
         Statement::Sql(df) => {
             if let DFStatement::Statement(s) = df.as_ref() {
+                for model in governance::predicted_models(s.as_ref()) {
+                    out.push(Access {
+                        action: Action::Select,
+                        object: Object::Model(model),
+                    });
+                }
                 match s.as_ref() {
                     S::Insert(i) => {
                         if let Some(t) = insert_target(session, i)? {
@@ -478,8 +487,17 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
     Ok(out)
 }
 
-/// What a query reads.
+/// What a query reads, and the models it scores with.
 fn query_accesses(session: &Session, query: &ast::Query, out: &mut Vec<Access>) -> Result<()> {
+    for model in governance::predicted_models(query) {
+        let access = Access {
+            action: Action::Select,
+            object: Object::Model(model),
+        };
+        if !out.contains(&access) {
+            out.push(access);
+        }
+    }
     let statement =
         DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
     for r in session.ctx.state().resolve_table_references(&statement)? {
@@ -519,7 +537,9 @@ fn drift_accesses(
 
 pub(crate) fn read_object(r: &TableReference) -> Object {
     let resolved = r.clone().resolve(LAKE_CATALOG, DEFAULT_SCHEMA);
-    if resolved.catalog.as_ref() == LAKE_CATALOG && resolved.schema.as_ref() != SYSTEM_SCHEMA {
+    if resolved.catalog.as_ref() == LAKE_CATALOG && resolved.schema.as_ref() == SYSTEM_SCHEMA {
+        Object::System(resolved.table.to_string())
+    } else if resolved.catalog.as_ref() == LAKE_CATALOG {
         Object::Table(TableName::new(
             resolved.schema.as_ref(),
             resolved.table.as_ref(),

@@ -87,7 +87,7 @@ impl ScanSettings {
         name: &TableName,
         table: &DeltaTable,
     ) -> DFResult<Arc<dyn TableProvider>> {
-        if LakeScan::supports(table)? {
+        let inner: Arc<dyn TableProvider> = if LakeScan::supports(table)? {
             let view_types = self
                 .session()
                 .config()
@@ -95,16 +95,20 @@ impl ScanSettings {
                 .execution
                 .parquet
                 .schema_force_view_types;
-            Ok(Arc::new(LakeScan::try_new(
+            Arc::new(LakeScan::try_new(
                 table,
                 self.lake.store_url().clone(),
                 &self.lake.table_path(name),
                 view_types,
                 Arc::clone(&self.stats),
-            )?))
+            )?)
         } else {
-            table.table_provider().with_session(self.session()).await
-        }
+            table.table_provider().with_session(self.session()).await?
+        };
+        Ok(Arc::new(crate::governance::boundaries::LakeTable::new(
+            name.clone(),
+            inner,
+        )))
     }
 }
 

@@ -71,6 +71,17 @@ impl<T: Serialize + DeserializeOwned> DocStore<T> {
         }
     }
 
+    /// Saves a document, replacing one of that name.
+    pub async fn put(&self, name: &str, doc: &T) -> Result<()> {
+        let body = serde_json::to_vec_pretty(doc)
+            .map_err(|e| Error::invalid(format!("{} {name} cannot be saved: {e}", self.kind)))?;
+        self.lake
+            .store()
+            .put(&self.path(name), PutPayload::from(body))
+            .await?;
+        Ok(())
+    }
+
     /// The document called `name`, if any.
     pub async fn get(&self, name: &str) -> Result<Option<T>> {
         match self.lake.store().get(&self.path(name)).await {

@@ -62,7 +62,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::params;
 use super::users::{UserStore, random_token};
 use crate::error::Error;
-use crate::principal::Interface;
+use crate::principal::{Interface, Principal};
 use crate::session::{Engine, Session};
 
 /// Base64 for Basic credentials, with or without padding (Go clients,
@@ -594,8 +594,25 @@ impl FlightSqlService for AutoLakeFlightSql {
             .users
             .authenticate(name, password)
             .await
-            .map_err(status)?
-            .ok_or_else(|| Status::unauthenticated("invalid user name or password"))?;
+            .map_err(status)?;
+        // Logins, refused ones included, are audited like statements.
+        let mut entry = crate::governance::audit::Entry::new(
+            &Principal {
+                name: name.to_string(),
+                roles: Vec::new(),
+                stored: true,
+            },
+            user.as_ref().map(|u| u.roles.clone()).unwrap_or_default(),
+            Interface::FlightSql,
+        );
+        entry.kind = "LOGIN".to_string();
+        entry.statement = format!("LOGIN {name}");
+        if user.is_none() {
+            entry.outcome = crate::governance::audit::Outcome::Denied;
+            entry.error = Some("invalid user name or password".to_string());
+        }
+        self.engine.audit().record(entry);
+        let user = user.ok_or_else(|| Status::unauthenticated("invalid user name or password"))?;
         let token = random_token(32);
         let session = Arc::new(self.engine.session(user.principal(), Interface::FlightSql));
         self.logins.insert(
@@ -983,16 +1000,23 @@ impl FlightSqlService for AutoLakeFlightSql {
             command.table,
         );
         let batches = Self::put_batches(request).await?;
-        let rows = super::ingest::ingest(
+        let started = std::time::Instant::now();
+        let result = super::ingest::ingest(
             &session,
             &table,
             batches,
             options.if_not_exist(),
             options.if_exists(),
         )
-        .await
-        .map_err(status)?;
-        Ok(rows as i64)
+        .await;
+        session.record(
+            "INGEST",
+            format!("INGEST INTO {table}"),
+            vec![format!("table {}.{}", table.schema, table.table)],
+            &result,
+            started,
+        );
+        Ok(result.map_err(status)? as i64)
     }
 
     async fn get_flight_info_primary_keys(

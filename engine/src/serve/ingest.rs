@@ -78,10 +78,18 @@ pub(crate) async fn ingest(
             object: Object::Table(table.clone()),
         })
         .collect();
-    session
-        .engine
-        .authorizer()
-        .authorize(&session.principal, &accesses)?;
+    session.authorize(&accesses).await?;
+    if replace {
+        // Replacing reaches rows a bounded user cannot see.
+        let state = session.engine.governance().cached();
+        crate::exec::governance::bounded_predicate(
+            &state,
+            &session.principal,
+            table,
+            "INSERT OVERWRITE",
+            &[],
+        )?;
+    }
     let Some(first) = batches.first() else {
         return Err(Error::invalid(format!(
             "nothing to ingest into {table}: the upload held no record batch"
@@ -109,5 +117,15 @@ pub(crate) async fn ingest(
         &stamp,
     )
     .await?;
+    if accesses.iter().any(|a| a.action == Action::Create) {
+        session
+            .engine
+            .governance()
+            .own(
+                &crate::governance::Securable::table(table),
+                &session.principal.name,
+            )
+            .await?;
+    }
     Ok(rows)
 }

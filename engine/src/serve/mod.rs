@@ -48,7 +48,13 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
             "created user admin with password {generated}\n\
              (shown once; set AUTOLAKE_ADMIN_PASSWORD before the first start to choose it)"
         );
+        engine.governance().changed().await?;
     }
+    // The schema scientists write to.
+    engine
+        .lake()
+        .create_schema(crate::governance::SANDBOX_SCHEMA, "admin")
+        .await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let flight_listener = TcpListener::bind(options.flight).await.map_err(|e| {

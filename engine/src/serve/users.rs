@@ -12,6 +12,7 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,7 @@ impl User {
         Principal {
             name: self.name.clone(),
             roles: self.roles.clone(),
+            stored: true,
         }
     }
 }
@@ -96,13 +98,78 @@ impl UserStore {
             roles,
             created_at: Utc::now(),
         };
-        let body = serde_json::to_vec_pretty(&user)
-            .map_err(|e| Error::invalid(format!("user {name} cannot be saved: {e}")))?;
+        self.save(&user).await?;
+        Ok(user)
+    }
+
+    /// Every user, by name.
+    pub async fn list(&self) -> Result<Vec<User>> {
+        let prefix = self.lake.path("users");
+        let metas: Vec<_> = self.lake.store().list(Some(&prefix)).try_collect().await?;
+        let mut names: Vec<String> = metas
+            .iter()
+            .filter_map(|m| {
+                m.location
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        let mut users = Vec::new();
+        for name in names {
+            // Dropped between listing and reading: skip it.
+            if let Some(user) = self.get(&name).await? {
+                users.push(user);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn save(&self, user: &User) -> Result<()> {
+        let body = serde_json::to_vec_pretty(user)
+            .map_err(|e| Error::invalid(format!("user {} cannot be saved: {e}", user.name)))?;
         self.lake
             .store()
-            .put(&self.path(name), PutPayload::from(body))
+            .put(&self.path(&user.name), PutPayload::from(body))
             .await?;
-        Ok(user)
+        Ok(())
+    }
+
+    /// Replaces a user's roles.
+    pub async fn set_roles(&self, name: &str, roles: Vec<String>) -> Result<()> {
+        let mut user = self.require(name).await?;
+        user.roles = roles;
+        self.save(&user).await
+    }
+
+    /// Replaces a user's password.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<()> {
+        if password.is_empty() {
+            return Err(Error::invalid(format!(
+                "user {name} needs a non-empty password"
+            )));
+        }
+        let mut user = self.require(name).await?;
+        user.password_hash = hash_password(password)?;
+        self.save(&user).await
+    }
+
+    /// Deletes a user; `false` when there was none.
+    pub async fn delete(&self, name: &str) -> Result<bool> {
+        if self.get(name).await?.is_none() {
+            return Ok(false);
+        }
+        self.lake.store().delete(&self.path(name)).await?;
+        Ok(true)
+    }
+
+    /// The user called `name`, or a not-found error.
+    pub async fn require(&self, name: &str) -> Result<User> {
+        self.get(name).await?.ok_or_else(|| Error::NotFound {
+            kind: "user",
+            name: name.to_string(),
+        })
     }
 
     /// The user whose name and password these are, or `None`. Unknown

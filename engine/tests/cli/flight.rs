@@ -15,17 +15,17 @@ use tonic::transport::Channel;
 use super::services::{free_port, run_python};
 
 /// Its Basic credentials need base64 padding, which ADBC leaves out.
-const PASSWORD: &str = "s3cret-admin!";
+pub(super) const PASSWORD: &str = "s3cret-admin!";
 
 /// An `autolake serve` process on private ports, stopped on drop.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    flight: u16,
+    pub(super) flight: u16,
     http: u16,
 }
 
 impl Server {
-    fn start(lake: &Path, token_ttl: u64) -> Self {
+    pub(super) fn start(lake: &Path, token_ttl: u64) -> Self {
         Self::start_with(lake, token_ttl, &[])
     }
 
@@ -77,7 +77,7 @@ impl Server {
         reply.split_whitespace().nth(1).map(str::to_string)
     }
 
-    async fn client(&self) -> FlightSqlServiceClient<Channel> {
+    pub(super) async fn client(&self) -> FlightSqlServiceClient<Channel> {
         let channel = Channel::from_shared(format!("http://127.0.0.1:{}", self.flight))
             .expect("a valid address")
             .connect()
@@ -94,7 +94,7 @@ impl Drop for Server {
     }
 }
 
-async fn rows(
+pub(super) async fn rows(
     client: &mut FlightSqlServiceClient<Channel>,
     info: FlightInfo,
 ) -> Vec<arrow::array::RecordBatch> {
@@ -108,12 +108,12 @@ async fn rows(
 }
 
 /// Whether a client error carries the gRPC code `code`.
-fn has_code(err: &impl std::fmt::Debug, code: tonic::Code) -> bool {
+pub(super) fn has_code(err: &impl std::fmt::Debug, code: tonic::Code) -> bool {
     let text = format!("{err:?}");
     text.contains(code.description()) || text.contains(&format!("{code:?}"))
 }
 
-fn text(batches: &[arrow::array::RecordBatch]) -> String {
+pub(super) fn text(batches: &[arrow::array::RecordBatch]) -> String {
     arrow::util::pretty::pretty_format_batches(batches)
         .expect("printable")
         .to_string()

@@ -2,6 +2,7 @@
 //! one lake, concurrent writers, exit codes, formats and error messages.
 
 mod flight;
+mod governance;
 mod interop;
 mod object_store;
 mod services;

@@ -1,0 +1,739 @@
+//! The audit log: every statement from every interface — succeeded, failed
+//! or denied — as one row of the Delta table `system.audit_log`
+//! (`<lake>/tables/system/audit_log`), hash-chained.
+//!
+//! Each entry's `hash` is SHA-256 over the previous entry's hash and the
+//! entry's own fields (sequence number included), so altering a row,
+//! removing one or reordering them breaks the chain; the last entry's
+//! sequence number and hash are also kept at `<lake>/governance/audit_head`
+//! so cutting entries off the end is seen too. `VERIFY AUDIT LOG` walks the
+//! chain.
+//!
+//! Writes are batched off the statement path (as InfluxDB 3 batches its
+//! write-ahead log): a statement pushes its entry into an in-memory buffer
+//! and returns; a background task commits the buffer every
+//! [`FLUSH_INTERVAL`] as one Delta commit, as does anything that reads the
+//! log, and the engine when it closes. The chain spans processes: a commit
+//! is made only on top of the version its head was read from (no
+//! automatic rebase), and a process that loses that race rereads the head
+//! and rechains its entries.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
+use datafusion::prelude::SessionContext;
+use deltalake::protocol::SaveMode;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::hex;
+use crate::error::{Error, Result};
+use crate::lake::write::CommitStamp;
+use crate::lake::{Lake, SYSTEM_SCHEMA, TableName};
+use crate::principal::{Interface, Principal};
+
+/// How often buffered entries are committed.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The hash before the first entry.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// `system.audit_log`.
+pub(crate) fn audit_table() -> TableName {
+    TableName::new(SYSTEM_SCHEMA, "audit_log")
+}
+
+/// Columns of `system.audit_log`.
+pub(crate) fn audit_schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("seq", DataType::Int64, false),
+        Field::new("time", ts, false),
+        Field::new("user", DataType::Utf8, false),
+        Field::new("roles", DataType::Utf8, false),
+        Field::new("interface", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("statement", DataType::Utf8, false),
+        Field::new("objects", DataType::Utf8, false),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("duration_ms", DataType::Int64, false),
+        Field::new("prev_hash", DataType::Utf8, false),
+        Field::new("hash", DataType::Utf8, false),
+    ]))
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran.
+    Success,
+    /// It failed.
+    Failure,
+    /// A privilege was missing; nothing ran.
+    Denied,
+}
+
+impl Outcome {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+
+    /// The outcome of a statement that ended with `result`.
+    pub fn of<T>(result: &Result<T>) -> Self {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(Error::PermissionDenied(_) | Error::ReadOnly(_)) => Outcome::Denied,
+            Err(_) => Outcome::Failure,
+        }
+    }
+}
+
+/// One statement, before it is chained.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// When it started.
+    pub time: DateTime<Utc>,
+    /// Who.
+    pub user: String,
+    /// With which roles.
+    pub roles: Vec<String>,
+    /// Through which interface.
+    pub interface: Interface,
+    /// The statement kind.
+    pub kind: String,
+    /// The text, secrets redacted.
+    pub statement: String,
+    /// The objects it touched (`table sales.orders`, …).
+    pub objects: Vec<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The error, when it failed or was denied.
+    pub error: Option<String>,
+    /// Rows returned or written, when known.
+    pub rows: Option<i64>,
+    /// Milliseconds it took.
+    pub duration_ms: i64,
+}
+
+impl Entry {
+    /// An entry for `principal` (roles as held now).
+    pub fn new(principal: &Principal, roles: Vec<String>, interface: Interface) -> Self {
+        Self {
+            time: Utc::now(),
+            user: principal.name.clone(),
+            roles,
+            interface,
+            kind: String::new(),
+            statement: String::new(),
+            objects: Vec::new(),
+            outcome: Outcome::Success,
+            error: None,
+            rows: None,
+            duration_ms: 0,
+        }
+    }
+}
+
+/// A chained row, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Row {
+    seq: i64,
+    time_us: i64,
+    user: String,
+    roles: String,
+    interface: String,
+    kind: String,
+    statement: String,
+    objects: String,
+    outcome: String,
+    error: Option<String>,
+    rows: Option<i64>,
+    duration_ms: i64,
+}
+
+impl Row {
+    fn hash(&self, prev: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(prev.as_bytes());
+        h.update(b"\n");
+        // serde_json of a struct is deterministic: fields in order.
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        hex(&h.finalize())
+    }
+}
+
+/// The last chained entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+impl Head {
+    fn genesis() -> Self {
+        Head {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+}
+
+/// The head as stored beside the log, with the Delta version that ends
+/// with it (so a writer rarely needs to read the log to chain on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredHead {
+    #[serde(flatten)]
+    head: Head,
+    version: i64,
+}
+
+/// The audit log of one lake, with its write buffer.
+#[derive(Debug)]
+pub struct AuditLog {
+    lake: Arc<Lake>,
+    /// Off only for the governance benchmark's baseline.
+    enabled: bool,
+    pending: Mutex<Vec<Entry>>,
+    /// Held while committing, so one process chains in order.
+    flushing: tokio::sync::Mutex<Option<(i64, Head)>>,
+}
+
+impl AuditLog {
+    /// The audit log of `lake` (recording nothing when not `enabled`).
+    pub fn new(lake: Arc<Lake>, enabled: bool) -> Arc<Self> {
+        Arc::new(Self {
+            lake,
+            enabled,
+            pending: Mutex::default(),
+            flushing: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Starts the task committing buffered entries every
+    /// [`FLUSH_INTERVAL`]; it ends when the log is dropped.
+    pub fn start_flusher(self: &Arc<Self>) {
+        if !self.enabled {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FLUSH_INTERVAL).await;
+                let Some(log) = weak.upgrade() else { break };
+                if let Err(e) = log.flush().await {
+                    tracing::warn!("audit log commit failed (entries kept for the next try): {e}");
+                }
+            }
+        });
+    }
+
+    /// Buffers one entry; it is committed within [`FLUSH_INTERVAL`].
+    pub fn record(&self, entry: Entry) {
+        if !self.enabled {
+            return;
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
+
+    fn head_path(&self) -> object_store::path::Path {
+        self.lake.path("governance").join("audit_head.json")
+    }
+
+    async fn stored_head(&self) -> Result<Option<StoredHead>> {
+        match self.lake.store().get(&self.head_path()).await {
+            Ok(found) => {
+                let bytes = found.bytes().await?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::invalid(format!("the audit log head is unreadable: {e}")))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Commits every buffered entry, chained, as one Delta commit.
+    pub async fn flush(&self) -> Result<()> {
+        let mut chained = self.flushing.lock().await;
+        let entries: Vec<Entry> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let result = self.commit(&mut chained, &entries).await;
+        if result.is_err() {
+            // Keep them, in order, ahead of anything buffered since.
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let later = std::mem::take(&mut *pending);
+            *pending = entries;
+            pending.extend(later);
+        }
+        result
+    }
+
+    async fn commit(&self, chained: &mut Option<(i64, Head)>, entries: &[Entry]) -> Result<()> {
+        let name = audit_table();
+        let mut last_error = None;
+        for _ in 0..20 {
+            let handle = match self.lake.load_table(&name).await? {
+                Some(t) => t,
+                None => self.lake.table_handle(&name)?,
+            };
+            let version = handle.version().map_or(-1, |v| v as i64);
+            let head = match chained {
+                Some((v, head)) if *v == version => head.clone(),
+                _ => match self.stored_head().await? {
+                    Some(stored) if stored.version == version => stored.head,
+                    _ => self.read_head(&name, version).await?,
+                },
+            };
+            let (batch, new_head) = chain(&head, entries)?;
+            let stamp = CommitStamp::new(&Principal::local_admin(), "AUDIT", Interface::Embedded);
+            let mut write = handle
+                .write(vec![batch])
+                .with_save_mode(SaveMode::Append)
+                // Never rebased onto a commit we did not chain after.
+                .with_commit_properties(stamp.properties().with_max_retries(0));
+            if version < 0 {
+                write = write.with_table_name("audit_log");
+            }
+            match write.await {
+                Ok(table) => {
+                    let version = table.version().map_or(0, |v| v as i64);
+                    let stored = StoredHead {
+                        head: new_head.clone(),
+                        version,
+                    };
+                    let body = serde_json::to_vec(&stored)
+                        .map_err(|e| Error::invalid(format!("audit head: {e}")))?;
+                    self.lake
+                        .store()
+                        .put(&self.head_path(), PutPayload::from(body))
+                        .await?;
+                    *chained = Some((version, new_head));
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Another process committed first: reread and rechain.
+                    *chained = None;
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(Error::invalid(format!(
+            "the audit log could not be committed: {}",
+            last_error.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// The last entry of the table at `version` (genesis when empty).
+    async fn read_head(&self, name: &TableName, version: i64) -> Result<Head> {
+        if version < 0 {
+            return Ok(Head::genesis());
+        }
+        let rows = self.read_all(name).await?;
+        Ok(rows
+            .last()
+            .map_or_else(Head::genesis, |(row, _, hash)| Head {
+                seq: row.seq,
+                hash: hash.clone(),
+            }))
+    }
+
+    /// Every stored row in sequence order, with its stored hashes.
+    async fn read_all(&self, name: &TableName) -> Result<Vec<(Row, String, String)>> {
+        let Some(table) = self.lake.load_table(name).await? else {
+            return Ok(Vec::new());
+        };
+        let ctx = SessionContext::new();
+        ctx.register_table("audit", table.table_provider().await?)?;
+        let batches = ctx
+            .sql("SELECT * FROM audit ORDER BY seq")
+            .await?
+            .collect()
+            .await?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            out.extend(rows_of(batch)?);
+        }
+        Ok(out)
+    }
+
+    /// Walks the chain: `(intact, entries, first bad seq, detail)`.
+    pub async fn verify(&self) -> Result<(bool, i64, Option<i64>, String)> {
+        self.flush().await?;
+        let _guard = self.flushing.lock().await;
+        let rows = self.read_all(&audit_table()).await?;
+        let stored = self.stored_head().await?.map(|s| s.head);
+        Ok(walk(&rows, stored.as_ref()))
+    }
+}
+
+/// Walks a chain read back in sequence order: `(intact, entries, first bad
+/// seq, detail)`. `stored` is the head recorded at the last commit.
+fn walk(rows: &[(Row, String, String)], stored: Option<&Head>) -> (bool, i64, Option<i64>, String) {
+    let count = rows.len() as i64;
+    let mut prev = Head::genesis();
+    for (row, prev_hash, hash) in rows {
+        let expected_seq = prev.seq + 1;
+        if row.seq != expected_seq {
+            let what = if row.seq > expected_seq {
+                format!("entries {expected_seq}..{} are missing", row.seq - 1)
+            } else {
+                format!("entry {} is out of order or repeated", row.seq)
+            };
+            return (false, count, Some(expected_seq.min(row.seq)), what);
+        }
+        if *prev_hash != prev.hash {
+            return (
+                false,
+                count,
+                Some(row.seq),
+                format!("entry {} does not follow entry {}", row.seq, prev.seq),
+            );
+        }
+        if row.hash(prev_hash) != *hash {
+            return (
+                false,
+                count,
+                Some(row.seq),
+                format!("entry {} was altered", row.seq),
+            );
+        }
+        prev = Head {
+            seq: row.seq,
+            hash: hash.clone(),
+        };
+    }
+    if let Some(stored) = stored
+        && *stored != prev
+    {
+        return (
+            false,
+            count,
+            Some(prev.seq + 1),
+            format!(
+                "the log ends at entry {} but entry {} was written: entries were removed from the end",
+                prev.seq, stored.seq
+            ),
+        );
+    }
+    (true, count, None, format!("{count} entries, chain intact"))
+}
+
+/// A statement's result stream that records its audit entry when it ends
+/// (or is dropped unfinished), with the rows it produced and its duration.
+pub(crate) struct AuditedStream {
+    inner: datafusion::execution::SendableRecordBatchStream,
+    log: Arc<AuditLog>,
+    entry: Option<Entry>,
+    started: std::time::Instant,
+    rows: i64,
+    /// A status result: the row count is the value of its `count` column.
+    counts: bool,
+}
+
+impl AuditedStream {
+    pub(crate) fn new(
+        inner: datafusion::execution::SendableRecordBatchStream,
+        log: Arc<AuditLog>,
+        entry: Entry,
+        started: std::time::Instant,
+        counts: bool,
+    ) -> Self {
+        Self {
+            inner,
+            log,
+            entry: Some(entry),
+            started,
+            rows: 0,
+            counts,
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.duration_ms = self.started.elapsed().as_millis() as i64;
+            entry.rows = Some(self.rows);
+            if let Some(e) = error {
+                entry.outcome = Outcome::Failure;
+                entry.error = Some(e);
+            }
+            self.log.record(entry);
+        }
+    }
+}
+
+impl futures::Stream for AuditedStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let polled = self.inner.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(batch))) => {
+                let n = if self.counts {
+                    batch
+                        .column_by_name("count")
+                        .and_then(|c| arrow::compute::cast(c, &DataType::Int64).ok())
+                        .and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned())
+                        .map_or(0, |c| c.iter().flatten().sum())
+                } else {
+                    batch.num_rows() as i64
+                };
+                self.rows += n;
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let message = crate::error::clean_datafusion_message(e);
+                self.finish(Some(message));
+            }
+            Poll::Ready(None) => self.finish(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for AuditedStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
+impl Drop for AuditedStream {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+/// Chains `entries` after `head`: the batch to append and the new head.
+fn chain(head: &Head, entries: &[Entry]) -> Result<(RecordBatch, Head)> {
+    let mut prev = head.clone();
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        let row = Row {
+            seq: prev.seq + 1,
+            time_us: e.time.timestamp_micros(),
+            user: e.user.clone(),
+            roles: e.roles.join(","),
+            interface: e.interface.as_str().to_string(),
+            kind: e.kind.clone(),
+            statement: e.statement.clone(),
+            objects: e.objects.join(", "),
+            outcome: e.outcome.as_str().to_string(),
+            error: e.error.clone(),
+            rows: e.rows,
+            duration_ms: e.duration_ms,
+        };
+        let hash = row.hash(&prev.hash);
+        let prev_hash = std::mem::replace(
+            &mut prev,
+            Head {
+                seq: row.seq,
+                hash: hash.clone(),
+            },
+        )
+        .hash;
+        rows.push((row, prev_hash, hash));
+    }
+    Ok((batch_of(&rows)?, prev))
+}
+
+fn batch_of(rows: &[(Row, String, String)]) -> Result<RecordBatch> {
+    let strings = |f: &dyn Fn(&(Row, String, String)) -> &str| -> ArrayRef {
+        let mut b = StringBuilder::new();
+        for r in rows {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0.seq))),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.0.time_us))
+                .with_timezone("UTC"),
+        ),
+        strings(&|r| &r.0.user),
+        strings(&|r| &r.0.roles),
+        strings(&|r| &r.0.interface),
+        strings(&|r| &r.0.kind),
+        strings(&|r| &r.0.statement),
+        strings(&|r| &r.0.objects),
+        strings(&|r| &r.0.outcome),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.0.error.as_deref()),
+        )),
+        Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.0.rows))),
+        Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.0.duration_ms),
+        )),
+        strings(&|r| &r.1),
+        strings(&|r| &r.2),
+    ];
+    Ok(RecordBatch::try_new(audit_schema(), columns)?)
+}
+
+fn rows_of(batch: &RecordBatch) -> Result<Vec<(Row, String, String)>> {
+    let col = |name: &str| -> Result<&ArrayRef> {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::invalid(format!("the audit log lacks column {name}")))
+    };
+    let strings = |name: &str| -> Result<StringArray> {
+        let array = arrow::compute::cast(col(name)?, &DataType::Utf8)?;
+        Ok(array
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .cloned()
+            .unwrap_or_else(|| StringArray::from(Vec::<Option<&str>>::new())))
+    };
+    let ints = |name: &str| -> Result<Int64Array> {
+        let array = arrow::compute::cast(col(name)?, &DataType::Int64)?;
+        Ok(array
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .cloned()
+            .unwrap_or_else(|| Int64Array::from(Vec::<Option<i64>>::new())))
+    };
+    let seq = ints("seq")?;
+    let time = ints("time")?;
+    let [
+        user,
+        roles,
+        interface,
+        kind,
+        statement,
+        objects,
+        outcome,
+        error,
+        prev,
+        hash,
+    ] = [
+        "user",
+        "roles",
+        "interface",
+        "kind",
+        "statement",
+        "objects",
+        "outcome",
+        "error",
+        "prev_hash",
+        "hash",
+    ]
+    .map(strings);
+    let (user, roles, interface, kind, statement, objects, outcome, error, prev, hash) = (
+        user?, roles?, interface?, kind?, statement?, objects?, outcome?, error?, prev?, hash?,
+    );
+    let rows_col = ints("rows")?;
+    let duration = ints("duration_ms")?;
+    let n = batch.num_rows();
+    if [seq.len(), time.len(), user.len(), hash.len()]
+        .iter()
+        .any(|l| *l != n)
+    {
+        return Err(Error::invalid(
+            "the audit log has columns of unexpected types",
+        ));
+    }
+    let opt = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    Ok((0..n)
+        .map(|i| {
+            (
+                Row {
+                    seq: seq.value(i),
+                    time_us: time.value(i),
+                    user: user.value(i).to_string(),
+                    roles: roles.value(i).to_string(),
+                    interface: interface.value(i).to_string(),
+                    kind: kind.value(i).to_string(),
+                    statement: statement.value(i).to_string(),
+                    objects: objects.value(i).to_string(),
+                    outcome: outcome.value(i).to_string(),
+                    error: opt(&error, i),
+                    rows: (!rows_col.is_null(i)).then(|| rows_col.value(i)),
+                    duration_ms: duration.value(i),
+                },
+                prev.value(i).to_string(),
+                hash.value(i).to_string(),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: &str) -> Entry {
+        let mut e = Entry::new(
+            &Principal::local_admin(),
+            vec!["admin".into()],
+            Interface::Cli,
+        );
+        e.kind = kind.to_string();
+        e.statement = format!("{kind} …");
+        e
+    }
+
+    #[test]
+    fn chaining_links_every_entry_to_the_one_before() {
+        let (batch, head) = chain(&Head::genesis(), &[entry("SELECT"), entry("INSERT")]).unwrap();
+        let rows = rows_of(&batch).unwrap();
+        assert_eq!(head.seq, 2);
+        assert_eq!(rows[0].1, GENESIS);
+        assert_eq!(rows[1].1, rows[0].2);
+        assert_eq!(rows[1].2, head.hash);
+        assert_eq!(rows[0].0.hash(GENESIS), rows[0].2);
+        let mut altered = rows[0].0.clone();
+        altered.user = "mallory".into();
+        assert_ne!(altered.hash(GENESIS), rows[0].2);
+    }
+
+    #[test]
+    fn walking_finds_altered_removed_reordered_and_cut_entries() {
+        let entries: Vec<Entry> = (0..5).map(|i| entry(&format!("S{i}"))).collect();
+        let (batch, head) = chain(&Head::genesis(), &entries).unwrap();
+        let rows = rows_of(&batch).unwrap();
+        assert!(walk(&rows, Some(&head)).0);
+
+        let mut altered = rows.clone();
+        altered[2].0.statement = "DROP TABLE evidence".into();
+        assert_eq!(walk(&altered, Some(&head)).2, Some(3));
+
+        let mut removed = rows.clone();
+        removed.remove(1);
+        let (intact, _, bad, detail) = walk(&removed, Some(&head));
+        assert!(!intact && bad == Some(2), "{detail}");
+
+        let mut reordered = rows.clone();
+        reordered.swap(1, 2);
+        assert!(!walk(&reordered, Some(&head)).0);
+        // Renumbered to hide the swap: the hashes no longer match.
+        reordered[1].0.seq = 2;
+        reordered[2].0.seq = 3;
+        assert!(!walk(&reordered, Some(&head)).0);
+
+        let cut = &rows[..4];
+        let (intact, _, bad, detail) = walk(cut, Some(&head));
+        assert!(!intact && bad == Some(5), "{detail}");
+        assert!(detail.contains("removed from the end"), "{detail}");
+    }
+}

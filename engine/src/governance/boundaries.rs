@@ -1,0 +1,358 @@
+//! Data boundaries in the plan: every scan of a lake table is checked for
+//! `SELECT` and, where row policies or column masks apply, rewritten to
+//!
+//! ```text
+//! Projection(c1, mask(c2) AS c2, …)      same columns, same qualifier
+//!   Filter(policy1 OR policy2 …)         the rows the principal may see
+//!     TableScan(t, all columns)
+//! ```
+//!
+//! by an analyzer rule that runs first, before type coercion and long
+//! before the optimizer. Because the replacement keeps the scan's output
+//! schema, nothing above it changes, and every predicate, join key,
+//! aggregate or projection written against the table reads the masked
+//! values: pushing a filter down through the projection substitutes the
+//! mask, so `WHERE ssn = '…'` compares masked values and reveals nothing.
+//! Views are inlined by DataFusion's planner and subqueries are visited, so
+//! both are covered; time-travel snapshots are lake tables too.
+//!
+//! Lake tables are recognised by [`LakeTable`], the provider every lake
+//! table (current or at a version) is wrapped in; a rewritten scan is
+//! marked governed so a plan analyzed twice is not masked twice.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, StringArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session as DFSession, TableProvider};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, Constraints, DFSchema, Statistics};
+use datafusion::datasource::{DefaultTableSource, TableType, provider_as_source};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, Filter, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, TableProviderFilterPushDown, TableScan, TableScanBuilder, Volatility,
+    cast,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::scalar::ScalarValue;
+
+use super::{Governance, Privilege, Securable, State, denied};
+use crate::lake::TableName;
+use crate::principal::Principal;
+
+/// A lake table's provider, carrying the table's name.
+#[derive(Debug)]
+pub(crate) struct LakeTable {
+    name: TableName,
+    inner: Arc<dyn TableProvider>,
+    governed: bool,
+}
+
+impl LakeTable {
+    /// Wraps the provider reading `name`.
+    pub(crate) fn new(name: TableName, inner: Arc<dyn TableProvider>) -> Self {
+        Self {
+            name,
+            inner,
+            governed: false,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.inner.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        self.inner.get_logical_plan()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.inner.get_column_default(column)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DFSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.inner.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.inner.statistics()
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn DFSession,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        self.inner.insert_into(state, input, insert_op).await
+    }
+}
+
+/// The analyzer rule applying privileges, row policies and masks.
+#[derive(Debug)]
+pub(crate) struct Boundaries {
+    governance: Arc<Governance>,
+    principal: Principal,
+    /// Plans policy and mask expressions (with the session's identity
+    /// functions registered).
+    planner: SessionState,
+}
+
+impl Boundaries {
+    pub(crate) fn new(governance: Arc<Governance>, principal: Principal) -> Self {
+        let mut planner = SessionStateBuilder::new().with_default_features().build();
+        for udf in identity_functions(&governance, &principal) {
+            // Registering a new name cannot fail.
+            let _ = planner.register_udf(Arc::new(udf));
+        }
+        Self {
+            governance,
+            principal,
+            planner,
+        }
+    }
+
+    fn rewrite(&self, state: &State, scan: &TableScan, table: &LakeTable) -> DFResult<LogicalPlan> {
+        let policies = state.policies_for(&self.principal, &table.name);
+        let masks = state.masks_of(&table.name);
+        let governed = Arc::new(LakeTable {
+            name: table.name.clone(),
+            inner: Arc::clone(&table.inner),
+            governed: true,
+        });
+        let full = TableScanBuilder::new(scan.table_name.clone(), provider_as_source(governed))
+            .with_filters(scan.filters.clone())
+            .build()?;
+        let full_schema = Arc::clone(&full.projected_schema);
+        let mut plan = LogicalPlan::TableScan(full);
+        let mut predicates = Vec::new();
+        for policy in &policies {
+            let expr = plan_sql_expr(&self.planner, &policy.using, &full_schema).map_err(|e| {
+                DataFusionError::Plan(format!(
+                    "row policy {} on {} cannot be applied: {e}",
+                    policy.name, table.name
+                ))
+            })?;
+            predicates.push(expr);
+        }
+        if let Some(filter) = predicates.into_iter().reduce(Expr::or) {
+            plan = LogicalPlan::Filter(Filter::try_new(filter, Arc::new(plan))?);
+        }
+        let mut exprs = Vec::new();
+        for (qualifier, field) in scan.projected_schema.iter() {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            let expr = match masks.iter().find(|m| m.column == *field.name()) {
+                Some(mask) => {
+                    let masked =
+                        plan_sql_expr(&self.planner, &mask.mask, &full_schema).map_err(|e| {
+                            DataFusionError::Plan(format!(
+                                "the mask of column {} of {} cannot be applied: {e}",
+                                mask.column, table.name
+                            ))
+                        })?;
+                    cast(masked, field.data_type().clone())
+                        .alias_qualified(qualifier.cloned(), field.name())
+                }
+                None => column,
+            };
+            exprs.push(expr);
+        }
+        plan = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?);
+        if let Some(fetch) = scan.fetch {
+            plan = datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+                .limit(0, Some(fetch))?
+                .build()?;
+        }
+        Ok(plan)
+    }
+}
+
+/// Plans a policy or mask expression (SQL text) against `schema`, parsed
+/// with AutoLake's dialect as statements are.
+pub(crate) fn plan_sql_expr(state: &SessionState, sql: &str, schema: &DFSchema) -> DFResult<Expr> {
+    let dialect = autolake_sql::AutoLakeDialect::default();
+    let expr = autolake_sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
+    state.create_logical_expr_from_sql_expr(
+        autolake_sql::sqlparser::ast::ExprWithAlias { expr, alias: None },
+        schema,
+    )
+}
+
+/// The lake table a scan reads, if it reads one.
+pub(crate) fn lake_table_of(scan: &TableScan) -> Option<&LakeTable> {
+    scan.source
+        .as_ref()
+        .downcast_ref::<DefaultTableSource>()?
+        .table_provider
+        .as_ref()
+        .downcast_ref::<LakeTable>()
+}
+
+impl AnalyzerRule for Boundaries {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> DFResult<LogicalPlan> {
+        let state = self.governance.cached();
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(table) = lake_table_of(scan) else {
+                return Ok(Transformed::no(node));
+            };
+            if table.governed {
+                return Ok(Transformed::no(node));
+            }
+            let securable = Securable::table(&table.name);
+            if !state.allows(&self.principal, Privilege::Select, &securable) {
+                return Err(denied(&self.principal, Privilege::Select.as_str(), &securable).into());
+            }
+            if !state.bounds(&self.principal, &table.name) {
+                return Ok(Transformed::no(node));
+            }
+            Ok(Transformed::yes(self.rewrite(&state, scan, table)?))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "autolake_data_boundaries"
+    }
+}
+
+/// `current_user` (SQL's niladic form, no parentheses) and `is_member('role')` for this principal: what row
+/// policies and masks test.
+pub(crate) fn identity_functions(
+    governance: &Arc<Governance>,
+    principal: &Principal,
+) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(CurrentUser {
+            name: principal.name.clone(),
+            signature: Signature::nullary(Volatility::Stable),
+        }),
+        ScalarUDF::new_from_impl(IsMember {
+            governance: Arc::clone(governance),
+            principal: principal.clone(),
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable),
+        }),
+    ]
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentUser {
+    name: String,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentUser {
+    fn name(&self) -> &str {
+        "current_user"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            self.name.clone(),
+        ))))
+    }
+}
+
+#[derive(Debug)]
+struct IsMember {
+    governance: Arc<Governance>,
+    principal: Principal,
+    signature: Signature,
+}
+
+impl PartialEq for IsMember {
+    fn eq(&self, other: &Self) -> bool {
+        self.principal == other.principal
+    }
+}
+
+impl Eq for IsMember {}
+
+impl std::hash::Hash for IsMember {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.principal.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for IsMember {
+    fn name(&self) -> &str {
+        "is_member"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        let state = self.governance.cached();
+        let test = |role: Option<&str>| role.map(|r| state.is_member(&self.principal, r));
+        match &args.args[0] {
+            ColumnarValue::Scalar(ScalarValue::Utf8(role)) => Ok(ColumnarValue::Scalar(
+                ScalarValue::Boolean(test(role.as_deref())),
+            )),
+            ColumnarValue::Array(array) => {
+                let roles = array
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| {
+                        DataFusionError::Plan("is_member takes a role name string".to_string())
+                    })?;
+                let out: BooleanArray = roles.iter().map(test).collect();
+                Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+            }
+            other => Err(DataFusionError::Plan(format!(
+                "is_member takes a role name string, got {}",
+                other.data_type()
+            ))),
+        }
+    }
+}
