@@ -470,6 +470,31 @@ impl Session {
         self.engine.audit.record(entry);
     }
 
+    /// Whether this session's principal may read `catalog.schema.table`
+    /// (metadata listings show only such tables).
+    pub fn may_read(&self, catalog: &str, schema: &str, table: &str) -> bool {
+        let object = crate::exec::read_object(&datafusion::common::TableReference::full(
+            catalog, schema, table,
+        ));
+        let object = match object {
+            Object::Other(_)
+                if catalog != crate::lake::LAKE_CATALOG && catalog != INTERNAL_CATALOG =>
+            {
+                Object::Source(catalog.to_string())
+            }
+            other => other,
+        };
+        let access = Access {
+            action: Action::Select,
+            object,
+        };
+        self.engine
+            .governance
+            .cached()
+            .check(&self.principal, std::slice::from_ref(&access))
+            .is_ok()
+    }
+
     /// Checks accesses made outside a statement (a bulk ingest).
     pub(crate) async fn authorize(&self, accesses: &[Access]) -> Result<()> {
         let state = self.engine.governance.state().await?;

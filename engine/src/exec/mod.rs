@@ -405,6 +405,16 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
         }
         Statement::Governance(g) => governance::accesses(&session.principal, g, &mut out)?,
         Statement::Sql(df) => {
+            if matches!(
+                df.as_ref(),
+                DFStatement::CopyTo(_) | DFStatement::CreateExternalTable(_)
+            ) {
+                // Reading or writing files of the server's machine.
+                out.push(Access {
+                    action: Action::Create,
+                    object: Object::Catalog,
+                });
+            }
             if let DFStatement::Statement(s) = df.as_ref() {
                 for model in governance::predicted_models(s.as_ref()) {
                     out.push(Access {

@@ -762,6 +762,9 @@ impl FlightSqlService for AutoLakeFlightSql {
                     continue;
                 };
                 for table_name in schema.table_names() {
+                    if !session.may_read(&catalog_name, &schema_name, &table_name) {
+                        continue;
+                    }
                     // A table dropped meanwhile is skipped.
                     let Ok(Some(table)) = schema.table(&table_name).await else {
                         continue;
