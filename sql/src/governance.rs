@@ -475,7 +475,7 @@ mod tests {
         let mut v = parse(sql).unwrap();
         assert_eq!(v.len(), 1, "{sql}");
         match v.remove(0).statement {
-            Statement::Governance(g) => g,
+            Statement::Governance(g) => *g,
             other => panic!("{sql}: not governance: {other:?}"),
         }
     }
@@ -570,8 +570,8 @@ mod tests {
             parse("SELECT 1; ALTER TABLE t ADD COLUMN z DOUBLE; ALTER TABLE t OWNER TO x").unwrap();
         assert!(matches!(v[1].statement, Statement::Sql(_)));
         assert!(matches!(
-            v[2].statement,
-            Statement::Governance(Governance::AlterOwner { .. })
+            &v[2].statement,
+            Statement::Governance(g) if matches!(**g, Governance::AlterOwner { .. })
         ));
     }
 

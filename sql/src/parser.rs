@@ -70,7 +70,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
 fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
     let p = &mut df.parser;
     if let Some(g) = crate::governance::parse(p)? {
-        return Ok(Statement::Governance(g));
+        return Ok(Statement::Governance(Box::new(g)));
     }
     match (word(p, 0).as_deref(), word(p, 1).as_deref()) {
         (Some("DESCRIBE" | "DESC"), Some("HISTORY")) if !ends_after(p, 2) => {

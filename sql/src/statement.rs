@@ -201,7 +201,7 @@ pub enum Statement {
         schema: ObjectName,
     },
     /// Users, roles, grants, ownership, policies, masks, the audit log.
-    Governance(crate::governance::Governance),
+    Governance(Box<crate::governance::Governance>),
 }
 
 /// The source types `CREATE SOURCE … TYPE` accepts.

@@ -190,12 +190,7 @@ fn check_partition_columns(
         if schema.field_with_name(col).is_err() {
             return Err(Error::invalid(format!(
                 "PARTITIONED BY column {col} is not a column of {name} (columns: {})",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                super::column_names(schema.fields())
             )));
         }
     }

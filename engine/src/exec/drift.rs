@@ -168,15 +168,7 @@ pub(crate) async fn prepare(session: &Session, check: &DriftCheck) -> Result<Pre
     } else {
         for ident in &check.columns {
             let name = ident_name(ident);
-            let names = |frame: &DataFrame| {
-                frame
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let names = |frame: &DataFrame| super::column_names(frame.schema().fields());
             let Some(f) = field(&current, &name) else {
                 return Err(Error::invalid(format!(
                     "CHECK DRIFT on {table}: column {name} is not in the current sample \

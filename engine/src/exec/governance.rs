@@ -364,12 +364,7 @@ pub(crate) async fn run(session: &Session, g: &G) -> Result<StatementResult> {
                     kind: "column",
                     name: format!(
                         "{column} of {table} (its columns: {})",
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        super::column_names(schema.fields())
                     ),
                 });
             };

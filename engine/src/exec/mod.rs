@@ -203,6 +203,15 @@ pub(crate) fn done(kind: &'static str) -> StatementResult {
     StatementResult::batches(kind, schema, vec![]).status()
 }
 
+/// A table's column names, for messages (`a, b, c`).
+pub(crate) fn column_names(fields: &arrow::datatypes::Fields) -> String {
+    fields
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// SQL identifier semantics: unquoted names are case-insensitive (folded to
 /// lower case, as DataFusion does), quoted names are exact.
 pub(crate) fn ident_name(ident: &Ident) -> String {
