@@ -397,24 +397,17 @@ impl Session {
         entry.objects = objects;
         entry.outcome = Outcome::of(&result);
         match result {
-            Ok(mut result) => {
-                let counts = !result.returns_rows;
-                let stream = std::mem::replace(
-                    &mut result.stream,
-                    Box::pin(RecordBatchStreamAdapter::new(
-                        Arc::new(arrow::datatypes::Schema::empty()),
-                        futures::stream::empty(),
-                    )),
-                );
-                result.stream = Box::pin(AuditedStream::new(
-                    stream,
+            Ok(result) => Ok(StatementResult {
+                kind: result.kind,
+                returns_rows: result.returns_rows,
+                stream: Box::pin(AuditedStream::new(
+                    result.stream,
                     Arc::clone(&self.engine.audit),
                     entry,
                     started,
-                    counts,
-                ));
-                Ok(result)
-            }
+                    !result.returns_rows,
+                )),
+            }),
             Err(e) => {
                 entry.error = Some(e.to_string());
                 entry.duration_ms = started.elapsed().as_millis() as i64;

@@ -115,7 +115,8 @@ pub(crate) async fn run(session: &Session, g: &G) -> Result<StatementResult> {
     let engine = &session.engine;
     let governance = engine.governance();
     let users = UserStore::new(Arc::clone(engine.lake()));
-    let state = governance.state().await?;
+    // Loaded for this statement by the session before it was checked.
+    let state = governance.cached();
     let by = session.principal.name.as_str();
     match g {
         G::CreateUser {

@@ -21,7 +21,7 @@
 //! marked governed so a plan analyzed twice is not masked twice.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -126,22 +126,29 @@ pub(crate) struct Boundaries {
     governance: Arc<Governance>,
     principal: Principal,
     /// Plans policy and mask expressions (with the session's identity
-    /// functions registered).
-    planner: SessionState,
+    /// functions registered); made when a governed table is first scanned,
+    /// so sessions that never meet one do not pay for it.
+    planner: OnceLock<SessionState>,
 }
 
 impl Boundaries {
     pub(crate) fn new(governance: Arc<Governance>, principal: Principal) -> Self {
-        let mut planner = SessionStateBuilder::new().with_default_features().build();
-        for udf in identity_functions(&governance, &principal) {
-            // Registering a new name cannot fail.
-            let _ = planner.register_udf(Arc::new(udf));
-        }
         Self {
             governance,
             principal,
-            planner,
+            planner: OnceLock::new(),
         }
+    }
+
+    fn planner(&self) -> &SessionState {
+        self.planner.get_or_init(|| {
+            let mut planner = SessionStateBuilder::new().with_default_features().build();
+            for udf in identity_functions(&self.governance, &self.principal) {
+                // Registering a new name cannot fail.
+                let _ = planner.register_udf(Arc::new(udf));
+            }
+            planner
+        })
     }
 
     fn rewrite(&self, state: &State, scan: &TableScan, table: &LakeTable) -> DFResult<LogicalPlan> {
@@ -159,7 +166,7 @@ impl Boundaries {
         let mut plan = LogicalPlan::TableScan(full);
         let mut predicates = Vec::new();
         for policy in &policies {
-            let expr = plan_sql_expr(&self.planner, &policy.using, &full_schema).map_err(|e| {
+            let expr = plan_sql_expr(self.planner(), &policy.using, &full_schema).map_err(|e| {
                 DataFusionError::Plan(format!(
                     "row policy {} on {} cannot be applied: {e}",
                     policy.name, table.name
@@ -176,7 +183,7 @@ impl Boundaries {
             let expr = match masks.iter().find(|m| m.column == *field.name()) {
                 Some(mask) => {
                     let masked =
-                        plan_sql_expr(&self.planner, &mask.mask, &full_schema).map_err(|e| {
+                        plan_sql_expr(self.planner(), &mask.mask, &full_schema).map_err(|e| {
                             DataFusionError::Plan(format!(
                                 "the mask of column {} of {} cannot be applied: {e}",
                                 mask.column, table.name

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutPayload};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lake::docs::DocStore;
 use crate::lake::{Lake, validate_name};
 use crate::principal::Principal;
 
@@ -48,17 +47,15 @@ impl User {
 /// The users of a lake.
 #[derive(Debug, Clone)]
 pub struct UserStore {
-    lake: Arc<Lake>,
+    docs: DocStore<User>,
 }
 
 impl UserStore {
     /// The users of `lake`.
     pub fn new(lake: Arc<Lake>) -> Self {
-        Self { lake }
-    }
-
-    fn path(&self, name: &str) -> object_store::path::Path {
-        self.lake.path("users").join(format!("{name}.json"))
+        Self {
+            docs: DocStore::new(lake, "users", "user"),
+        }
     }
 
     /// The user called `name`, if any.
@@ -66,19 +63,11 @@ impl UserStore {
         if validate_name("user", name).is_err() {
             return Ok(None);
         }
-        match self.lake.store().get(&self.path(name)).await {
-            Ok(found) => {
-                let bytes = found.bytes().await?;
-                let user = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::invalid(format!("user {name} is unreadable: {e}")))?;
-                Ok(Some(user))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.docs.get(name).await
     }
 
-    /// Creates a user; an error when the name is taken.
+    /// Creates a user; an error when the name is taken (also by another
+    /// process at the same moment: the write is create-only).
     pub async fn create(&self, name: &str, password: &str, roles: Vec<String>) -> Result<User> {
         validate_name("user", name)?;
         if password.is_empty() {
@@ -86,61 +75,31 @@ impl UserStore {
                 "user {name} needs a non-empty password"
             )));
         }
-        if self.get(name).await?.is_some() {
-            return Err(Error::AlreadyExists {
-                kind: "user",
-                name: name.to_string(),
-            });
-        }
         let user = User {
             name: name.to_string(),
             password_hash: hash_password(password)?,
             roles,
             created_at: Utc::now(),
         };
-        self.save(&user).await?;
+        if !self.docs.create(name, &user).await? {
+            return Err(Error::AlreadyExists {
+                kind: "user",
+                name: name.to_string(),
+            });
+        }
         Ok(user)
     }
 
     /// Every user, by name.
     pub async fn list(&self) -> Result<Vec<User>> {
-        let prefix = self.lake.path("users");
-        let metas: Vec<_> = self.lake.store().list(Some(&prefix)).try_collect().await?;
-        let mut names: Vec<String> = metas
-            .iter()
-            .filter_map(|m| {
-                m.location
-                    .filename()?
-                    .strip_suffix(".json")
-                    .map(str::to_string)
-            })
-            .collect();
-        names.sort();
-        let mut users = Vec::new();
-        for name in names {
-            // Dropped between listing and reading: skip it.
-            if let Some(user) = self.get(&name).await? {
-                users.push(user);
-            }
-        }
-        Ok(users)
-    }
-
-    async fn save(&self, user: &User) -> Result<()> {
-        let body = serde_json::to_vec_pretty(user)
-            .map_err(|e| Error::invalid(format!("user {} cannot be saved: {e}", user.name)))?;
-        self.lake
-            .store()
-            .put(&self.path(&user.name), PutPayload::from(body))
-            .await?;
-        Ok(())
+        self.docs.list().await
     }
 
     /// Replaces a user's roles.
     pub async fn set_roles(&self, name: &str, roles: Vec<String>) -> Result<()> {
         let mut user = self.require(name).await?;
         user.roles = roles;
-        self.save(&user).await
+        self.docs.put(name, &user).await
     }
 
     /// Replaces a user's password.
@@ -152,16 +111,12 @@ impl UserStore {
         }
         let mut user = self.require(name).await?;
         user.password_hash = hash_password(password)?;
-        self.save(&user).await
+        self.docs.put(name, &user).await
     }
 
     /// Deletes a user; `false` when there was none.
     pub async fn delete(&self, name: &str) -> Result<bool> {
-        if self.get(name).await?.is_none() {
-            return Ok(false);
-        }
-        self.lake.store().delete(&self.path(name)).await?;
-        Ok(true)
+        self.docs.delete(name).await
     }
 
     /// The user called `name`, or a not-found error.
