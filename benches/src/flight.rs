@@ -82,6 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         http: format!("127.0.0.1:{}", free_port()?).parse()?,
         tls: None,
         token_ttl: Duration::from_secs(3600),
+        scheduler: false,
     };
     let server = tokio::spawn(serve(Arc::clone(&engine), options));
     tokio::time::sleep(Duration::from_millis(500)).await;

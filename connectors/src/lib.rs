@@ -26,6 +26,7 @@ mod database;
 mod files;
 pub mod rows;
 pub mod store;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -167,12 +168,14 @@ pub struct Registry {
 
 impl Registry {
     /// A registry with every built-in connector: `postgres`, `mysql`,
-    /// `files`.
+    /// `files`, and the message streams `nats` and `mqtt`.
     pub fn builtin() -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(PostgresConnector));
         registry.register(Arc::new(MysqlConnector));
         registry.register(Arc::new(FilesConnector));
+        registry.register(Arc::new(stream::NatsConnector));
+        registry.register(Arc::new(stream::MqttConnector));
         registry
     }
 
@@ -388,6 +391,6 @@ mod tests {
             .to_string();
         assert!(err.contains("option 'location' is required"), "{err}");
         let err = registry.get("oracle").unwrap_err().to_string();
-        assert!(err.contains("files, mysql, postgres"), "{err}");
+        assert!(err.contains("files, mqtt, mysql, nats, postgres"), "{err}");
     }
 }

@@ -50,8 +50,23 @@ pub enum Command {
     Sql(SqlArgs),
     /// Run the factory end to end on bundled sample data.
     Demo,
-    /// Serve the lake: Arrow Flight SQL and HTTP (/healthz).
+    /// Serve the lake: Arrow Flight SQL, HTTP (/healthz) and the job
+    /// scheduler.
     Serve(ServeArgs),
+    /// Jobs, for external schedulers.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+/// `autolake jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Run every job and monitor that is due now, wait for them, and exit
+    /// (1 when a run failed): for cron or another external scheduler.
+    RunDue,
 }
 
 /// Arguments of `autolake serve`.
@@ -218,10 +233,41 @@ async fn run_command(engine: &std::sync::Arc<Engine>, command: Command) -> Resul
                 http: args.http,
                 tls: args.tls_cert.zip(args.tls_key),
                 token_ttl: std::time::Duration::from_secs(args.token_ttl.max(1)),
+                scheduler: !args.no_scheduler,
             };
             crate::serve::serve(std::sync::Arc::clone(engine), options)
                 .await
                 .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Jobs {
+            command: JobsCommand::RunDue,
+        } => {
+            let scheduler = crate::jobs::Scheduler::new(std::sync::Arc::clone(engine));
+            let mut failed = false;
+            for handle in scheduler.start_due().await? {
+                match handle.await {
+                    Ok(Ok(r)) if r.status == "skipped" => {
+                        println!("{}: nothing new", r.job);
+                    }
+                    Ok(Ok(r)) => println!(
+                        "{} run {}: {} ({} rows read, {} written, {} late)",
+                        r.job, r.run, r.status, r.rows_read, r.rows_written, r.late_rows
+                    ),
+                    Ok(Err(e)) => {
+                        failed = true;
+                        eprintln!("error: {e}");
+                    }
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("error: a job run stopped: {e}");
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }

@@ -10,7 +10,8 @@
 //! with lineage, queried,
 //! corrected with an UPDATE, read back as they were before the correction
 //! with time travel, used to train a model that scores every order, and
-//! checked for drift between months. It starts by dropping `demo`, so running it
+//! checked for drift between months; a job scores new orders as they land
+//! and another checks prices for drift. It starts by dropping `demo`, so running it
 //! again gives the same result.
 
 use std::io::Write;
@@ -43,6 +44,8 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     session
         .execute(&format!(
             "DROP MONITOR IF EXISTS demo_orders_drift;
+             DROP JOB IF EXISTS demo_score_incoming;
+             DROP JOB IF EXISTS demo_price_drift;
              DROP MODEL IF EXISTS demo_large_orders;
              DROP SCHEMA IF EXISTS demo CASCADE;
              DROP SOURCE IF EXISTS demo_files;
@@ -239,7 +242,9 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     )
     .await?;
 
-    section(out, "8. Who changed what: DESCRIBE HISTORY demo.orders")?;
+    jobs(session, out).await?;
+
+    section(out, "9. Who changed what: DESCRIBE HISTORY demo.orders")?;
     show(session, out, "DESCRIBE HISTORY demo.orders")
         .await
         .map(|_| ())?;
@@ -253,6 +258,65 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     Ok(())
 }
 
+/// Jobs: new orders scored as they land (each run reads only what was
+/// committed since the last), and a scheduled drift check.
+async fn jobs(session: &Session, out: &mut dyn Write) -> Result<()> {
+    section(
+        out,
+        "8. Jobs: new orders scored as they land, prices checked for drift",
+    )?;
+    session
+        .execute(
+            "CREATE TABLE demo.incoming_orders (order_id BIGINT, customer_id BIGINT, product TEXT,
+               quantity INT, unit_price DECIMAL(10,2), ordered_at TIMESTAMP);
+             CREATE JOB demo_score_incoming EVERY '10 seconds' AS
+               INSERT INTO demo.order_scores
+               SELECT o.order_id, o.quantity >= 3,
+                      predict('demo_large_orders', c.region, c.segment, o.product,
+                              CAST(o.unit_price AS DOUBLE)),
+                      predict_proba('demo_large_orders', c.region, c.segment, o.product,
+                                    CAST(o.unit_price AS DOUBLE))
+               FROM table_changes('demo.incoming_orders') o JOIN demo.customers c USING (customer_id)
+               WHERE o._change_type = 'insert';
+             CREATE JOB demo_price_drift SCHEDULE '0 6 * * *' AS
+               CHECK DRIFT ON demo.orders COLUMNS (unit_price, quantity) REFERENCE (VERSION AS OF 0);
+             INSERT INTO demo.incoming_orders VALUES
+               (9001, 1, 'license', 5, 120.00, TIMESTAMP '2026-11-27 09:00:00'),
+               (9002, 2, 'support', 1, 80.00, TIMESTAMP '2026-11-27 09:05:00'),
+               (9003, 3, 'license', 2, 120.00, TIMESTAMP '2026-11-27 09:10:00');
+             RUN JOB demo_score_incoming;
+             INSERT INTO demo.incoming_orders VALUES
+               (9004, 4, 'training', 4, 300.00, TIMESTAMP '2026-11-27 10:00:00');
+             RUN JOB demo_score_incoming;
+             RUN JOB demo_price_drift;",
+        )
+        .await?;
+    writeln!(
+        out,
+        "demo_score_incoming runs every 10 seconds under `autolake serve`; here it ran twice,
+after three new orders and after one more. Each run read only the new rows:
+"
+    )?;
+    show(
+        session,
+        out,
+        "SELECT job, run, status, rows_read, rows_written, input_versions
+         FROM system.job_runs
+         WHERE job LIKE 'demo_%'
+           AND start >= (SELECT max(created_at) FROM system.jobs WHERE name = 'demo_score_incoming')
+         ORDER BY start, job",
+    )
+    .await?;
+    show(
+        session,
+        out,
+        "SELECT order_id, large, predicted, round(probability, 3) AS probability
+         FROM demo.order_scores WHERE order_id > 9000 ORDER BY order_id",
+    )
+    .await?;
+    show(session, out, "SHOW JOBS").await.map(|_| ())
+}
+
 /// Three users do their part under governance: the engineer maintains the
 /// tables, the scientist (who sees only two regions, and customer names
 /// masked) scores into the sandbox and is refused a delete, the auditor
@@ -260,7 +324,7 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
 async fn governance(admin: &Session, out: &mut dyn Write) -> Result<()> {
     section(
         out,
-        "9. Governance: an engineer, a scientist and an auditor at work",
+        "10. Governance: an engineer, a scientist and an auditor at work",
     )?;
     let password = crate::serve::users::random_token(12);
     admin

@@ -26,6 +26,7 @@ pub mod demo;
 pub mod error;
 mod exec;
 pub mod governance;
+pub mod jobs;
 pub mod lake;
 pub mod models;
 pub mod monitor;

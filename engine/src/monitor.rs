@@ -11,8 +11,9 @@
 //!
 //! Schedules are checked when a monitor is created: a five-field cron
 //! expression, a cron alias (`@hourly`, `@daily`, …) or an interval
-//! (`15 minutes`, `1 hour`, `every 2 days`). Until the job scheduler runs
-//! monitors, `RUN MONITOR name` runs one on demand.
+//! (`15 minutes`, `1 hour`, `every 2 days`). The job scheduler of
+//! `autolake serve` (and `autolake jobs run-due`) runs monitors when they
+//! are due, as their owner; `RUN MONITOR name` runs one now.
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use autolake_sql::sqlparser::ast::ObjectName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lake::docs::DocStore;
 use crate::lake::system::SystemTable;
 use crate::lake::{Lake, SYSTEM_SCHEMA, TableName};
@@ -88,42 +89,7 @@ pub(crate) fn monitor_name(name: &ObjectName) -> Result<String> {
 /// Checks a schedule: a five-field cron expression, a cron alias or an
 /// interval.
 pub(crate) fn validate_schedule(schedule: &str) -> Result<()> {
-    let s = schedule.trim().to_lowercase();
-    let aliases = [
-        "@yearly",
-        "@annually",
-        "@monthly",
-        "@weekly",
-        "@daily",
-        "@midnight",
-        "@hourly",
-    ];
-    if aliases.contains(&s.as_str()) {
-        return Ok(());
-    }
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    let cron_field = |f: &str| {
-        !f.is_empty()
-            && f.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-'))
-    };
-    if fields.len() == 5 && fields.iter().all(|f| cron_field(f)) {
-        return Ok(());
-    }
-    let interval = fields.strip_prefix(&["every"]).unwrap_or(&fields);
-    if let [n, unit] = interval
-        && n.parse::<u64>().is_ok_and(|n| n > 0)
-        && matches!(
-            unit.trim_end_matches('s'),
-            "second" | "sec" | "minute" | "min" | "hour" | "day" | "week"
-        )
-    {
-        return Ok(());
-    }
-    Err(Error::invalid(format!(
-        "invalid schedule '{schedule}': expected a cron expression ('*/15 * * * *'), \
-         a cron alias ('@hourly', '@daily') or an interval ('15 minutes', '1 hour')"
-    )))
+    crate::jobs::schedule::Schedule::any(schedule).map(|_| ())
 }
 
 /// Where monitor runs are recorded.

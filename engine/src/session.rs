@@ -88,6 +88,7 @@ pub struct Engine {
     stats: Arc<StatsCache>,
     models: Arc<ModelRegistry>,
     sources: Arc<Sources>,
+    jobs: Arc<crate::jobs::Jobs>,
 }
 
 impl Engine {
@@ -135,6 +136,14 @@ impl Engine {
             &crate::exec::sources::lineage_table().table,
             crate::exec::sources::lineage_schema(),
         );
+        let jobs = Arc::new(crate::jobs::Jobs::new(Arc::clone(&lake)));
+        system.add(
+            "jobs",
+            Arc::new(crate::jobs::JobsTable {
+                jobs: Arc::clone(&jobs),
+            }),
+        );
+        system.add_delta(&crate::jobs::runs_table().table, crate::jobs::runs_schema());
         Ok(Arc::new(Self {
             lake,
             config,
@@ -144,7 +153,13 @@ impl Engine {
             stats,
             models,
             sources,
+            jobs,
         }))
+    }
+
+    /// The lake's jobs.
+    pub fn jobs(&self) -> &Arc<crate::jobs::Jobs> {
+        &self.jobs
     }
 
     /// The lake.
@@ -249,6 +264,8 @@ pub struct Session {
     pub(crate) ctx: SessionContext,
     pub(crate) catalog: Arc<LakeCatalog>,
     pub(crate) time_travel: Arc<MemorySchemaProvider>,
+    /// The job run this session executes, if any.
+    pub(crate) job: Option<Arc<crate::jobs::JobRun>>,
 }
 
 impl std::fmt::Debug for StatementResult {
@@ -335,6 +352,24 @@ impl Session {
             ctx,
             catalog,
             time_travel,
+            job: None,
+        }
+    }
+
+    /// The same session executing a job's run: `table_changes('t')` reads
+    /// the run's inputs and every commit carries the run's transaction.
+    pub(crate) fn with_job(mut self, run: Arc<crate::jobs::JobRun>) -> Self {
+        self.job = Some(run);
+        self
+    }
+
+    /// The stamp of a commit made by this session for a statement of
+    /// `kind`.
+    pub(crate) fn stamp(&self, kind: &str) -> crate::lake::write::CommitStamp {
+        let stamp = crate::lake::write::CommitStamp::new(&self.principal, kind, self.interface);
+        match &self.job {
+            Some(run) => run.stamp(stamp),
+            None => stamp,
         }
     }
 
@@ -519,6 +554,12 @@ impl Session {
             let Some(object) = Securable::of(&access.object) else {
                 continue;
             };
+            // A job's statement creates its objects when it runs, not now.
+            if matches!(statement, autolake_sql::Statement::CreateJob(_))
+                && !matches!(object, Securable::Job(_))
+            {
+                continue;
+            }
             match access.action {
                 Action::Create => governance.own(&object, &self.principal.name).await?,
                 Action::Drop => {

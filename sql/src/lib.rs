@@ -2,7 +2,7 @@
 //!
 //! Plain SQL is left to DataFusion's parser (wrapped in
 //! [`Statement::Sql`]); the statements a lake adds — `DESCRIBE HISTORY`,
-//! `RESTORE`, `OPTIMIZE`, `VACUUM`, drift checks and monitors, models, and time travel in `FROM` clauses — are
+//! `RESTORE`, `OPTIMIZE`, `VACUUM`, drift checks and monitors, models, sources, jobs, and time travel in `FROM` clauses — are
 //! parsed here into the typed values of [`statement`]. The engine decides
 //! what each one means.
 
@@ -15,9 +15,9 @@ pub use dialect::AutoLakeDialect;
 pub use governance::{Governance, Grantee};
 pub use parser::parse;
 pub use statement::{
-    CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
-    DriftReference, MODEL_TYPES, Optimize, ParsedStatement, Restore, SOURCE_TYPES, Statement,
-    SyncTable, TimeTravel, Vacuum, redact,
+    CreateJob, CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
+    DriftReference, JOB_STATEMENTS, JobSchedule, MODEL_TYPES, Optimize, ParsedStatement, Restore,
+    SOURCE_TYPES, Statement, SyncTable, TimeTravel, Vacuum, WindowSpec, redact,
 };
 
 /// Re-export of the SQL AST, so the engine names one sqlparser.

@@ -16,9 +16,9 @@ use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use crate::dialect::AutoLakeDialect;
 use crate::statement::{
-    CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
-    DriftReference, MODEL_TYPES, Optimize, ParsedStatement, Restore, SOURCE_TYPES, Statement,
-    SyncTable, TimeTravel, Vacuum,
+    CreateJob, CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
+    DriftReference, JOB_STATEMENTS, JobSchedule, MODEL_TYPES, Optimize, ParsedStatement, Restore,
+    SOURCE_TYPES, Statement, SyncTable, TimeTravel, Vacuum, WindowSpec,
 };
 use crate::{ParseError, Result};
 
@@ -44,7 +44,7 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
             break;
         }
         let start = first.span.start;
-        let statement = parse_one(&mut parser).map_err(|e| e.in_statement(sql, start))?;
+        let mut statement = parse_one(&mut parser).map_err(|e| e.in_statement(sql, start))?;
         let next = parser.parser.peek_token();
         let end = match next.token {
             Token::EOF => sql.len(),
@@ -58,6 +58,11 @@ pub fn parse(sql: &str) -> Result<Vec<ParsedStatement>> {
             }
         };
         let text = sql[offsets.offset(start)..end].trim().to_string();
+        if let Statement::CreateJob(job) = &mut statement {
+            let (line, column) = job.body_start;
+            let body = offsets.offset(Location { line, column });
+            job.body.text = sql[body..end].trim().to_string();
+        }
         out.push(ParsedStatement {
             statement,
             text,
@@ -124,6 +129,41 @@ fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
             p.next_token();
             p.next_token();
             parse_create_model(p)
+        }
+        (Some("CREATE"), Some("JOB")) => {
+            df.parser.next_token();
+            df.parser.next_token();
+            parse_create_job(df)
+        }
+        (Some("ALTER"), Some("JOB")) => {
+            p.next_token();
+            p.next_token();
+            let name = parse_object_name(p, "a job name")?;
+            let pause = if eat_word(p, "PAUSE") {
+                true
+            } else if eat_word(p, "RESUME") {
+                false
+            } else {
+                return Err(expected(p, "PAUSE, RESUME or OWNER TO"));
+            };
+            Ok(Statement::AlterJob { name, pause })
+        }
+        (Some("RUN"), Some("JOB")) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::RunJob(parse_object_name(p, "a job name")?))
+        }
+        (Some("DROP"), Some("JOB")) => {
+            p.next_token();
+            p.next_token();
+            let if_exists = eat_words(p, &["IF", "EXISTS"]);
+            let name = parse_object_name(p, "a job name")?;
+            Ok(Statement::DropJob { name, if_exists })
+        }
+        (Some("SHOW"), Some("JOBS")) if ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::ShowJobs)
         }
         (Some("SHOW"), Some("MODELS")) if ends_after(p, 2) => {
             p.next_token();
@@ -403,6 +443,129 @@ fn parse_create_monitor(p: &mut Parser<'_>) -> Result<Statement> {
         check,
         schedule,
     }))
+}
+
+/// `[IF NOT EXISTS] name SCHEDULE '…' | EVERY '…' [WINDOW …] [WATERMARK '…']
+/// [LATE INTO t] AS statement`, after `CREATE JOB`.
+fn parse_create_job(df: &mut DFParser<'_>) -> Result<Statement> {
+    let p = &mut df.parser;
+    let if_not_exists = eat_words(p, &["IF", "NOT", "EXISTS"]);
+    let name = parse_object_name(p, "a job name")?;
+    let schedule = if eat_word(p, "SCHEDULE") {
+        JobSchedule::Cron(parse_string(
+            p,
+            "a cron schedule string such as '*/5 * * * *'",
+        )?)
+    } else if eat_word(p, "EVERY") {
+        JobSchedule::Every(parse_interval(p)?)
+    } else {
+        return Err(expected(p, "SCHEDULE 'cron' or EVERY 'interval'"));
+    };
+    let mut window = None;
+    let mut watermark = None;
+    let mut late_into = None;
+    loop {
+        if window.is_none() && eat_word(p, "WINDOW") {
+            let hop = if eat_word(p, "TUMBLE") {
+                false
+            } else if eat_word(p, "HOP") {
+                true
+            } else {
+                return Err(expected(
+                    p,
+                    "TUMBLE (column, 'size') or HOP (column, 'slide', 'size')",
+                ));
+            };
+            expect_token(p, &Token::LParen, "'(' after the window kind")?;
+            let column = p
+                .parse_identifier()
+                .map_err(|_| expected(p, "the event-time column"))?;
+            expect_token(p, &Token::Comma, "',' after the event-time column")?;
+            let first = parse_interval(p)?;
+            let (size, slide) = if hop {
+                expect_token(p, &Token::Comma, "',' and the window size after the slide")?;
+                (parse_interval(p)?, Some(first))
+            } else {
+                (first, None)
+            };
+            expect_token(p, &Token::RParen, "')' after the window")?;
+            window = Some(WindowSpec {
+                column,
+                size,
+                slide,
+            });
+        } else if watermark.is_none() && eat_word(p, "WATERMARK") {
+            watermark = Some(parse_interval(p)?);
+        } else if late_into.is_none() && eat_words(p, &["LATE", "INTO"]) {
+            late_into = Some(parse_table_name(p)?);
+        } else {
+            break;
+        }
+    }
+    if window.is_none() && (watermark.is_some() || late_into.is_some()) {
+        return Err(expected(p, "WINDOW before WATERMARK or LATE INTO"));
+    }
+    expect_word(p, "AS")?;
+    let first = p.peek_token();
+    let body_start = (first.span.start.line, first.span.start.column);
+    let line = first.span.start.line;
+    if matches!(word(p, 0).as_deref(), Some("CREATE"))
+        && matches!(word(p, 1).as_deref(), Some("JOB"))
+    {
+        return Err(expected(
+            p,
+            "the statement the job runs (a job cannot create jobs)",
+        ));
+    }
+    let body = parse_one(df)?;
+    let kind = body.kind();
+    if !JOB_STATEMENTS.contains(&kind) {
+        return Err(ParseError {
+            message: format!("a job runs {}; found {kind}", JOB_STATEMENTS.join(", ")),
+            line: body_start.0,
+            column: body_start.1,
+            statement: None,
+        });
+    }
+    Ok(Statement::CreateJob(Box::new(CreateJob {
+        name,
+        if_not_exists,
+        schedule,
+        window,
+        watermark,
+        late_into,
+        body: Box::new(ParsedStatement {
+            statement: body,
+            text: String::new(),
+            line,
+        }),
+        body_start,
+    })))
+}
+
+/// An interval: `'5 minutes'` or `INTERVAL '5 minutes'`.
+fn parse_interval(p: &mut Parser<'_>) -> Result<String> {
+    let what = "an interval such as '1 minute'";
+    match p.parse_expr() {
+        Ok(Expr::Value(v)) => match v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s),
+            _ => Err(expected(p, what)),
+        },
+        Ok(Expr::Interval(i)) => match *i.value {
+            Expr::Value(v) => match v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                    match &i.leading_field {
+                        Some(unit) => Ok(format!("{s} {unit}")),
+                        None => Ok(s),
+                    }
+                }
+                _ => Err(expected(p, what)),
+            },
+            _ => Err(expected(p, what)),
+        },
+        Ok(_) => Err(expected(p, what)),
+        Err(e) => Err(sql_error(p, e)),
+    }
 }
 
 /// `[VERSION n]`
@@ -992,7 +1155,7 @@ mod tests {
         for (sql, message) in [
             (
                 "CREATE SOURCE s TYPE oracle",
-                "a source type (postgres, mysql, files)",
+                "a source type (postgres, mysql, files, nats, mqtt)",
             ),
             (
                 "CREATE SOURCE s TYPE files OPTIONS (a '1', a '2')",
@@ -1003,6 +1166,85 @@ mod tests {
         ] {
             let err = parse(sql).unwrap_err().to_string();
             assert!(err.contains(message), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn job_statements() {
+        let sql = "CREATE JOB IF NOT EXISTS roll EVERY '1 second' \
+                   WINDOW HOP (ts, '1 minute', INTERVAL '5 minutes') WATERMARK '10 seconds' \
+                   LATE INTO late_clicks \
+                   AS INSERT INTO out SELECT window_start, count(*) FROM table_changes('clicks') GROUP BY 1; SELECT 1";
+        let parsed = parse(sql).unwrap();
+        assert_eq!(parsed.len(), 2);
+        let Statement::CreateJob(job) = &parsed[0].statement else {
+            panic!("not a job: {:?}", parsed[0].statement)
+        };
+        assert!(job.if_not_exists);
+        assert_eq!(job.schedule, JobSchedule::Every("1 second".into()));
+        let window = job.window.as_ref().unwrap();
+        assert_eq!(window.column.value, "ts");
+        assert_eq!(window.slide.as_deref(), Some("1 minute"));
+        assert_eq!(window.size, "5 minutes");
+        assert_eq!(job.watermark.as_deref(), Some("10 seconds"));
+        assert_eq!(job.late_into.as_ref().unwrap().to_string(), "late_clicks");
+        assert_eq!(job.body.statement.kind(), "INSERT");
+        assert_eq!(
+            job.body.text,
+            "INSERT INTO out SELECT window_start, count(*) FROM table_changes('clicks') GROUP BY 1"
+        );
+
+        let Statement::CreateJob(job) =
+            one("CREATE JOB nightly SCHEDULE '0 2 * * *' AS SYNC TABLE t FROM pg.public.t")
+        else {
+            panic!()
+        };
+        assert_eq!(job.schedule, JobSchedule::Cron("0 2 * * *".into()));
+        assert_eq!(job.body.text, "SYNC TABLE t FROM pg.public.t");
+
+        assert!(matches!(
+            one("ALTER JOB j PAUSE"),
+            Statement::AlterJob { pause: true, .. }
+        ));
+        assert!(matches!(
+            one("ALTER JOB j RESUME"),
+            Statement::AlterJob { pause: false, .. }
+        ));
+        assert!(matches!(one("RUN JOB j"), Statement::RunJob(_)));
+        assert!(matches!(
+            one("DROP JOB IF EXISTS j"),
+            Statement::DropJob {
+                if_exists: true,
+                ..
+            }
+        ));
+        assert!(matches!(one("SHOW JOBS"), Statement::ShowJobs));
+
+        for (bad, message) in [
+            (
+                "CREATE JOB j AS INSERT INTO t SELECT 1",
+                "SCHEDULE 'cron' or EVERY",
+            ),
+            (
+                "CREATE JOB j EVERY '1 minute' AS SELECT 1",
+                "a job runs INSERT",
+            ),
+            (
+                "CREATE JOB j EVERY '1 minute' WATERMARK '1 second' AS INSERT INTO t SELECT 1",
+                "WINDOW before",
+            ),
+            (
+                "CREATE JOB j EVERY 5 AS INSERT INTO t SELECT 1",
+                "an interval",
+            ),
+            (
+                "CREATE JOB j EVERY '1 minute' AS CREATE JOB k EVERY '1 minute' AS INSERT INTO t SELECT 1",
+                "cannot create jobs",
+            ),
+            ("ALTER JOB j STOP", "PAUSE, RESUME"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(message), "{bad}: {e}");
         }
     }
 

@@ -202,10 +202,97 @@ pub enum Statement {
     },
     /// Users, roles, grants, ownership, policies, masks, the audit log.
     Governance(Box<crate::governance::Governance>),
+    /// `CREATE JOB name SCHEDULE '…' | EVERY '…' [WINDOW …] AS statement`
+    CreateJob(Box<CreateJob>),
+    /// `ALTER JOB name PAUSE | RESUME`
+    AlterJob {
+        /// The job.
+        name: ObjectName,
+        /// `true` to pause, `false` to resume.
+        pause: bool,
+    },
+    /// `RUN JOB name`: one run now, waiting for it.
+    RunJob(ObjectName),
+    /// `DROP JOB [IF EXISTS] name`
+    DropJob {
+        /// The job.
+        name: ObjectName,
+        /// No error when it does not exist.
+        if_exists: bool,
+    },
+    /// `SHOW JOBS`
+    ShowJobs,
+}
+
+/// The statement kinds a job may run.
+pub const JOB_STATEMENTS: [&str; 8] = [
+    "INSERT",
+    "INSERT OVERWRITE",
+    "MERGE",
+    "SYNC TABLE",
+    "SYNC SOURCE",
+    "CHECK DRIFT",
+    "CREATE MODEL",
+    "RUN MONITOR",
+];
+
+/// When a job runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobSchedule {
+    /// `SCHEDULE 'cron'`: a five-field cron expression or an alias
+    /// (`@hourly`, …).
+    Cron(String),
+    /// `EVERY 'interval'` (`'1 second'`, `'5 minutes'`).
+    Every(String),
+}
+
+impl fmt::Display for JobSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobSchedule::Cron(c) => write!(f, "SCHEDULE '{}'", c.replace('\'', "''")),
+            JobSchedule::Every(i) => write!(f, "EVERY '{}'", i.replace('\'', "''")),
+        }
+    }
+}
+
+/// An event-time window over a job's `table_changes` input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSpec {
+    /// The event-time column (a timestamp).
+    pub column: ast::Ident,
+    /// Window length (an interval such as `'1 minute'`).
+    pub size: String,
+    /// For hopping windows, how far apart windows start; `None` for
+    /// tumbling windows.
+    pub slide: Option<String>,
+}
+
+/// `CREATE JOB [IF NOT EXISTS] name SCHEDULE '…' | EVERY '…'
+/// [WINDOW TUMBLE (col, 'size') | HOP (col, 'slide', 'size')]
+/// [WATERMARK 'lateness'] [LATE INTO table] AS statement`
+#[derive(Debug, Clone)]
+pub struct CreateJob {
+    /// The job's name.
+    pub name: ObjectName,
+    /// No error when it exists already.
+    pub if_not_exists: bool,
+    /// When it runs.
+    pub schedule: JobSchedule,
+    /// Event-time windows over its input.
+    pub window: Option<WindowSpec>,
+    /// How late an event may arrive before its window closes (the
+    /// watermark trails the newest event time by this); zero when absent.
+    pub watermark: Option<String>,
+    /// Where rows arriving after their window closed go.
+    pub late_into: Option<ObjectName>,
+    /// The statement each run executes, with its own text.
+    pub body: Box<ParsedStatement>,
+    /// Where the body starts in the submitted SQL (for its text).
+    pub body_start: (u64, u64),
 }
 
 /// The source types `CREATE SOURCE … TYPE` accepts.
-pub const SOURCE_TYPES: [&str; 3] = ["postgres", "mysql", "files"];
+pub const SOURCE_TYPES: [&str; 5] = ["postgres", "mysql", "files", "nats", "mqtt"];
 
 /// `CREATE SOURCE [IF NOT EXISTS] name TYPE t OPTIONS (key 'value', …)`
 #[derive(Debug, Clone)]
@@ -408,6 +495,11 @@ impl Statement {
             Statement::SyncTable(_) => "SYNC TABLE",
             Statement::SyncSource { .. } => "SYNC SOURCE",
             Statement::Governance(g) => g.kind(),
+            Statement::CreateJob(_) => "CREATE JOB",
+            Statement::AlterJob { .. } => "ALTER JOB",
+            Statement::RunJob(_) => "RUN JOB",
+            Statement::DropJob { .. } => "DROP JOB",
+            Statement::ShowJobs => "SHOW JOBS",
         }
     }
 }

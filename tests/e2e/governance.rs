@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use crate::util::{one, rows};
 use autolake_engine::{Engine, EngineConfig, Error, Interface, Principal, Session};
 
 struct Lake {
@@ -31,39 +31,6 @@ fn user(engine: &Arc<Engine>, name: &str) -> Session {
         stored: true,
     };
     engine.session(principal, Interface::FlightSql)
-}
-
-/// The rows of the last statement, one string per row, cells joined by `|`.
-async fn rows(session: &Session, sql: &str) -> Vec<String> {
-    let batches = session
-        .execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let options = FormatOptions::default().with_null("NULL");
-    let mut out = Vec::new();
-    for batch in &batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            out.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
-    out
-}
-
-async fn one(session: &Session, sql: &str) -> String {
-    let mut r = rows(session, sql).await;
-    assert_eq!(r.len(), 1, "{sql}: {r:?}");
-    r.remove(0)
 }
 
 fn denied(result: Result<Vec<arrow::array::RecordBatch>, Error>) -> String {

@@ -16,7 +16,7 @@ use deltalake::protocol::SaveMode;
 
 use super::{count_result, done, ident_name, lake_schema, lake_table};
 use crate::error::{Error, Result};
-use crate::lake::write::{self, CommitStamp};
+use crate::lake::write;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, TableName};
 use crate::session::{Session, StatementResult};
 
@@ -150,7 +150,7 @@ pub(super) async fn create_table(
     };
     let schema = cmt.input.schema().as_arrow().clone();
     check_partition_columns(&name, &schema, &partition_by)?;
-    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let stamp = session.stamp(kind);
     // Replacing writes against the loaded table, so its files are removed
     // in the same commit.
     let handle = match existing {
@@ -270,7 +270,7 @@ pub(super) async fn alter_table(
         )));
     }
     let fields = write::delta_fields(&name, &schema)?;
-    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let stamp = session.stamp(kind);
     table
         .add_columns()
         .with_fields(fields)

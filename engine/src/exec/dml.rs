@@ -21,7 +21,7 @@ use deltalake::protocol::SaveMode;
 use super::{count_result, ident_name, lake_table};
 use crate::error::{Error, Result};
 use crate::lake::TableName;
-use crate::lake::write::{self, CommitStamp};
+use crate::lake::write;
 use crate::session::{Session, StatementResult};
 
 pub(super) async fn insert(
@@ -47,7 +47,7 @@ pub(super) async fn insert(
             )));
         }
     };
-    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let stamp = session.stamp(kind);
     let (_, rows) = write::write_plan(
         table,
         &target,
@@ -74,7 +74,7 @@ pub(super) async fn update(
     }
     let name = lake_table(&single_table(&update.table.relation)?)?;
     let table = session.engine.lake().require_table(&name).await?;
-    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let stamp = session.stamp(kind);
     let columns = table_columns(&table)?;
     let mut read: Vec<&Expr> = update.selection.iter().collect();
     read.extend(update.assignments.iter().map(|a| &a.value));
@@ -134,7 +134,7 @@ pub(super) async fn delete(
 ) -> Result<StatementResult> {
     let name = lake_table(&delete_target(delete)?)?;
     let table = session.engine.lake().require_table(&name).await?;
-    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let stamp = session.stamp(kind);
     let read: Vec<&Expr> = delete.selection.iter().collect();
     let predicate = bounded(session, &name, kind, delete.selection.as_ref(), &read)?;
     let mut builder = table
@@ -207,7 +207,7 @@ pub(super) async fn merge(
     let source_plan = super::plan(session, super::parse_one_df(&source_sql)?).await?;
     let source = datafusion::dataframe::DataFrame::new(session.ctx.state(), source_plan);
 
-    let stamp = CommitStamp::new(&session.principal, kind, session.interface);
+    let stamp = session.stamp(kind);
     let mut builder = table
         .merge(source, delta_sql(&merge.on))
         .with_source_alias(&source_alias)
@@ -368,7 +368,7 @@ fn last_ident(name: &ObjectName) -> Result<String> {
 }
 
 /// The single table a statement targets.
-pub(super) fn single_table(factor: &TableFactor) -> Result<ObjectName> {
+pub(crate) fn single_table(factor: &TableFactor) -> Result<ObjectName> {
     match factor {
         TableFactor::Table {
             name,

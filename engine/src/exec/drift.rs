@@ -29,7 +29,6 @@ use datafusion::logical_expr::{Expr, cast, lit};
 
 use super::{ident_name, lake_table, parse_one_df, plan};
 use crate::error::{Error, Result};
-use crate::lake::write::CommitStamp;
 use crate::lake::{LAKE_CATALOG, TableName};
 use crate::monitor::{self, Monitor};
 use crate::session::{Session, StatementResult};
@@ -403,14 +402,32 @@ pub(crate) async fn run_monitor(
             )));
         }
     };
-    let run_at = chrono::Utc::now();
     let prepared = prepare(session, &check).await?;
     let (table, version) = (prepared.table.clone(), prepared.version);
     let rows = prepared.run().await?;
+    let schema = result_schema();
+    let result = RecordBatch::try_new(Arc::clone(&schema), result_columns(&rows))?;
+    let batch = metrics_batch(&name, &table, version, &result)?;
+    append_metrics(session, batch.clone()).await?;
+    Ok(StatementResult::batches(
+        "RUN MONITOR",
+        monitor::metrics_schema(),
+        vec![batch],
+    ))
+}
 
-    let n = rows.len();
+/// A drift check's result rows with the monitor (or job), the time and
+/// the checked table version in front: rows of `system.drift_metrics`.
+fn metrics_batch(
+    label: &str,
+    table: &crate::lake::TableName,
+    version: i64,
+    result: &RecordBatch,
+) -> Result<RecordBatch> {
+    let n = result.num_rows();
+    let run_at = chrono::Utc::now();
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![name.as_str(); n])),
+        Arc::new(StringArray::from(vec![label; n])),
         Arc::new(
             TimestampMicrosecondArray::from(vec![run_at.timestamp_micros(); n])
                 .with_timezone("UTC"),
@@ -418,17 +435,37 @@ pub(crate) async fn run_monitor(
         Arc::new(StringArray::from(vec![table.to_string(); n])),
         Arc::new(Int64Array::from(vec![version; n])),
     ];
-    columns.extend(result_columns(&rows));
-    let schema = monitor::metrics_schema();
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-    append_metrics(session, batch.clone()).await?;
-    Ok(StatementResult::batches("RUN MONITOR", schema, vec![batch]))
+    columns.extend(result.columns().iter().cloned());
+    Ok(RecordBatch::try_new(monitor::metrics_schema(), columns)?)
+}
+
+/// Records the result of a job's `CHECK DRIFT` in `system.drift_metrics`
+/// under the job's name, as a monitor run is; returns the rows recorded.
+pub(crate) async fn record(
+    session: &Session,
+    job: &str,
+    check: &DriftCheck,
+    batches: &[RecordBatch],
+) -> Result<i64> {
+    let table = super::lake_table(&check.table)?;
+    let version = session
+        .engine
+        .lake()
+        .require_table(&table)
+        .await?
+        .version()
+        .unwrap_or(0) as i64;
+    let result = arrow::compute::concat_batches(&result_schema(), batches)?;
+    let batch = metrics_batch(job, &table, version, &result)?;
+    let rows = batch.num_rows() as i64;
+    append_metrics(session, batch).await?;
+    Ok(rows)
 }
 
 /// Appends rows to `system.drift_metrics` in one commit, creating the
 /// table with the first run.
 async fn append_metrics(session: &Session, batch: RecordBatch) -> Result<()> {
-    let stamp = CommitStamp::new(&session.principal, "RUN MONITOR", session.interface);
+    let stamp = session.stamp("RUN MONITOR");
     crate::lake::write::append_system(
         session.engine.lake(),
         &session.ctx,

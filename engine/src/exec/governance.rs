@@ -511,7 +511,7 @@ async fn require_exists(session: &Session, object: &Securable) -> Result<()> {
             .get(m)
             .await?
             .is_some(),
-        Securable::Job(_) => false,
+        Securable::Job(j) => engine.jobs().get(j).await?.is_some(),
     };
     if exists {
         Ok(())

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::lake_table;
 use super::time_travel::load_at_timestamp;
 use crate::error::{Error, Result};
-use crate::lake::write::{self, CommitStamp};
+use crate::lake::write;
 use crate::session::{Session, StatementResult};
 
 fn kv_result(kind: &'static str, rows: Vec<(&str, i64)>) -> Result<StatementResult> {
@@ -141,7 +141,7 @@ pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementR
             vec![("num_restored_files", 0), ("num_removed_files", 0)],
         );
     }
-    let stamp = CommitStamp::new(&session.principal, "RESTORE", session.interface);
+    let stamp = session.stamp("RESTORE");
     let (_, metrics) = table
         .restore()
         .with_version_to_restore(target)
@@ -187,7 +187,7 @@ pub(super) async fn optimize(session: &Session, o: &Optimize) -> Result<Statemen
     } else {
         OptimizeType::ZOrder(zorder)
     };
-    let stamp = CommitStamp::new(&session.principal, "OPTIMIZE", session.interface);
+    let stamp = session.stamp("OPTIMIZE");
     let (_, metrics) = table
         .optimize()
         .with_type(optimize_type)
@@ -224,7 +224,7 @@ pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementRes
     let name = lake_table(&v.table)?;
     let lake = session.engine.lake();
     let table = lake.require_table(&name).await?;
-    let stamp = CommitStamp::new(&session.principal, "VACUUM", session.interface);
+    let stamp = session.stamp("VACUUM");
     let mut builder = table
         .vacuum()
         // Full: also removes files no commit references (a failed write's).

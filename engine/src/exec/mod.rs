@@ -13,8 +13,11 @@ pub(crate) mod governance;
 mod maintenance;
 pub(crate) mod models;
 pub(crate) mod sources;
+mod streams;
 pub(crate) mod time_travel;
 
+pub(crate) use dml::single_table as write_target;
+pub(crate) use drift::record as record_drift;
 pub(crate) use drift::result_schema as drift_result_schema;
 
 use std::sync::Arc;
@@ -90,8 +93,64 @@ pub(crate) async fn run(
             sources::sync_source(session, source, schema).await
         }
         Statement::Governance(g) => governance::run(session, g).await,
+        Statement::CreateJob(job) => {
+            crate::jobs::create(session, job).await?;
+            Ok(done(kind))
+        }
+        Statement::AlterJob { name, pause } => {
+            crate::jobs::set_paused(session, &crate::jobs::job_name(name)?, *pause).await?;
+            Ok(done(kind))
+        }
+        Statement::DropJob { name, if_exists } => {
+            crate::jobs::drop(session, &crate::jobs::job_name(name)?, *if_exists).await?;
+            Ok(done(kind))
+        }
+        Statement::RunJob(name) => run_job(session, &crate::jobs::job_name(name)?).await,
+        Statement::ShowJobs => {
+            datafusion_statement(
+                session,
+                parse_one_df(
+                    "SELECT name, schedule, kind, paused, last_run, last_status, next_run \
+                     FROM lake.system.jobs ORDER BY name",
+                )?,
+                kind,
+            )
+            .await
+        }
         Statement::Sql(df) => run_sql(session, df, kind).await,
     }
+}
+
+/// `RUN JOB name`: one run now, as the job's owner; one row describing it.
+async fn run_job(session: &Session, name: &str) -> Result<StatementResult> {
+    use arrow::array::{Int64Array, StringArray};
+    // Boxed: a job runs its statement through the session funnel that
+    // called this.
+    let record = Box::pin(crate::jobs::run(&session.engine, name, "manual")).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("job", DataType::Utf8, false),
+        Field::new("run", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("rows_read", DataType::Int64, false),
+        Field::new("rows_written", DataType::Int64, false),
+        Field::new("late_rows", DataType::Int64, false),
+        Field::new("input_versions", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec![record.job.clone()])),
+            Arc::new(Int64Array::from(vec![record.run])),
+            Arc::new(StringArray::from(vec![record.status.clone()])),
+            Arc::new(Int64Array::from(vec![record.rows_read])),
+            Arc::new(Int64Array::from(vec![record.rows_written])),
+            Arc::new(Int64Array::from(vec![record.late_rows])),
+            Arc::new(StringArray::from(vec![
+                serde_json::json!(record.inputs).to_string(),
+            ])),
+        ],
+    )?;
+    Ok(StatementResult::batches("RUN JOB", schema, vec![batch]))
 }
 
 async fn run_sql(
@@ -173,6 +232,7 @@ pub(crate) async fn plan(
     statement: DFStatement,
 ) -> Result<datafusion::logical_expr::LogicalPlan> {
     let statement = time_travel::rewrite(session, statement).await?;
+    let statement = crate::jobs::changes::rewrite(session, statement).await?;
     Ok(session.ctx.state().statement_to_plan(statement).await?)
 }
 
@@ -363,11 +423,20 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
             object: Object::Source(sources::source_name(name)?),
         }),
         Statement::SyncTable(s) => {
-            let (src, schema, table) = sources::source_table(&s.from)?;
-            out.push(Access {
-                action: Action::Select,
-                object: Object::Other(format!("{src}.{schema}.{table}")),
-            });
+            match s.from.0.as_slice() {
+                // A message stream: the source itself.
+                [part] => out.push(Access {
+                    action: Action::Select,
+                    object: Object::Source(ident_name_part(part)?),
+                }),
+                _ => {
+                    let (src, schema, table) = sources::source_table(&s.from)?;
+                    out.push(Access {
+                        action: Action::Select,
+                        object: Object::Other(format!("{src}.{schema}.{table}")),
+                    });
+                }
+            }
             let target = lake_table(&s.target)?;
             for action in [Action::Insert, Action::Update, Action::Delete] {
                 out.push(Access {
@@ -413,6 +482,33 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
             query_accesses(session, query, &mut out)?;
         }
         Statement::Governance(g) => governance::accesses(&session.principal, g, &mut out)?,
+        Statement::CreateJob(job) => {
+            out.push(Access {
+                action: Action::Create,
+                object: Object::Job(crate::jobs::job_name(&job.name)?),
+            });
+            // The creator must be able to do what the job will do.
+            for access in accesses(session, &job.body.statement)? {
+                if !out.contains(&access) {
+                    out.push(access);
+                }
+            }
+            if let Some(late) = &job.late_into {
+                out.push(Access {
+                    action: Action::Insert,
+                    object: Object::Table(lake_table(late)?),
+                });
+            }
+        }
+        Statement::AlterJob { name, .. } | Statement::RunJob(name) => out.push(Access {
+            action: Action::Alter,
+            object: Object::Job(crate::jobs::job_name(name)?),
+        }),
+        Statement::DropJob { name, .. } => out.push(Access {
+            action: Action::Drop,
+            object: Object::Job(crate::jobs::job_name(name)?),
+        }),
+        Statement::ShowJobs => {}
         Statement::Sql(df) => {
             if matches!(
                 df.as_ref(),
@@ -489,11 +585,18 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
                     _ => {}
                 }
             }
-            // Everything the statement reads.
+            // Everything the statement reads: tables, and the tables whose
+            // changes it reads.
             let refs = session.ctx.state().resolve_table_references(df)?;
             let written: Vec<Object> = out.iter().map(|a| a.object.clone()).collect();
-            for r in refs {
-                let object = read_object(&r);
+            let changed = crate::jobs::changes::calls(df)?
+                .into_iter()
+                .map(|c| Object::Table(c.table));
+            let read = refs
+                .into_iter()
+                .filter(|r| !crate::jobs::changes::is_function_name(r))
+                .map(|r| read_object(&r));
+            for object in read.chain(changed) {
                 if !written.contains(&object) {
                     out.push(Access {
                         action: Action::Select,
@@ -519,10 +622,18 @@ fn query_accesses(session: &Session, query: &ast::Query, out: &mut Vec<Access>) 
     }
     let statement =
         DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
-    for r in session.ctx.state().resolve_table_references(&statement)? {
+    let refs = session.ctx.state().resolve_table_references(&statement)?;
+    let changed = crate::jobs::changes::calls(&statement)?
+        .into_iter()
+        .map(|c| Object::Table(c.table));
+    let read = refs
+        .into_iter()
+        .filter(|r| !crate::jobs::changes::is_function_name(r))
+        .map(|r| read_object(&r));
+    for object in read.chain(changed) {
         let access = Access {
             action: Action::Select,
-            object: read_object(&r),
+            object,
         };
         if !out.contains(&access) {
             out.push(access);

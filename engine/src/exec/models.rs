@@ -48,12 +48,16 @@ async fn plan_with_lineage(
     let statement = time_travel::rewrite(session, query_statement(query)).await?;
     let mut lineage = Vec::new();
     for r in session.ctx.state().resolve_table_references(&statement)? {
+        if crate::jobs::changes::is_function_name(&r) {
+            continue;
+        }
         if let Some(l) = lineage_of(session, &r).await?
             && !lineage.contains(&l)
         {
             lineage.push(l);
         }
     }
+    let statement = crate::jobs::changes::rewrite(session, statement).await?;
     let plan = session.ctx.state().statement_to_plan(statement).await?;
     Ok((plan, lineage))
 }

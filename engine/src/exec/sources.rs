@@ -84,7 +84,7 @@ pub(crate) fn source_table(name: &ObjectName) -> Result<(String, String, String)
     match parts.as_slice() {
         [s, sc, t] => Ok((s.clone(), sc.clone(), t.clone())),
         _ => Err(Error::invalid(format!(
-            "invalid source table {name}: expected source.schema.table"
+            "invalid source table {name}: expected source.schema.table (or, for a nats or mqtt source, the source's name)"
         ))),
     }
 }
@@ -350,6 +350,17 @@ impl Run {
 /// `SYNC TABLE t FROM src.schema.table [INCREMENTAL ON c] [KEY (…)]`.
 pub(crate) async fn sync_table(session: &Session, s: &SyncTable) -> Result<StatementResult> {
     let target = lake_table(&s.target)?;
+    if let [part] = s.from.0.as_slice() {
+        let name = super::ident_name_part(part)?;
+        if let Some(source) = super::streams::stream_source(session, &name).await? {
+            if s.incremental_on.is_some() || !s.key.is_empty() {
+                return Err(Error::invalid(format!(
+                    "SYNC TABLE {target} FROM {name}: a message stream is appended as it arrives; INCREMENTAL ON and KEY do not apply"
+                )));
+            }
+            return super::streams::sync_stream(session, &target, &source).await;
+        }
+    }
     let (src, schema, table) = source_table(&s.from)?;
     if session.engine.sources().get(&src).await?.is_none() {
         return Err(Error::NotFound {
@@ -556,7 +567,8 @@ async fn sync_one(
     let bad = BadRows::default();
     let frame = build(Arc::clone(&bad))?;
 
-    let stamp = CommitStamp::new(&session.principal, "SYNC TABLE", session.interface)
+    let stamp = session
+        .stamp("SYNC TABLE")
         .with_transaction(&app_id, run)
         .with_info("autolake.sync.source", json!(source_text))
         .with_info("autolake.sync.run", json!(run))
@@ -778,8 +790,7 @@ async fn write_rejected(
         Some(t) => t,
         None => lake.table_handle(&name)?,
     };
-    let stamp = CommitStamp::new(&session.principal, "SYNC TABLE", session.interface)
-        .with_transaction(app_id, run);
+    let stamp = session.stamp("SYNC TABLE").with_transaction(app_id, run);
     let plan = session.ctx.read_batch(batch)?.into_unoptimized_plan();
     append(session, handle, &name, plan, &stamp).await?;
     Ok(())
@@ -808,7 +819,7 @@ async fn append(
 }
 
 async fn append_lineage(session: &Session, runs: &[Run]) -> Result<()> {
-    let stamp = CommitStamp::new(&session.principal, "SYNC TABLE", session.interface);
+    let stamp = session.stamp("SYNC TABLE");
     append_system(
         session.engine.lake(),
         &session.ctx,

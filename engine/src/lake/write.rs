@@ -9,6 +9,10 @@
 //! `VACUUM`). Concurrent writers are resolved by Delta's optimistic
 //! concurrency: delta-rs retries non-conflicting commits (appends) and a
 //! real conflict surfaces as [`Error::Conflict`].
+//!
+//! Tables are created with the change data feed on
+//! (`delta.enableChangeDataFeed`), so `table_changes` and jobs see updates
+//! and deletes as such, not as rewritten files.
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use datafusion::catalog::Session as DFSession;
 use datafusion::logical_expr::LogicalPlan;
+use deltalake::TableProperty;
 use deltalake::kernel::StructField;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
@@ -37,9 +42,9 @@ pub struct CommitStamp {
     pub statement: String,
     /// The interface the statement came through.
     pub interface: Interface,
-    /// A Delta application transaction (app id, version) committed with
+    /// Delta application transactions (app id, version) committed with
     /// the data: what makes a sync or job run exactly-once.
-    pub transaction: Option<(String, i64)>,
+    pub transactions: Vec<(String, i64)>,
     /// More commit-info entries (`autolake.sync.*`, …).
     pub extra: Vec<(String, Value)>,
 }
@@ -51,14 +56,14 @@ impl CommitStamp {
             user: principal.name.clone(),
             statement: kind.to_string(),
             interface,
-            transaction: None,
+            transactions: Vec::new(),
             extra: Vec::new(),
         }
     }
 
-    /// The same stamp carrying an application transaction.
+    /// The same stamp carrying one more application transaction.
     pub fn with_transaction(mut self, app_id: impl Into<String>, version: i64) -> Self {
-        self.transaction = Some((app_id.into(), version));
+        self.transactions.push((app_id.into(), version));
         self
     }
 
@@ -79,17 +84,15 @@ impl CommitStamp {
             ),
         ];
         metadata.extend(self.extra.iter().cloned());
-        let properties = CommitProperties::default().with_metadata(metadata);
-        match &self.transaction {
-            Some((app, version)) => properties.with_application_transaction(
-                deltalake::kernel::Transaction::new_with_last_update(
-                    app,
-                    *version,
-                    Some(chrono::Utc::now().timestamp_millis()),
-                ),
-            ),
-            None => properties,
-        }
+        let now = chrono::Utc::now().timestamp_millis();
+        self.transactions.iter().fold(
+            CommitProperties::default().with_metadata(metadata),
+            |properties, (app, version)| {
+                properties.with_application_transaction(
+                    deltalake::kernel::Transaction::new_with_last_update(app, *version, Some(now)),
+                )
+            },
+        )
     }
 }
 
@@ -139,6 +142,7 @@ pub async fn create_table(
         .with_table_name(&name.table)
         .with_columns(fields)
         .with_partition_columns(partition_by)
+        .with_configuration_property(TableProperty::EnableChangeDataFeed, Some("true"))
         .with_save_mode(if replace {
             SaveMode::Overwrite
         } else {
@@ -176,14 +180,16 @@ pub async fn write_plan(
         .with_save_mode(mode)
         .with_commit_properties(properties);
     if is_new {
-        builder = builder.with_table_name(&name.table);
+        builder = builder
+            .with_table_name(&name.table)
+            .with_configuration([(TableProperty::EnableChangeDataFeed.as_ref(), Some("true"))]);
     }
     if let Some(cols) = partition_by {
         builder = builder.with_partition_columns(cols);
     }
     if replace_schema {
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
-    } else if !is_new && stamp.transaction.is_some() {
+    } else if !is_new && !stamp.transactions.is_empty() {
         // Syncs and jobs follow their source: columns it gained are added.
         builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
     }

@@ -10,7 +10,7 @@ use deltalake::protocol::SaveMode;
 
 use crate::error::{Error, Result};
 use crate::lake::TableName;
-use crate::lake::write::{CommitStamp, write_plan};
+use crate::lake::write::write_plan;
 use crate::principal::{Access, Action, Object};
 use crate::session::Session;
 
@@ -105,7 +105,7 @@ pub(crate) async fn ingest(
             ))
         })?
         .into_unoptimized_plan();
-    let stamp = CommitStamp::new(&session.principal, "INGEST", session.interface);
+    let stamp = session.stamp("INGEST");
     let (_, rows) = write_plan(
         handle,
         table,

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Lifetime of a bearer token.
     pub token_ttl: Duration,
+    /// Run scheduled jobs and monitors in this process.
+    pub scheduler: bool,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -106,8 +108,16 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
             "grpc://"
         }
     );
+    // Due work is looked for five times a second, so a job every second
+    // starts within 200 ms of being due.
+    let scheduler = options.scheduler.then(|| {
+        crate::jobs::Scheduler::new(Arc::clone(&engine)).spawn(Duration::from_millis(200))
+    });
     let signals = async move {
         shutdown_signal().await;
+        if let Some(s) = &scheduler {
+            s.abort();
+        }
         eprintln!("shutting down: finishing in-flight calls");
         let _ = stop_tx.send(true);
     };

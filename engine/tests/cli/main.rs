@@ -4,9 +4,11 @@
 mod flight;
 mod governance;
 mod interop;
+mod jobs;
 mod object_store;
 mod services;
 mod sources;
+mod streams;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -360,10 +362,15 @@ fn demo_runs_and_is_idempotent() {
         "SELECT count(*) AS orders FROM demo.orders; SELECT count(*) AS customers FROM demo.customers",
     ));
     assert_eq!(out, "orders\n120\ncustomers\n24\n");
-    // Re-running trained the model again from scratch: one version.
+    // Re-running trained the model again from scratch: one version. The
+    // scores: every order, and the four new ones the demo's job scored.
     let out = ok(sql(
         lake.path(),
-        "SELECT name, version FROM system.models; SELECT count(*) AS scored FROM demo.order_scores",
+        "SELECT name, version FROM system.models; SELECT count(*) AS scored FROM demo.order_scores; \
+         SELECT name, last_run FROM system.jobs ORDER BY name",
     ));
-    assert_eq!(out, "name,version\ndemo_large_orders,1\nscored\n120\n");
+    assert_eq!(
+        out,
+        "name,version\ndemo_large_orders,1\nscored\n124\nname,last_run\ndemo_price_drift,1\ndemo_score_incoming,2\n"
+    );
 }

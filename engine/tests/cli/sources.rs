@@ -23,7 +23,7 @@ fn unique(prefix: &str) -> String {
 
 /// Waits for a server on `port`, starting it with the first start command
 /// that works when it is not up.
-fn ensure_server(name: &str, port: u16, starts: &[&[&str]]) {
+pub(super) fn ensure_server(name: &str, port: u16, starts: &[&[&str]]) {
     let up = || TcpStream::connect(("127.0.0.1", port)).is_ok();
     if up() {
         return;

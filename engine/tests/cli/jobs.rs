@@ -1,0 +1,170 @@
+//! Jobs run by processes: the scheduler inside `autolake serve`,
+//! `autolake jobs run-due` for external schedulers, and exactly-once
+//! output when the server is killed with SIGKILL at random points while
+//! its job runs and another process keeps appending.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::flight::Server;
+use super::{autolake, ok, sql};
+
+fn count(lake: &Path, query: &str) -> i64 {
+    let out = ok(sql(lake, query));
+    out.lines()
+        .nth(1)
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn run_due_and_the_server_scheduler_run_jobs_when_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    ok(sql(
+        lake,
+        "CREATE TABLE src (id INT); CREATE TABLE out (id INT); \
+         CREATE JOB copy EVERY '300 ms' AS INSERT INTO out SELECT id FROM table_changes('src'); \
+         CREATE JOB nightly SCHEDULE '0 3 * * *' AS INSERT INTO out SELECT id FROM table_changes('src'); \
+         INSERT INTO src VALUES (1), (2)",
+    ));
+    // Never run and on an interval: due at once. The cron job waits for 03:00.
+    let out = ok(autolake(lake, &["jobs", "run-due"]));
+    assert_eq!(
+        out,
+        "copy run 1: succeeded (2 rows read, 2 written, 0 late)\n"
+    );
+    // Not due again until 300 ms after that run started.
+    ok(sql(lake, "INSERT INTO src VALUES (3)"));
+    std::thread::sleep(Duration::from_millis(400));
+    let out = ok(autolake(lake, &["jobs", "run-due"]));
+    assert_eq!(
+        out,
+        "copy run 2: succeeded (1 rows read, 1 written, 0 late)\n"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        ok(autolake(lake, &["jobs", "run-due"])),
+        "copy: nothing new\n"
+    );
+
+    // Paused, even across processes.
+    ok(sql(
+        lake,
+        "ALTER JOB copy PAUSE; INSERT INTO src VALUES (4)",
+    ));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(ok(autolake(lake, &["jobs", "run-due"])), "");
+    let server = Server::start(lake, 3600);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(lake, "SELECT count(*) FROM out"), 3);
+
+    // Resumed: the server's scheduler picks it up.
+    ok(sql(lake, "ALTER JOB copy RESUME"));
+    wait_until("the resumed job", Duration::from_secs(20), || {
+        count(lake, "SELECT count(*) FROM out") == 4
+    });
+    ok(sql(lake, "INSERT INTO src VALUES (5)"));
+    wait_until("the next run", Duration::from_secs(20), || {
+        count(lake, "SELECT count(*) FROM out") == 5
+    });
+    drop(server);
+    let runs = ok(sql(
+        lake,
+        "SELECT trigger, count(*) AS n FROM system.job_runs WHERE job = 'copy' GROUP BY trigger ORDER BY trigger",
+    ));
+    assert!(runs.starts_with("trigger,n\nschedule,"), "{runs}");
+}
+
+/// A small deterministic generator for kill times.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn kill_9_of_the_server_during_job_runs_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_path_buf();
+    ok(sql(
+        &lake,
+        "CREATE TABLE src (id BIGINT, k INT); CREATE TABLE out (id BIGINT, k INT); \
+         CREATE JOB copy EVERY '100 ms' AS INSERT INTO out \
+         SELECT id, k FROM table_changes('src') WHERE _change_type = 'insert'",
+    ));
+    // Other processes keep appending (120 commits) while the server is
+    // killed and restarted, so most of the server's short lives see a run.
+    let writer_lake = lake.clone();
+    let writer = std::thread::spawn(move || {
+        for k in 0..60 {
+            let statements: String = (0..2)
+                .map(|j| {
+                    let batch = k * 2 + j;
+                    format!(
+                        "INSERT INTO src SELECT value + {}, {batch} FROM generate_series(0, {});",
+                        batch * 1000,
+                        10 + batch % 7
+                    )
+                })
+                .collect();
+            ok(sql(&writer_lake, &statements));
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let mut rng = Lcg(0x5eed);
+    let mut kills = 0;
+    let started = Instant::now();
+    loop {
+        let server = Server::start(&lake, 3600);
+        std::thread::sleep(Duration::from_millis(150 + rng.next(900)));
+        drop(server); // SIGKILL
+        kills += 1;
+        if writer.is_finished() || started.elapsed() > Duration::from_secs(240) {
+            break;
+        }
+    }
+    writer.join().unwrap();
+
+    // One last, uninterrupted start drains what is left.
+    let server = Server::start(&lake, 3600);
+    let expected = count(&lake, "SELECT count(*) FROM src");
+    wait_until("the last rows", Duration::from_secs(60), || {
+        count(&lake, "SELECT count(*) FROM out") >= expected
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    drop(server);
+
+    let out = ok(sql(
+        &lake,
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM out; \
+         SELECT count(*) AS missing FROM (SELECT id, k FROM src EXCEPT SELECT id, k FROM out); \
+         SELECT count(*) AS extra FROM (SELECT id, k FROM out EXCEPT SELECT id, k FROM src)",
+    ));
+    assert_eq!(
+        out,
+        format!("n,ids\n{expected},{expected}\nmissing\n0\nextra\n0\n"),
+        "after {kills} kills"
+    );
+    let runs = count(
+        &lake,
+        "SELECT count(*) FROM system.job_runs WHERE status IN ('succeeded', 'recovered')",
+    );
+    assert!(runs >= 50, "only {runs} runs in {kills} kills");
+}
