@@ -587,16 +587,8 @@ pub(crate) fn accesses(session: &Session, statement: &Statement) -> Result<Vec<A
             }
             // Everything the statement reads: tables, and the tables whose
             // changes it reads.
-            let refs = session.ctx.state().resolve_table_references(df)?;
             let written: Vec<Object> = out.iter().map(|a| a.object.clone()).collect();
-            let changed = crate::jobs::changes::calls(df)?
-                .into_iter()
-                .map(|c| Object::Table(c.table));
-            let read = refs
-                .into_iter()
-                .filter(|r| !crate::jobs::changes::is_function_name(r))
-                .map(|r| read_object(&r));
-            for object in read.chain(changed) {
+            for object in reads(session, df)? {
                 if !written.contains(&object) {
                     out.push(Access {
                         action: Action::Select,
@@ -622,15 +614,7 @@ fn query_accesses(session: &Session, query: &ast::Query, out: &mut Vec<Access>) 
     }
     let statement =
         DFStatement::Statement(Box::new(ast::Statement::Query(Box::new(query.clone()))));
-    let refs = session.ctx.state().resolve_table_references(&statement)?;
-    let changed = crate::jobs::changes::calls(&statement)?
-        .into_iter()
-        .map(|c| Object::Table(c.table));
-    let read = refs
-        .into_iter()
-        .filter(|r| !crate::jobs::changes::is_function_name(r))
-        .map(|r| read_object(&r));
-    for object in read.chain(changed) {
+    for object in reads(session, &statement)? {
         let access = Access {
             action: Action::Select,
             object,
@@ -640,6 +624,25 @@ fn query_accesses(session: &Session, query: &ast::Query, out: &mut Vec<Access>) 
         }
     }
     Ok(())
+}
+
+/// The objects a statement reads: its tables, and the tables whose changes
+/// it reads with `table_changes`.
+fn reads(session: &Session, df: &DFStatement) -> Result<Vec<Object>> {
+    let mut objects: Vec<Object> = session
+        .ctx
+        .state()
+        .resolve_table_references(df)?
+        .into_iter()
+        .filter(|r| !crate::jobs::changes::is_function_name(r))
+        .map(|r| read_object(&r))
+        .collect();
+    objects.extend(
+        crate::jobs::changes::calls(df)?
+            .into_iter()
+            .map(|c| Object::Table(c.table)),
+    );
+    Ok(objects)
 }
 
 /// A drift check reads its table and whatever its sample queries read.

@@ -182,7 +182,8 @@ fn timestamp_literal(expr: &Expr) -> Option<String> {
     }
 }
 
-fn visit_df<V: VisitorMut>(statement: &mut DFStatement, visitor: &mut V) {
+/// Visits every query of a statement, wherever DataFusion's parser put it.
+pub(crate) fn visit_df<V: VisitorMut>(statement: &mut DFStatement, visitor: &mut V) {
     match statement {
         DFStatement::Statement(s) => {
             let _ = s.visit(visitor);

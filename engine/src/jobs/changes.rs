@@ -32,7 +32,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMi
 use async_trait::async_trait;
 use autolake_sql::sqlparser::ast::{
     self, FunctionArg, FunctionArgExpr, Ident, ObjectName, TableAlias, TableFactor, Value,
-    VisitMut, VisitorMut,
+    VisitorMut,
 };
 use datafusion::catalog::{Session as DFSession, TableProvider};
 use datafusion::common::TableReference;
@@ -47,7 +47,9 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::scalar::ScalarValue;
-use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
+use datafusion::sql::parser::Statement as DFStatement;
+
+use crate::exec::time_travel::visit_df;
 use deltalake::DeltaTable;
 use deltalake::delta_datafusion::DataFusionMixins;
 use futures::StreamExt;
@@ -596,21 +598,6 @@ impl PartitionStream for Windows {
             Arc::clone(&self.schema),
             stream,
         ))
-    }
-}
-
-fn visit_df<V: VisitorMut>(statement: &mut DFStatement, visitor: &mut V) {
-    match statement {
-        DFStatement::Statement(s) => {
-            let _ = s.visit(visitor);
-        }
-        DFStatement::Explain(e) => visit_df(&mut e.statement, visitor),
-        DFStatement::CopyTo(c) => {
-            if let CopyToSource::Query(q) = &mut c.source {
-                let _ = q.visit(visitor);
-            }
-        }
-        DFStatement::CreateExternalTable(_) | DFStatement::Reset(_) => {}
     }
 }
 

@@ -3,21 +3,10 @@
 //! output when the server is killed with SIGKILL at random points while
 //! its job runs and another process keeps appending.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::flight::Server;
-use super::{autolake, ok, sql};
-
-fn count(lake: &Path, query: &str) -> i64 {
-    let out = ok(sql(lake, query));
-    out.lines()
-        .nth(1)
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
+use super::{autolake, count, ok, sql};
 
 fn wait_until(what: &str, deadline: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();

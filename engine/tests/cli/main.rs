@@ -38,6 +38,17 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// The single number a one-row, one-column query returns (0 for none).
+fn count(lake: &Path, query: &str) -> i64 {
+    let out = ok(sql(lake, query));
+    out.lines()
+        .nth(1)
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 fn failed(out: Output, code: i32) -> String {
     assert_eq!(
         out.status.code(),

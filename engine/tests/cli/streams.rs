@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::sources::ensure_server;
-use super::{ok, sql};
+use super::{count, ok, sql};
 
 const NATS: &str = "/usr/sbin/nats-server";
 /// As the machine's service runs it: JetStream with file storage.
@@ -58,16 +58,6 @@ fn stop_nats() {
         assert!(Instant::now() < deadline, "NATS did not stop");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn count(lake: &Path, query: &str) -> i64 {
-    let out = ok(sql(lake, query));
-    out.lines()
-        .nth(1)
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .unwrap_or(0)
 }
 
 /// Runs the job until a run succeeds (a broker that just restarted may
