@@ -9,7 +9,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::error::{Error, Result};
 
@@ -78,8 +78,9 @@ impl Schedule {
             Schedule::Every(d) => {
                 after + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::MAX)
             }
+            // Cron times are whole seconds.
             Schedule::Cron(c) => c
-                .find_next_occurrence(&after, false)
+                .find_next_occurrence(&after.with_nanosecond(0).unwrap_or(after), false)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
@@ -146,7 +147,8 @@ mod tests {
 
     #[test]
     fn cron_and_intervals_fire_when_expected() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 27, 10, 7, 30).unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 27, 10, 7, 30).unwrap()
+            + chrono::Duration::milliseconds(250);
         let every = Schedule::cron("*/5 * * * *").unwrap();
         assert_eq!(
             every.next_after(t),
@@ -164,6 +166,7 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 11, 30, 6, 0, 0).unwrap()
         );
         let interval = Schedule::every("90 seconds").unwrap();
+        // Intervals keep the start's fraction; cron times do not.
         assert_eq!(interval.next_after(t), t + chrono::Duration::seconds(90));
         for bad in ["* * *", "61 * * * *", "soon", ""] {
             let e = Schedule::cron(bad).unwrap_err().to_string();

@@ -98,11 +98,14 @@ fn kill_9_of_the_server_during_job_runs_loses_and_duplicates_nothing() {
          CREATE JOB copy EVERY '100 ms' AS INSERT INTO out \
          SELECT id, k FROM table_changes('src') WHERE _change_type = 'insert'",
     ));
-    // Other processes keep appending (120 commits) while the server is
-    // killed and restarted, so most of the server's short lives see a run.
+    // Another process keeps appending (two commits per process) while the
+    // server is killed and restarted, until 50 runs have succeeded.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer_lake = lake.clone();
+    let writer_stop = std::sync::Arc::clone(&stop);
     let writer = std::thread::spawn(move || {
-        for k in 0..60 {
+        let mut k = 0;
+        while !writer_stop.load(std::sync::atomic::Ordering::Relaxed) {
             let statements: String = (0..2)
                 .map(|j| {
                     let batch = k * 2 + j;
@@ -115,6 +118,7 @@ fn kill_9_of_the_server_during_job_runs_loses_and_duplicates_nothing() {
                 .collect();
             ok(sql(&writer_lake, &statements));
             std::thread::sleep(Duration::from_millis(150));
+            k += 1;
         }
     });
     let mut rng = Lcg(0x5eed);
@@ -125,10 +129,17 @@ fn kill_9_of_the_server_during_job_runs_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(150 + rng.next(900)));
         drop(server); // SIGKILL
         kills += 1;
-        if writer.is_finished() || started.elapsed() > Duration::from_secs(240) {
-            break;
+        if kills % 5 == 0 {
+            let runs = count(
+                &lake,
+                "SELECT count(*) FROM system.job_runs WHERE status IN ('succeeded', 'recovered')",
+            );
+            if runs >= 50 || started.elapsed() > Duration::from_secs(300) {
+                break;
+            }
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
 
     // One last, uninterrupted start drains what is left.
