@@ -38,12 +38,16 @@ fn start_nats() {
         Path::new(NATS).exists(),
         "NATS is not running on 127.0.0.1:4222 and {NATS} is not installed"
     );
-    Command::new(NATS)
-        .args(NATS_ARGS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server starts");
+    // In the background of a shell, so the server outlives this test as
+    // the machine's own does.
+    let started = Command::new("sh")
+        .args([
+            "-c",
+            &format!("{NATS} {} >/dev/null 2>&1 &", NATS_ARGS.join(" ")),
+        ])
+        .status()
+        .expect("sh runs");
+    assert!(started.success(), "nats-server could not be started");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !nats_up() {
         assert!(Instant::now() < deadline, "NATS did not start");
