@@ -198,24 +198,9 @@ async fn write_rejected(
         )),
     ];
     let batch = RecordBatch::try_new(schema, columns)?;
-    let lake = session.engine.lake();
-    let handle = match lake.load_table(&name).await? {
-        Some(t) => t,
-        None => lake.table_handle(&name)?,
-    };
-    let plan = session.ctx.read_batch(batch)?.into_unoptimized_plan();
-    write_plan(
-        handle,
-        &name,
-        plan,
-        Arc::new(session.ctx.state()),
-        SaveMode::Append,
-        None,
-        false,
-        stamp,
-    )
-    .await?;
-    Ok(())
+    // Created with the first rejected message, appended to after.
+    crate::lake::write::append_system(session.engine.lake(), &session.ctx, &name, batch, stamp)
+        .await
 }
 
 /// A stream source's definition, if `name` is one.

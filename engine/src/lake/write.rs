@@ -198,8 +198,8 @@ pub async fn write_plan(
     Ok((table, rows))
 }
 
-/// Appends `batch` to a table of the `system` schema in one commit,
-/// creating the table with its first rows.
+/// Appends `batch` to a small service table (a `system` table, a table of
+/// rejected messages) in one commit, creating the table with its first rows.
 pub async fn append_system(
     lake: &super::Lake,
     ctx: &datafusion::prelude::SessionContext,
