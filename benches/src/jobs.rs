@@ -131,8 +131,10 @@ fn bids(events: usize, batches: usize) -> Result<Vec<RecordBatch>, BoxError> {
             false,
         ),
     ]));
-    let generator =
-        nexmark::EventGenerator::default().with_type_filter(nexmark::event::EventType::Bid);
+    // `EventGenerator::default()` derives a step of 0 and repeats one event;
+    // `new` steps through the stream.
+    let generator = nexmark::EventGenerator::new(nexmark::config::NexmarkConfig::default())
+        .with_type_filter(nexmark::event::EventType::Bid);
     let per_batch = events.div_ceil(batches);
     let mut out = Vec::new();
     let (mut auction, mut price, mut time) = (Vec::new(), Vec::new(), Vec::new());

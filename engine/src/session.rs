@@ -28,6 +28,8 @@ use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::optimizer::{Analyzer, AnalyzerRule};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
@@ -104,6 +106,14 @@ impl Engine {
         let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned);
         audit.start_flusher();
         let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats));
+        let owners = Arc::clone(&governance);
+        system.set_table_owners(Arc::new(move |table| {
+            owners
+                .cached()
+                .owners
+                .get(&Securable::table(table))
+                .cloned()
+        }));
         system.add(
             "users",
             Arc::new(crate::governance::tables::UsersTable {
@@ -314,11 +324,15 @@ impl Session {
             )));
         }
         analyzer_rules.extend(Analyzer::new().rules);
+        let mut physical_rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+            vec![Arc::new(crate::governance::boundaries::PolicyEstimates)];
+        physical_rules.extend(PhysicalOptimizer::new().rules);
         // delta-rs's planner executes the plan nodes its writes add.
         let state = SessionStateBuilder::new()
             .with_default_features()
             .with_config(config)
             .with_analyzer_rules(analyzer_rules)
+            .with_physical_optimizer_rules(physical_rules)
             .with_query_planner(DeltaPlanner::new())
             .build();
         let ctx = SessionContext::new_with_state(state);

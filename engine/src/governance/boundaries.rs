@@ -19,6 +19,19 @@
 //! Lake tables are recognised by [`LakeTable`], the provider every lake
 //! table (current or at a version) is wrapped in; a rewritten scan is
 //! marked governed so a plan analyzed twice is not masked twice.
+//!
+//! Policies do not change the plan's shape. The policy predicate is wrapped
+//! in `row_policy(…)`, an identity function that marks it (and shows in
+//! `EXPLAIN`). DataFusion cannot estimate most predicates (a Decimal
+//! comparison, a function call) and guesses that a filter keeps 20% of the
+//! rows; for a policy that keeps nearly every row, that guess flips join
+//! sides and makes a governed query slower than the same query without
+//! governance. [`PolicyEstimates`], the first physical optimizer rule,
+//! splits every filter holding `row_policy` conjuncts in two: the policy
+//! evaluated first, estimated to keep every row, under the query's own
+//! predicates, estimated exactly as they are without governance. The query
+//! therefore gets the plan it gets without policies, and the user's
+//! predicates only ever see rows the policy let through.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -28,20 +41,24 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session as DFSession, TableProvider};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Constraints, DFSchema, Statistics};
 use datafusion::datasource::{DefaultTableSource, TableType, provider_as_source};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, Filter, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, TableProviderFilterPushDown, TableScan, TableScanBuilder, Volatility,
     cast,
 };
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::physical_expr::{ScalarFunctionExpr, conjunction, split_conjunction};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::scalar::ScalarValue;
 
 use super::{Governance, Privilege, Securable, State, denied};
@@ -175,7 +192,8 @@ impl Boundaries {
             predicates.push(expr);
         }
         if let Some(filter) = predicates.into_iter().reduce(Expr::or) {
-            plan = LogicalPlan::Filter(Filter::try_new(filter, Arc::new(plan))?);
+            let marked = Expr::ScalarFunction(ScalarFunction::new_udf(row_policy(), vec![filter]));
+            plan = LogicalPlan::Filter(Filter::try_new(marked, Arc::new(plan))?);
         }
         let mut exprs = Vec::new();
         for (qualifier, field) in scan.projected_schema.iter() {
@@ -257,6 +275,101 @@ impl AnalyzerRule for Boundaries {
 
     fn name(&self) -> &str {
         "autolake_data_boundaries"
+    }
+}
+
+/// The marker around a table's row-policy predicate: the identity on booleans.
+fn row_policy() -> Arc<ScalarUDF> {
+    static UDF: OnceLock<Arc<ScalarUDF>> = OnceLock::new();
+    Arc::clone(UDF.get_or_init(|| {
+        Arc::new(ScalarUDF::new_from_impl(RowPolicy {
+            signature: Signature::exact(vec![DataType::Boolean], Volatility::Immutable),
+        }))
+    }))
+}
+
+const ROW_POLICY: &str = "row_policy";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowPolicy {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RowPolicy {
+    fn name(&self) -> &str {
+        ROW_POLICY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        args.args
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("row_policy takes one argument".into()))
+    }
+}
+
+/// The physical optimizer rule giving row-policy filters the estimate
+/// "keeps every row" (see the module documentation). It runs before
+/// DataFusion's own rules, so join selection sees the split filters.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyEstimates;
+
+impl PolicyEstimates {
+    fn split(node: Arc<dyn ExecutionPlan>) -> DFResult<Transformed<Arc<dyn ExecutionPlan>>> {
+        let Some(filter) = node.downcast_ref::<FilterExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let (policy, query): (Vec<_>, Vec<_>) = split_conjunction(filter.predicate())
+            .into_iter()
+            .cloned()
+            .partition(|conjunct| {
+                conjunct
+                    .downcast_ref::<ScalarFunctionExpr>()
+                    .is_some_and(|f| f.name() == ROW_POLICY)
+            });
+        if policy.is_empty() || (query.is_empty() && filter.default_selectivity() == 100) {
+            return Ok(Transformed::no(node));
+        }
+        let policy_filter = FilterExecBuilder::new(conjunction(policy), Arc::clone(filter.input()))
+            .with_default_selectivity(100)
+            .with_batch_size(filter.batch_size());
+        let split = if query.is_empty() {
+            // Keeps the filter's projection and fetch.
+            FilterExecBuilder::from(filter)
+                .with_default_selectivity(100)
+                .build()?
+        } else {
+            FilterExecBuilder::from(filter)
+                .with_input(Arc::new(policy_filter.build()?))
+                .with_predicate(conjunction(query))
+                .build()?
+        };
+        Ok(Transformed::yes(Arc::new(split)))
+    }
+}
+
+impl PhysicalOptimizerRule for PolicyEstimates {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(Self::split).map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "autolake_policy_estimates"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }
 

@@ -64,6 +64,7 @@ impl SystemSchema {
             "tables",
             Arc::new(TablesTable {
                 lake: Arc::clone(&lake),
+                owners: None,
             }),
         );
         schema.add("monitors", Arc::new(crate::monitor::MonitorsTable { lake }));
@@ -75,6 +76,18 @@ impl SystemSchema {
     /// Adds a system table (used by capabilities that keep their own state).
     pub fn add(&mut self, name: &str, table: Arc<dyn SystemTable>) {
         self.tables.insert(name.to_string(), table);
+    }
+
+    /// Makes `system.tables` show the owners governance records (an owner
+    /// changed by `ALTER TABLE … OWNER TO` included).
+    pub fn set_table_owners(&mut self, owners: TableOwners) {
+        self.add(
+            "tables",
+            Arc::new(TablesTable {
+                lake: Arc::clone(&self.lake),
+                owners: Some(owners),
+            }),
+        );
     }
 
     /// Adds a Delta table AutoLake appends to (empty, with `schema`, until
@@ -198,10 +211,23 @@ async fn creator(table: &deltalake::DeltaTable) -> Option<String> {
     })
 }
 
+/// Who owns a lake table, where governance recorded it.
+pub type TableOwners = Arc<dyn Fn(&TableName) -> Option<String> + Send + Sync>;
+
 /// `system.tables`: one row per lake table.
-#[derive(Debug)]
 struct TablesTable {
     lake: Arc<Lake>,
+    /// Recorded owners; a table without one is owned by the user of its
+    /// creating commit.
+    owners: Option<TableOwners>,
+}
+
+impl std::fmt::Debug for TablesTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TablesTable")
+            .field("lake", &self.lake)
+            .finish_non_exhaustive()
+    }
 }
 
 fn utc_millis() -> DataType {
@@ -254,9 +280,13 @@ impl SystemTable for TablesTable {
                 files.append_value(count);
                 bytes.append_value(size);
                 partitions.append_value(metadata.partition_columns().join(","));
-                let table_owner = match metadata.configuration().get(OWNER_PROPERTY) {
-                    Some(o) => Some(o.clone()),
-                    None => creator(&delta).await,
+                let recorded = self.owners.as_ref().and_then(|owners| owners(&table_name));
+                let table_owner = match recorded {
+                    Some(o) => Some(o),
+                    None => match metadata.configuration().get(OWNER_PROPERTY) {
+                        Some(o) => Some(o.clone()),
+                        None => creator(&delta).await,
+                    },
                 };
                 owner.append_option(table_owner);
                 created.append_option(metadata.created_time());
