@@ -210,7 +210,7 @@ impl Engine {
     /// Commits what is still buffered (the audit log): call before the
     /// process exits.
     pub async fn close(&self) -> Result<()> {
-        self.audit.flush().await
+        self.audit.close().await
     }
 }
 

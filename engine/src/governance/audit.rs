@@ -17,7 +17,24 @@
 //! is made only on top of the version its head was read from (no
 //! automatic rebase), and a process that loses that race rereads the head
 //! and rechains its entries.
+//!
+//! Nothing recorded is lost to a crash. Before a statement returns, its
+//! entry is also appended to the process's journal, a local file of JSON
+//! lines (`<lake>/governance/audit_journal/` for a lake on the local file
+//! system; under the system's temporary folder, per lake, otherwise),
+//! locked by the process while it lives. Each audit commit carries, as a
+//! Delta application transaction `(autolake.audit:<journal>, lines)`, how
+//! many of each journal's lines it holds, in the same commit. Whoever opens
+//! the lake next, or a running process every few seconds, takes the journals
+//! no live process holds, appends the lines their transactions do not yet
+//! cover and deletes them: a process killed with entries still buffered
+//! loses none of them and duplicates none. (The journal is written without
+//! `fsync`: it survives the process, not the machine.) A journal is rotated
+//! after [`JOURNAL_LINES`] lines, once committed.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +57,12 @@ use crate::principal::{Interface, Principal};
 
 /// How often buffered entries are committed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Lines after which a journal is rotated (once they are committed).
+pub const JOURNAL_LINES: i64 = 10_000;
+
+/// How often the flusher also takes over the journals of dead processes.
+const RECOVER_EVERY: u32 = 20;
 
 /// The hash before the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -146,8 +169,8 @@ impl Entry {
     }
 }
 
-/// A chained row, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A chained row, as stored (and, unchained with `seq` 0, as journaled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Row {
     seq: i64,
     time_us: i64,
@@ -164,6 +187,24 @@ struct Row {
 }
 
 impl Row {
+    /// The row of `e`, before it is given its place in the chain.
+    fn unchained(e: &Entry) -> Self {
+        Row {
+            seq: 0,
+            time_us: e.time.timestamp_micros(),
+            user: e.user.clone(),
+            roles: e.roles.join(","),
+            interface: e.interface.as_str().to_string(),
+            kind: e.kind.clone(),
+            statement: e.statement.clone(),
+            objects: e.objects.join(", "),
+            outcome: e.outcome.as_str().to_string(),
+            error: e.error.clone(),
+            rows: e.rows,
+            duration_ms: e.duration_ms,
+        }
+    }
+
     fn hash(&self, prev: &str) -> String {
         let mut h = Sha256::new();
         h.update(prev.as_bytes());
@@ -199,13 +240,95 @@ struct StoredHead {
     version: i64,
 }
 
+/// The application-transaction id recording how much of a journal is
+/// committed.
+fn journal_app(id: &str) -> String {
+    format!("autolake.audit:{id}")
+}
+
+/// One process's journal file, locked while the process lives.
+#[derive(Debug)]
+struct Journal {
+    id: Arc<str>,
+    path: PathBuf,
+    file: std::fs::File,
+    lines: i64,
+}
+
+impl Journal {
+    /// A new journal in `dir`: made under a temporary name, locked, then
+    /// renamed, so no other process ever sees it unlocked.
+    fn create(dir: &std::path::Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let id: Arc<str> =
+            format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into();
+        let making = dir.join(format!(".{id}.tmp"));
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&making)?;
+        file.try_lock().map_err(std::io::Error::other)?;
+        let path = dir.join(format!("{id}.jsonl"));
+        std::fs::rename(&making, &path)?;
+        Ok(Self {
+            id,
+            path,
+            file,
+            lines: 0,
+        })
+    }
+
+    /// Appends one line; returns its number (from 0).
+    fn append(&mut self, row: &Row) -> std::io::Result<i64> {
+        let mut line = serde_json::to_vec(row).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        // One write: a killed process leaves whole lines.
+        self.file.write_all(&line)?;
+        self.lines += 1;
+        Ok(self.lines - 1)
+    }
+
+    /// Unlocks and deletes the file (every line is committed).
+    fn remove(self) {
+        let Journal { path, file, .. } = self;
+        drop(file);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("audit journal {} not removed: {e}", path.display());
+        }
+    }
+}
+
+/// A buffered row and where it is journaled (journal id, line number).
+#[derive(Debug)]
+struct Buffered {
+    row: Row,
+    journaled: Option<(Arc<str>, i64)>,
+}
+
+/// What is recorded but not committed yet.
+#[derive(Debug, Default)]
+struct Buffer {
+    rows: Vec<Buffered>,
+    journal: Option<Journal>,
+    /// Rotated out; deleted with the next successful commit, which holds
+    /// all their lines still buffered.
+    retired: Vec<Journal>,
+    /// Set when journaling failed, so the warning is given once.
+    journal_failed: bool,
+}
+
 /// The audit log of one lake, with its write buffer.
 #[derive(Debug)]
 pub struct AuditLog {
     lake: Arc<Lake>,
     /// Off only for the governance benchmark's baseline.
     enabled: bool,
-    pending: Mutex<Vec<Entry>>,
+    /// Where journals live; `None` for in-memory lakes (nothing outlives
+    /// the process there) and when disabled.
+    journal_dir: Option<PathBuf>,
+    pending: Mutex<Buffer>,
     /// Held while committing, so one process chains in order.
     flushing: tokio::sync::Mutex<Option<(i64, Head)>>,
 }
@@ -213,41 +336,103 @@ pub struct AuditLog {
 impl AuditLog {
     /// The audit log of `lake` (recording nothing when not `enabled`).
     pub fn new(lake: Arc<Lake>, enabled: bool) -> Arc<Self> {
+        let root = lake.root_url();
+        let journal_dir = match root.scheme() {
+            _ if !enabled => None,
+            "memory" => None,
+            "file" => root
+                .to_file_path()
+                .ok()
+                .map(|p| p.join("governance").join("audit_journal")),
+            _ => Some(
+                std::env::temp_dir()
+                    .join("autolake-audit-journal")
+                    .join(&hex(&Sha256::digest(root.as_str().as_bytes()))[..16]),
+            ),
+        };
         Arc::new(Self {
             lake,
             enabled,
+            journal_dir,
             pending: Mutex::default(),
             flushing: tokio::sync::Mutex::new(None),
         })
     }
 
-    /// Starts the task committing buffered entries every
-    /// [`FLUSH_INTERVAL`]; it ends when the log is dropped.
+    /// Starts the task that takes over dead processes' journals and then
+    /// commits buffered entries every [`FLUSH_INTERVAL`]; it ends when the
+    /// log is dropped.
     pub fn start_flusher(self: &Arc<Self>) {
         if !self.enabled {
             return;
         }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut tick = 0u32;
             loop {
-                tokio::time::sleep(FLUSH_INTERVAL).await;
                 let Some(log) = weak.upgrade() else { break };
-                if let Err(e) = log.flush().await {
+                if tick % RECOVER_EVERY == 0
+                    && let Err(e) = log.recover().await
+                {
+                    tracing::warn!("audit journals of ended processes not taken over yet: {e}");
+                }
+                if let Err(e) = log.flush_buffered().await {
                     tracing::warn!("audit log commit failed (entries kept for the next try): {e}");
                 }
+                drop(log);
+                tick = tick.wrapping_add(1);
+                tokio::time::sleep(FLUSH_INTERVAL).await;
             }
         });
     }
 
-    /// Buffers one entry; it is committed within [`FLUSH_INTERVAL`].
+    /// Buffers one entry (and journals it); it is committed within
+    /// [`FLUSH_INTERVAL`].
     pub fn record(&self, entry: Entry) {
         if !self.enabled {
             return;
         }
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(entry);
+        let row = Row::unchained(&entry);
+        let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let journaled = self.journal(&mut buffer, &row);
+        buffer.rows.push(Buffered { row, journaled });
+    }
+
+    fn journal(&self, buffer: &mut Buffer, row: &Row) -> Option<(Arc<str>, i64)> {
+        let dir = self.journal_dir.as_ref()?;
+        let appended = match buffer.journal.take() {
+            Some(journal) => Ok(journal),
+            None => Journal::create(dir),
+        }
+        .and_then(|mut journal| match journal.append(row) {
+            Ok(line) => {
+                let id = Arc::clone(&journal.id);
+                buffer.journal = Some(journal);
+                Ok((id, line))
+            }
+            Err(e) => {
+                // Possibly torn: written no further, kept (locked) until
+                // what it holds is committed.
+                buffer.retired.push(journal);
+                Err(e)
+            }
+        });
+        match appended {
+            Ok(at) => {
+                buffer.journal_failed = false;
+                Some(at)
+            }
+            Err(e) => {
+                if !buffer.journal_failed {
+                    tracing::warn!(
+                        "the audit journal in {} cannot be written ({e}): entries are kept in memory only until committed",
+                        dir.display()
+                    );
+                }
+                buffer.journal_failed = true;
+                None
+            }
+        }
     }
 
     fn head_path(&self) -> object_store::path::Path {
@@ -267,26 +452,155 @@ impl AuditLog {
         }
     }
 
-    /// Commits every buffered entry, chained, as one Delta commit.
+    /// Commits every buffered entry, after taking over the journals of
+    /// processes that ended: what reads the log calls this first.
     pub async fn flush(&self) -> Result<()> {
-        let mut chained = self.flushing.lock().await;
-        let entries: Vec<Entry> =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if entries.is_empty() {
-            return Ok(());
+        self.recover().await?;
+        self.flush_buffered().await
+    }
+
+    /// Commits and deletes the journal: call when the process ends.
+    pub async fn close(&self) -> Result<()> {
+        self.flush().await?;
+        let _chained = self.flushing.lock().await;
+        let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.rows.is_empty()
+            && let Some(journal) = buffer.journal.take()
+        {
+            journal.remove();
         }
-        let result = self.commit(&mut chained, &entries).await;
-        if result.is_err() {
-            // Keep them, in order, ahead of anything buffered since.
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let later = std::mem::take(&mut *pending);
-            *pending = entries;
-            pending.extend(later);
+        Ok(())
+    }
+
+    /// Commits every buffered entry, chained, as one Delta commit.
+    async fn flush_buffered(&self) -> Result<()> {
+        let mut chained = self.flushing.lock().await;
+        let buffered = {
+            let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if buffer.rows.is_empty() {
+                return Ok(());
+            }
+            if buffer
+                .journal
+                .as_ref()
+                .is_some_and(|j| j.lines >= JOURNAL_LINES)
+                && let Some(full) = buffer.journal.take()
+            {
+                buffer.retired.push(full);
+            }
+            std::mem::take(&mut buffer.rows)
+        };
+        let mut covered: BTreeMap<&str, i64> = BTreeMap::new();
+        for (id, line) in buffered.iter().filter_map(|b| b.journaled.as_ref()) {
+            let lines = covered.entry(id).or_default();
+            *lines = (*lines).max(line + 1);
+        }
+        let transactions: Vec<(String, i64)> = covered
+            .into_iter()
+            .map(|(id, lines)| (journal_app(id), lines))
+            .collect();
+        let rows: Vec<Row> = buffered.iter().map(|b| b.row.clone()).collect();
+        let result = self.commit(&mut chained, &rows, &transactions).await;
+        let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(()) => {
+                for journal in std::mem::take(&mut buffer.retired) {
+                    journal.remove();
+                }
+            }
+            Err(_) => {
+                // Keep them, in order, ahead of anything buffered since.
+                let later = std::mem::take(&mut buffer.rows);
+                buffer.rows = buffered;
+                buffer.rows.extend(later);
+            }
         }
         result
     }
 
-    async fn commit(&self, chained: &mut Option<(i64, Head)>, entries: &[Entry]) -> Result<()> {
+    /// Takes over the journals no live process holds: appends the lines
+    /// their transactions do not cover yet, then deletes them.
+    pub async fn recover(&self) -> Result<()> {
+        let Some(dir) = &self.journal_dir else {
+            return Ok(());
+        };
+        let listing = match std::fs::read_dir(dir) {
+            Ok(listing) => listing,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut chained = self.flushing.lock().await;
+        for found in listing {
+            let path = found?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            // Gone already (taken over by another process), or held by a
+            // live one (this one included).
+            let Ok(mut file) = std::fs::OpenOptions::new().read(true).open(&path) else {
+                continue;
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            let mut rows = Vec::new();
+            // Only whole lines: the process may have died writing the last.
+            for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+                match serde_json::from_str::<Row>(line) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => {
+                        tracing::warn!(
+                            "audit journal {} line {}: {e}; the lines after it are not taken",
+                            path.display(),
+                            rows.len() + 1
+                        );
+                        break;
+                    }
+                }
+            }
+            let app = journal_app(&id);
+            let committed = match self.lake.load_table(&audit_table()).await? {
+                Some(table) => table
+                    .snapshot()?
+                    .transaction_version(table.log_store().as_ref(), &app)
+                    .await?
+                    .unwrap_or(0),
+                None => 0,
+            };
+            let total = rows.len() as i64;
+            if committed < total {
+                let rest = &rows[committed.max(0) as usize..];
+                self.commit(&mut chained, rest, &[(app, total)]).await?;
+                tracing::info!(
+                    "audit log: {} entries of an ended process taken over from its journal",
+                    rest.len()
+                );
+            }
+            drop(file);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        chained: &mut Option<(i64, Head)>,
+        rows: &[Row],
+        transactions: &[(String, i64)],
+    ) -> Result<()> {
         let name = audit_table();
         let mut last_error = None;
         for _ in 0..20 {
@@ -302,8 +616,11 @@ impl AuditLog {
                     _ => self.read_head(&name, version).await?,
                 },
             };
-            let (batch, new_head) = chain(&head, entries)?;
-            let stamp = CommitStamp::new(&Principal::local_admin(), "AUDIT", Interface::Embedded);
+            let (batch, new_head) = chain(&head, rows)?;
+            let stamp = transactions.iter().fold(
+                CommitStamp::new(&Principal::local_admin(), "AUDIT", Interface::Embedded),
+                |stamp, (app, lines)| stamp.with_transaction(app.clone(), *lines),
+            );
             let mut write = handle
                 .write(vec![batch])
                 .with_save_mode(SaveMode::Append)
@@ -524,24 +841,14 @@ impl Drop for AuditedStream {
     }
 }
 
-/// Chains `entries` after `head`: the batch to append and the new head.
-fn chain(head: &Head, entries: &[Entry]) -> Result<(RecordBatch, Head)> {
+/// Chains `rows` after `head`: the batch to append and the new head.
+fn chain(head: &Head, rows: &[Row]) -> Result<(RecordBatch, Head)> {
     let mut prev = head.clone();
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in entries {
+    let mut chained = Vec::with_capacity(rows.len());
+    for row in rows {
         let row = Row {
             seq: prev.seq + 1,
-            time_us: e.time.timestamp_micros(),
-            user: e.user.clone(),
-            roles: e.roles.join(","),
-            interface: e.interface.as_str().to_string(),
-            kind: e.kind.clone(),
-            statement: e.statement.clone(),
-            objects: e.objects.join(", "),
-            outcome: e.outcome.as_str().to_string(),
-            error: e.error.clone(),
-            rows: e.rows,
-            duration_ms: e.duration_ms,
+            ..row.clone()
         };
         let hash = row.hash(&prev.hash);
         let prev_hash = std::mem::replace(
@@ -552,9 +859,9 @@ fn chain(head: &Head, entries: &[Entry]) -> Result<(RecordBatch, Head)> {
             },
         )
         .hash;
-        rows.push((row, prev_hash, hash));
+        chained.push((row, prev_hash, hash));
     }
-    Ok((batch_of(&rows)?, prev))
+    Ok((batch_of(&chained)?, prev))
 }
 
 fn batch_of(rows: &[(Row, String, String)]) -> Result<RecordBatch> {
@@ -682,7 +989,7 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<(Row, String, String)>> {
 mod tests {
     use super::*;
 
-    fn entry(kind: &str) -> Entry {
+    fn entry(kind: &str) -> Row {
         let mut e = Entry::new(
             &Principal::local_admin(),
             vec!["admin".into()],
@@ -690,7 +997,7 @@ mod tests {
         );
         e.kind = kind.to_string();
         e.statement = format!("{kind} …");
-        e
+        Row::unchained(&e)
     }
 
     #[test]
@@ -709,7 +1016,7 @@ mod tests {
 
     #[test]
     fn walking_finds_altered_removed_reordered_and_cut_entries() {
-        let entries: Vec<Entry> = (0..5).map(|i| entry(&format!("S{i}"))).collect();
+        let entries: Vec<Row> = (0..5).map(|i| entry(&format!("S{i}"))).collect();
         let (batch, head) = chain(&Head::genesis(), &entries).unwrap();
         let rows = rows_of(&batch).unwrap();
         assert!(walk(&rows, Some(&head)).0);

@@ -140,3 +140,49 @@ conn.close()
     let out = ok(sql(lake.path(), "VERIFY AUDIT LOG"));
     assert!(out.contains("true,"), "{out}");
 }
+
+/// A server killed with SIGKILL right after its statements loses none of
+/// their audit entries (they were still buffered): the next process to open
+/// the lake takes them over from the dead server's journal, once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_entries_outlive_a_server_killed_with_sigkill() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let mut admin = server.client().await;
+    admin.handshake("admin", PASSWORD).await.expect("login");
+    admin
+        .execute_update("CREATE TABLE t (i INT)".into(), None)
+        .await
+        .unwrap();
+    for i in 0..30 {
+        admin
+            .execute_update(format!("INSERT INTO t VALUES ({i})"), None)
+            .await
+            .unwrap();
+    }
+    drop(server); // SIGKILL, within the flush interval of the last inserts
+    let journals = lake.path().join("governance").join("audit_journal");
+    let lines: usize = std::fs::read_dir(&journals)
+        .unwrap()
+        .map(|e| {
+            std::fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert!(lines >= 31, "the server journaled {lines} entries");
+    let inserts = "SELECT count(*), count(DISTINCT statement) FROM system.audit_log WHERE statement LIKE 'INSERT INTO t VALUES%'";
+    let out = ok(sql(lake.path(), inserts));
+    assert!(out.contains("30,30"), "{out}");
+    // Taken over once: a second process finds nothing more to add.
+    let out = ok(sql(lake.path(), inserts));
+    assert!(out.contains("30,30"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(&journals)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "journals left behind: {left:?}");
+    let out = ok(sql(lake.path(), "VERIFY AUDIT LOG"));
+    assert!(out.contains("true,"), "{out}");
+}
