@@ -371,7 +371,7 @@ impl AuditLog {
             let mut tick = 0u32;
             loop {
                 let Some(log) = weak.upgrade() else { break };
-                if tick % RECOVER_EVERY == 0
+                if tick.is_multiple_of(RECOVER_EVERY)
                     && let Err(e) = log.recover().await
                 {
                     tracing::warn!("audit journals of ended processes not taken over yet: {e}");
