@@ -695,8 +695,9 @@ impl AuditLog {
     pub async fn verify(&self) -> Result<(bool, i64, Option<i64>, String)> {
         self.flush().await?;
         let _guard = self.flushing.lock().await;
-        let rows = self.read_all(&audit_table()).await?;
+        // The head first: the rows read next are at least as new.
         let stored = self.stored_head().await?.map(|s| s.head);
+        let rows = self.read_all(&audit_table()).await?;
         Ok(walk(&rows, stored.as_ref()))
     }
 }
@@ -737,18 +738,34 @@ fn walk(rows: &[(Row, String, String)], stored: Option<&Head>) -> (bool, i64, Op
             hash: hash.clone(),
         };
     }
-    if let Some(stored) = stored
-        && *stored != prev
-    {
-        return (
-            false,
-            count,
-            Some(prev.seq + 1),
-            format!(
-                "the log ends at entry {} but entry {} was written: entries were removed from the end",
-                prev.seq, stored.seq
-            ),
-        );
+    // The head read before the rows: other processes may have appended
+    // since, so the log must reach it and hold it unchanged.
+    if let Some(stored) = stored {
+        if stored.seq > prev.seq {
+            return (
+                false,
+                count,
+                Some(prev.seq + 1),
+                format!(
+                    "the log ends at entry {} but entry {} was written: entries were removed from the end",
+                    prev.seq, stored.seq
+                ),
+            );
+        }
+        let at = rows
+            .get((stored.seq - 1).max(0) as usize)
+            .map_or(GENESIS, |(_, _, hash)| hash.as_str());
+        if stored.seq > 0 && at != stored.hash {
+            return (
+                false,
+                count,
+                Some(stored.seq),
+                format!(
+                    "entry {} is not the one written: the log was rewritten",
+                    stored.seq
+                ),
+            );
+        }
     }
     (true, count, None, format!("{count} entries, chain intact"))
 }
@@ -1037,6 +1054,18 @@ mod tests {
         reordered[1].0.seq = 2;
         reordered[2].0.seq = 3;
         assert!(!walk(&reordered, Some(&head)).0);
+
+        // A head older than the rows (another process appended since).
+        let older = Head {
+            seq: 3,
+            hash: rows[2].2.clone(),
+        };
+        assert!(walk(&rows, Some(&older)).0);
+        let wrong = Head {
+            seq: 3,
+            hash: rows[3].2.clone(),
+        };
+        assert!(walk(&rows, Some(&wrong)).3.contains("rewritten"));
 
         let cut = &rows[..4];
         let (intact, _, bad, detail) = walk(cut, Some(&head));
