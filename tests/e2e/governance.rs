@@ -467,3 +467,79 @@ async fn a_row_policy_leaves_the_plan_as_it_is_without_it() {
         "0"
     );
 }
+
+/// The physical plan of `sql` as `session` would run it.
+async fn physical_plan(session: &Session, sql: &str) -> String {
+    rows(session, &format!("EXPLAIN {sql}"))
+        .await
+        .into_iter()
+        .filter(|row| row.starts_with("physical_plan"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_the_files_prove_true_costs_nothing_and_one_file_brings_it_back() {
+    let lake = lake().await;
+    lake.admin
+        .execute(
+            "CREATE TABLE pay (k BIGINT, amount DECIMAL(12,2), paid DATE, note TEXT);
+             INSERT INTO pay SELECT value AS k, CAST(value AS DECIMAL(12,2)) AS amount,
+                 DATE '2024-01-01' + CAST(value % 300 AS INT) AS paid, 'n' AS note
+                 FROM generate_series(1, 2000);
+             CREATE ROLE clerks;
+             CREATE USER cleo PASSWORD 'pw-cleo' ROLE clerks;
+             GRANT SELECT ON TABLE pay TO ROLE clerks;
+             CREATE POLICY positive ON pay TO clerks
+                 USING (amount > 0 AND paid >= DATE '2024-01-01' OR current_user = 'nobody')",
+        )
+        .await
+        .unwrap();
+    let cleo = user(&lake.engine, "cleo");
+    let sql = "SELECT k, note FROM pay WHERE k < 5";
+    // Every file's statistics prove the policy: the scan reads neither
+    // `amount` nor `paid`, exactly as the admin's does.
+    let plan = physical_plan(&cleo, sql).await;
+    assert!(!plan.contains("row_policy"), "{plan}");
+    assert!(!plan.contains("amount") && !plan.contains("paid"), "{plan}");
+    assert_eq!(plan, physical_plan(&lake.admin, sql).await);
+    assert_eq!(rows(&cleo, sql).await, rows(&lake.admin, sql).await);
+    // Only the policy: no filter left at all.
+    let plan = physical_plan(&cleo, "SELECT k FROM pay").await;
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    assert_eq!(one(&cleo, "SELECT count(*) FROM pay").await, "2000");
+    // Aggregates and joins over the table see the same rows.
+    let sum = "SELECT sum(a.amount) FROM pay a JOIN pay b ON a.k = b.k WHERE b.note = 'n'";
+    assert_eq!(one(&cleo, sum).await, one(&lake.admin, sum).await);
+
+    // A file holding a null: the policy is back on the whole scan, and it
+    // excludes the null row.
+    lake.admin
+        .execute("INSERT INTO pay VALUES (5000, NULL, DATE '2024-02-01', 'n')")
+        .await
+        .unwrap();
+    let plan = physical_plan(&cleo, sql).await;
+    assert!(plan.contains("row_policy"), "{plan}");
+    assert_eq!(one(&cleo, "SELECT count(*) FROM pay").await, "2000");
+    assert_eq!(one(&lake.admin, "SELECT count(*) FROM pay").await, "2001");
+    lake.admin
+        .execute("DELETE FROM pay WHERE k = 5000")
+        .await
+        .unwrap();
+    assert!(!physical_plan(&cleo, sql).await.contains("row_policy"));
+    // A file whose range crosses the policy: back again, and the row the
+    // policy excludes stays out, also for the query's own predicates.
+    lake.admin
+        .execute("INSERT INTO pay VALUES (6000, -1.00, DATE '2024-02-01', 'n')")
+        .await
+        .unwrap();
+    assert!(physical_plan(&cleo, sql).await.contains("row_policy"));
+    assert_eq!(
+        one(&cleo, "SELECT count(*) FROM pay WHERE k >= 6000").await,
+        "0"
+    );
+    assert_eq!(one(&cleo, "SELECT count(*) FROM pay").await, "2000");
+    // Time travel to a version every file of which proves the policy.
+    let old = "SELECT count(*) FROM pay VERSION AS OF 1";
+    assert_eq!(one(&cleo, old).await, "2000");
+}

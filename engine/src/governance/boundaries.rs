@@ -32,8 +32,18 @@
 //! predicates, estimated exactly as they are without governance. The query
 //! therefore gets the plan it gets without policies, and the user's
 //! predicates only ever see rows the policy let through.
+//!
+//! Before splitting, the same rule asks whether the statistics of the files
+//! a scan reads prove the policy true for every row ([`super::proof`]).
+//! Where they do for every file, the policy is dropped from that scan's
+//! filter, and the columns only the policy read are no longer read: the
+//! scan, the filter and the projection above it are rebuilt on the
+//! narrower column set. The query then costs what it costs without the
+//! policy. One file the proof does not cover (a row the policy excludes, a
+//! null, missing statistics) keeps the policy on the whole scan.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, StringArray};
@@ -55,13 +65,18 @@ use datafusion::logical_expr::{
     cast,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::physical_expr::{ScalarFunctionExpr, conjunction, split_conjunction};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::utils::collect_columns;
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr, conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::scalar::ScalarValue;
+use datafusion_datasource::file_scan_config::FileScanConfig;
+use datafusion_datasource::source::DataSourceExec;
 
-use super::{Governance, Privilege, Securable, State, denied};
+use super::{Governance, Privilege, Securable, State, denied, proof};
 use crate::lake::TableName;
 use crate::principal::Principal;
 
@@ -321,19 +336,204 @@ impl ScalarUDFImpl for RowPolicy {
 #[derive(Debug, Default)]
 pub(crate) struct PolicyEstimates;
 
+/// The conjuncts of a filter's predicate: the `row_policy(…)` ones, then
+/// the query's own.
+type Conjuncts = (Vec<Arc<dyn PhysicalExpr>>, Vec<Arc<dyn PhysicalExpr>>);
+
+fn policy_conjuncts(predicate: &Arc<dyn PhysicalExpr>) -> Conjuncts {
+    split_conjunction(predicate)
+        .into_iter()
+        .cloned()
+        .partition(|conjunct| {
+            conjunct
+                .downcast_ref::<ScalarFunctionExpr>()
+                .is_some_and(|f| f.name() == ROW_POLICY)
+        })
+}
+
+/// Whether every file `scan` reads has statistics proving each policy
+/// conjunct (`row_policy(p)`) true for all of its rows.
+fn proven_by_files(scan: &DataSourceExec, policies: &[Arc<dyn PhysicalExpr>]) -> bool {
+    let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+        return false;
+    };
+    let output = scan.schema();
+    let table = config.file_source.table_schema().table_schema();
+    let files: Vec<_> = config.file_groups.iter().flat_map(|g| g.iter()).collect();
+    if files.is_empty() {
+        return false;
+    }
+    policies.iter().all(|policy| {
+        let Some(predicate) = policy
+            .downcast_ref::<ScalarFunctionExpr>()
+            .and_then(|f| f.args().first())
+        else {
+            return false;
+        };
+        files.iter().all(|file| {
+            let Some(stats) = &file.statistics else {
+                return false;
+            };
+            let column = |c: &PhysicalColumn| {
+                let field = output.fields().get(c.index())?;
+                let index = table.index_of(field.name()).ok()?;
+                let stats = stats.column_statistics.get(index)?;
+                Some((field.data_type(), stats))
+            };
+            proof::holds_for_every_row(predicate, &column)
+        })
+    })
+}
+
+/// `expr` with each column index `i` replaced by `map[i]`.
+fn remap(expr: &Arc<dyn PhysicalExpr>, map: &[usize]) -> DFResult<Arc<dyn PhysicalExpr>> {
+    Arc::clone(expr)
+        .transform(|e| match e.downcast_ref::<PhysicalColumn>() {
+            Some(c) => {
+                let moved: Arc<dyn PhysicalExpr> =
+                    Arc::new(PhysicalColumn::new(c.name(), map[c.index()]));
+                Ok(Transformed::yes(moved))
+            }
+            None => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
+}
+
+/// `scan` reading only the columns `needed` (indices into its output,
+/// ascending), with the map from its old column indices to the new ones;
+/// `scan` itself and the identity where nothing can be left out.
+fn narrowed(
+    scan: &Arc<dyn ExecutionPlan>,
+    needed: &BTreeSet<usize>,
+) -> DFResult<(Arc<dyn ExecutionPlan>, Vec<usize>)> {
+    let schema = scan.schema();
+    let width = schema.fields().len();
+    let identity = || (Arc::clone(scan), (0..width).collect());
+    if needed.len() == width {
+        return Ok(identity());
+    }
+    let Some(source) = scan.downcast_ref::<DataSourceExec>() else {
+        return Ok(identity());
+    };
+    let exprs: Vec<ProjectionExpr> = needed
+        .iter()
+        .map(|&i| {
+            let name = schema.field(i).name();
+            ProjectionExpr {
+                expr: Arc::new(PhysicalColumn::new(name, i)),
+                alias: name.clone(),
+            }
+        })
+        .collect();
+    let projection = ProjectionExec::try_new(exprs, Arc::clone(scan))?;
+    match source.try_swapping_with_projection(&projection)? {
+        Some(narrow) if narrow.schema().fields().len() == needed.len() => {
+            let mut map = vec![0; width];
+            for (new, &old) in needed.iter().enumerate() {
+                map[old] = new;
+            }
+            Ok((narrow, map))
+        }
+        _ => Ok(identity()),
+    }
+}
+
 impl PolicyEstimates {
+    /// Drops the policies proven true by the scanned files' statistics, from
+    /// a `[Projection ←] Filter ← DataSourceExec` chain, and the columns only
+    /// they read. Returns the node unchanged where the proof fails.
+    fn drop_proven(node: Arc<dyn ExecutionPlan>) -> DFResult<Transformed<Arc<dyn ExecutionPlan>>> {
+        let (projection, filter) = if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+            match p.input().downcast_ref::<FilterExec>() {
+                // A filter with its own projection is rewritten on its own.
+                Some(f) if f.projection().is_none() => (Some(p), f),
+                _ => return Ok(Transformed::no(node)),
+            }
+        } else if let Some(f) = node.downcast_ref::<FilterExec>() {
+            (None, f)
+        } else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(scan) = filter.input().downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let (policy, query) = policy_conjuncts(filter.predicate());
+        if policy.is_empty() || filter.fetch().is_some() || !proven_by_files(scan, &policy) {
+            return Ok(Transformed::no(node));
+        }
+        // The scan's columns still read: the query's predicates' and those
+        // the filter passes on (its projection, the projection above it, or
+        // all of them).
+        let mut needed = BTreeSet::new();
+        for conjunct in &query {
+            needed.extend(collect_columns(conjunct).iter().map(|c| c.index()));
+        }
+        match (filter.projection(), projection) {
+            (Some(own), _) => needed.extend(own.iter().copied()),
+            (None, Some(above)) => {
+                for e in above.expr() {
+                    needed.extend(collect_columns(&e.expr).iter().map(|c| c.index()));
+                }
+            }
+            (None, None) => needed.extend(0..filter.input().schema().fields().len()),
+        }
+        let (scan, map) = narrowed(filter.input(), &needed)?;
+        let own: Option<Vec<usize>> = filter
+            .projection()
+            .as_ref()
+            .map(|own| own.iter().map(|&i| map[i]).collect());
+        let rows: Arc<dyn ExecutionPlan> = if query.is_empty() {
+            match own {
+                Some(own) => {
+                    let schema = scan.schema();
+                    let exprs: Vec<ProjectionExpr> = own
+                        .iter()
+                        .map(|&i| ProjectionExpr {
+                            expr: Arc::new(PhysicalColumn::new(schema.field(i).name(), i)),
+                            alias: schema.field(i).name().clone(),
+                        })
+                        .collect();
+                    Arc::new(ProjectionExec::try_new(exprs, scan)?)
+                }
+                None => scan,
+            }
+        } else {
+            let query = query
+                .iter()
+                .map(|q| remap(q, &map))
+                .collect::<DFResult<Vec<_>>>()?;
+            Arc::new(
+                FilterExecBuilder::new(conjunction(query), scan)
+                    .with_default_selectivity(filter.default_selectivity())
+                    .with_batch_size(filter.batch_size())
+                    .apply_projection(own)?
+                    .build()?,
+            )
+        };
+        let rebuilt: Arc<dyn ExecutionPlan> = match projection {
+            Some(above) => {
+                let exprs = above
+                    .expr()
+                    .iter()
+                    .map(|e| {
+                        Ok(ProjectionExpr {
+                            expr: remap(&e.expr, &map)?,
+                            alias: e.alias.clone(),
+                        })
+                    })
+                    .collect::<DFResult<Vec<_>>>()?;
+                Arc::new(ProjectionExec::try_new(exprs, rows)?)
+            }
+            None => rows,
+        };
+        Ok(Transformed::yes(rebuilt))
+    }
+
     fn split(node: Arc<dyn ExecutionPlan>) -> DFResult<Transformed<Arc<dyn ExecutionPlan>>> {
         let Some(filter) = node.downcast_ref::<FilterExec>() else {
             return Ok(Transformed::no(node));
         };
-        let (policy, query): (Vec<_>, Vec<_>) = split_conjunction(filter.predicate())
-            .into_iter()
-            .cloned()
-            .partition(|conjunct| {
-                conjunct
-                    .downcast_ref::<ScalarFunctionExpr>()
-                    .is_some_and(|f| f.name() == ROW_POLICY)
-            });
+        let (policy, query) = policy_conjuncts(filter.predicate());
         if policy.is_empty() || (query.is_empty() && filter.default_selectivity() == 100) {
             return Ok(Transformed::no(node));
         }
@@ -361,7 +561,15 @@ impl PhysicalOptimizerRule for PolicyEstimates {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(Self::split).map(|t| t.data)
+        // Top down, so a projection is met before the filter under it.
+        plan.transform_down(|node| {
+            let dropped = Self::drop_proven(node)?;
+            if dropped.transformed {
+                return Ok(dropped);
+            }
+            Self::split(dropped.data)
+        })
+        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -46,6 +46,7 @@
 
 pub mod audit;
 pub(crate) mod boundaries;
+mod proof;
 pub(crate) mod tables;
 
 use std::collections::{BTreeSet, HashMap};
