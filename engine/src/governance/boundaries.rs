@@ -27,11 +27,14 @@
 //! rows; for a policy that keeps nearly every row, that guess flips join
 //! sides and makes a governed query slower than the same query without
 //! governance. [`PolicyEstimates`], the first physical optimizer rule,
-//! splits every filter holding `row_policy` conjuncts in two: the policy
-//! evaluated first, estimated to keep every row, under the query's own
-//! predicates, estimated exactly as they are without governance. The query
-//! therefore gets the plan it gets without policies, and the user's
-//! predicates only ever see rows the policy let through.
+//! splits every filter holding `row_policy` conjuncts in two: the policy,
+//! estimated to keep every row, under the query's own predicates,
+//! estimated exactly as they are without governance. The query therefore
+//! gets the plan it gets without policies. (DataFusion's filter pushdown
+//! later joins the two filters back into one, the query's predicates
+//! first, so they may be evaluated on rows the policy then drops; what a
+//! query returns never includes those rows, but a predicate that fails on
+//! one, such as a division by zero, fails the query.)
 //!
 //! Before splitting, the same rule asks whether the statistics of the files
 //! a scan reads prove the policy true for every row ([`super::proof`]).
