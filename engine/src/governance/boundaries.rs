@@ -50,7 +50,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, StringArray};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session as DFSession, TableProvider};
 use datafusion::common::config::ConfigOptions;
@@ -69,7 +69,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
-use datafusion::physical_expr::utils::collect_columns;
+use datafusion::physical_expr::utils::{collect_columns, reassign_expr_columns};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr, conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
@@ -388,57 +388,39 @@ fn proven_by_files(scan: &DataSourceExec, policies: &[Arc<dyn PhysicalExpr>]) ->
     })
 }
 
-/// `expr` with each column index `i` replaced by `map[i]`.
-fn remap(expr: &Arc<dyn PhysicalExpr>, map: &[usize]) -> DFResult<Arc<dyn PhysicalExpr>> {
-    Arc::clone(expr)
-        .transform(|e| match e.downcast_ref::<PhysicalColumn>() {
-            Some(c) => {
-                let moved: Arc<dyn PhysicalExpr> =
-                    Arc::new(PhysicalColumn::new(c.name(), map[c.index()]));
-                Ok(Transformed::yes(moved))
-            }
-            None => Ok(Transformed::no(e)),
-        })
-        .map(|t| t.data)
-}
-
-/// `scan` reading only the columns `needed` (indices into its output,
-/// ascending), with the map from its old column indices to the new ones;
-/// `scan` itself and the identity where nothing can be left out.
-fn narrowed(
-    scan: &Arc<dyn ExecutionPlan>,
-    needed: &BTreeSet<usize>,
-) -> DFResult<(Arc<dyn ExecutionPlan>, Vec<usize>)> {
-    let schema = scan.schema();
-    let width = schema.fields().len();
-    let identity = || (Arc::clone(scan), (0..width).collect());
-    if needed.len() == width {
-        return Ok(identity());
-    }
-    let Some(source) = scan.downcast_ref::<DataSourceExec>() else {
-        return Ok(identity());
-    };
-    let exprs: Vec<ProjectionExpr> = needed
-        .iter()
-        .map(|&i| {
+/// A projection of the columns `indices` of `schema`, under their names.
+fn columns(schema: &Schema, indices: impl IntoIterator<Item = usize>) -> Vec<ProjectionExpr> {
+    indices
+        .into_iter()
+        .map(|i| {
             let name = schema.field(i).name();
             ProjectionExpr {
                 expr: Arc::new(PhysicalColumn::new(name, i)),
                 alias: name.clone(),
             }
         })
-        .collect();
-    let projection = ProjectionExec::try_new(exprs, Arc::clone(scan))?;
-    match source.try_swapping_with_projection(&projection)? {
-        Some(narrow) if narrow.schema().fields().len() == needed.len() => {
-            let mut map = vec![0; width];
-            for (new, &old) in needed.iter().enumerate() {
-                map[old] = new;
-            }
-            Ok((narrow, map))
-        }
-        _ => Ok(identity()),
+        .collect()
+}
+
+/// `scan` reading only the columns `needed` (indices into its output);
+/// `scan` itself where nothing can be left out.
+fn narrowed(
+    scan: &Arc<dyn ExecutionPlan>,
+    needed: &BTreeSet<usize>,
+) -> DFResult<Arc<dyn ExecutionPlan>> {
+    let schema = scan.schema();
+    let Some(source) = scan.downcast_ref::<DataSourceExec>() else {
+        return Ok(Arc::clone(scan));
+    };
+    if needed.len() == schema.fields().len() {
+        return Ok(Arc::clone(scan));
     }
+    let projection =
+        ProjectionExec::try_new(columns(&schema, needed.iter().copied()), Arc::clone(scan))?;
+    Ok(match source.try_swapping_with_projection(&projection)? {
+        Some(narrow) if narrow.schema().fields().len() == needed.len() => narrow,
+        _ => Arc::clone(scan),
+    })
 }
 
 impl PolicyEstimates {
@@ -480,47 +462,45 @@ impl PolicyEstimates {
             }
             (None, None) => needed.extend(0..filter.input().schema().fields().len()),
         }
-        let (scan, map) = narrowed(filter.input(), &needed)?;
+        // Columns are found again by name: a scan's names are unique.
+        let scan = narrowed(filter.input(), &needed)?;
+        let schema = scan.schema();
+        let input = filter.input().schema();
         let own: Option<Vec<usize>> = filter
             .projection()
             .as_ref()
-            .map(|own| own.iter().map(|&i| map[i]).collect());
-        let rows: Arc<dyn ExecutionPlan> = if query.is_empty() {
-            match own {
-                Some(own) => {
-                    let schema = scan.schema();
-                    let exprs: Vec<ProjectionExpr> = own
-                        .iter()
-                        .map(|&i| ProjectionExpr {
-                            expr: Arc::new(PhysicalColumn::new(schema.field(i).name(), i)),
-                            alias: schema.field(i).name().clone(),
-                        })
-                        .collect();
-                    Arc::new(ProjectionExec::try_new(exprs, scan)?)
-                }
-                None => scan,
+            .map(|own| {
+                own.iter()
+                    .map(|&i| schema.index_of(input.field(i).name()))
+                    .collect()
+            })
+            .transpose()?;
+        let rows: Arc<dyn ExecutionPlan> = match (query.is_empty(), own) {
+            (true, Some(own)) => Arc::new(ProjectionExec::try_new(columns(&schema, own), scan)?),
+            (true, None) => scan,
+            (false, own) => {
+                let query = query
+                    .into_iter()
+                    .map(|q| reassign_expr_columns(q, &schema))
+                    .collect::<DFResult<Vec<_>>>()?;
+                Arc::new(
+                    FilterExecBuilder::new(conjunction(query), scan)
+                        .with_default_selectivity(filter.default_selectivity())
+                        .with_batch_size(filter.batch_size())
+                        .apply_projection(own)?
+                        .build()?,
+                )
             }
-        } else {
-            let query = query
-                .iter()
-                .map(|q| remap(q, &map))
-                .collect::<DFResult<Vec<_>>>()?;
-            Arc::new(
-                FilterExecBuilder::new(conjunction(query), scan)
-                    .with_default_selectivity(filter.default_selectivity())
-                    .with_batch_size(filter.batch_size())
-                    .apply_projection(own)?
-                    .build()?,
-            )
         };
         let rebuilt: Arc<dyn ExecutionPlan> = match projection {
             Some(above) => {
+                let rows_schema = rows.schema();
                 let exprs = above
                     .expr()
                     .iter()
                     .map(|e| {
                         Ok(ProjectionExpr {
-                            expr: remap(&e.expr, &map)?,
+                            expr: reassign_expr_columns(Arc::clone(&e.expr), &rows_schema)?,
                             alias: e.alias.clone(),
                         })
                     })
