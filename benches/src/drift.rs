@@ -21,7 +21,7 @@
 //!    agree).
 //!
 //! ```text
-//! cargo run --release -p autolake-benches --bin drift -- --rows 10000000
+//! scripts/bench.sh drift --rows 10000000
 //! ```
 //!
 //! Python: `AUTOLAKE_BENCH_PYTHON`, else `.venv/bin/python` (numpy, scipy

@@ -17,7 +17,7 @@
 //!    AutoLake read by ADBC with psql.
 //!
 //! ```text
-//! cargo run --release -p autolake-benches --bin flight -- --rows 10000000
+//! scripts/bench.sh flight --rows 10000000
 //! ```
 //!
 //! Needs the venv of `scripts/test.sh` (pyarrow, deltalake, ADBC) and a

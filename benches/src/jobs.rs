@@ -13,8 +13,7 @@
 //!    DataFusion's GROUP BY over the same bids in memory in the same run.
 //!
 //! ```text
-//! cargo build --release -p autolake-benches --bin jobs
-//! target/release/jobs --commits 60 --events 2000000
+//! scripts/bench.sh jobs --commits 60 --events 2000000
 //! ```
 
 use std::sync::Arc;

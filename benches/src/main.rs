@@ -20,8 +20,8 @@
 //! and tested.
 //!
 //! ```text
-//! cargo run --release -p autolake-benches --bin tpch -- --scale 1
-//! cargo run --release -p autolake-benches --bin tpch -- --scale 1 --governance
+//! scripts/bench.sh tpch --scale 1
+//! scripts/bench.sh tpch --scale 1 --governance
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@
 //!    the held-out rows.
 //!
 //! ```text
-//! cargo run --release -p autolake-benches --bin ml -- --rows 10000000
+//! scripts/bench.sh ml --rows 10000000
 //! ```
 
 use std::path::PathBuf;

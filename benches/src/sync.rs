@@ -14,12 +14,12 @@
 //!    source into Delta is timed against it.
 //!
 //! ```text
-//! cargo build --release -p autolake-engine -p autolake-benches
-//! target/release/sync --rows 5000000
+//! scripts/bench.sh sync --rows 5000000
 //! ```
 //!
 //! Needs `psql` reaching PostgreSQL on 127.0.0.1 as `postgres`, database
-//! `test` (trust auth), and the release `autolake` binary beside this one.
+//! `test` (trust auth), and an optimised `autolake` binary beside this
+//! one (`scripts/bench.sh` builds both).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -113,7 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = args.rows;
     if !autolake_bin().exists() {
         return Err(format!(
-            "{} not found: build it with cargo build --release -p autolake-engine",
+            "{} not found: build it with scripts/bench.sh sync",
             autolake_bin().display()
         )
         .into());

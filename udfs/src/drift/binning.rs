@@ -7,7 +7,8 @@
 
 use std::collections::HashSet;
 
-use super::samples::Values;
+use super::samples::{Numbers, Values};
+use super::{PARALLEL_MIN, join};
 
 /// Distinct reference values above which numbers are binned.
 const MAX_CATEGORIES: usize = 20;
@@ -20,13 +21,15 @@ pub(crate) fn binned_shares(
 ) -> (Vec<f64>, Vec<f64>) {
     let (mut reference, mut current) = match values {
         Values::Numeric(s)
-            if bins.is_some() || more_distinct_than(&s.reference, MAX_CATEGORIES) =>
+            if bins.is_some() || more_distinct_than(s.reference.iter(), MAX_CATEGORIES) =>
         {
             let edges = bin_edges(&[&s.reference, &s.current], bins);
-            (
-                shares(&histogram(&s.reference, &edges)),
-                shares(&histogram(&s.current, &edges)),
-            )
+            let (r, c) = join(
+                s.reference.len() + s.current.len() >= PARALLEL_MIN,
+                || histogram(&s.reference, &edges),
+                || histogram(&s.current, &edges),
+            );
+            (shares(&r), shares(&c))
         }
         other => {
             let (r, c) = other.category_counts();
@@ -42,11 +45,9 @@ pub(crate) fn binned_shares(
 
 /// Whether `values` holds more than `n` distinct values; stops counting
 /// as soon as it does.
-fn more_distinct_than(values: &[f64], n: usize) -> bool {
+fn more_distinct_than(mut values: impl Iterator<Item = f64>, n: usize) -> bool {
     let mut seen = HashSet::with_capacity(n + 1);
-    values
-        .iter()
-        .any(|v| seen.insert(if *v == 0.0 { 0 } else { v.to_bits() }) && seen.len() > n)
+    values.any(|v| seen.insert(if v == 0.0 { 0 } else { v.to_bits() }) && seen.len() > n)
 }
 
 fn shares(counts: &[f64]) -> Vec<f64> {
@@ -76,14 +77,27 @@ fn floor_zeroes(shares: &mut [f64]) {
 }
 
 /// `numpy.histogram_bin_edges(data, bins="sturges")` over the values of
-/// all `parts` together, or `bins` equal bins.
-pub(crate) fn bin_edges(parts: &[&[f64]], bins: Option<usize>) -> Vec<f64> {
+/// all `samples` together, or `bins` equal bins.
+pub(crate) fn bin_edges(samples: &[&Numbers], bins: Option<usize>) -> Vec<f64> {
+    let len: usize = samples.iter().map(|s| s.len()).sum();
+    let range = |s: &Numbers| {
+        s.parts()
+            .map(min_max)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| {
+                (lo.min(l), hi.max(h))
+            })
+    };
+    let ranges = match samples {
+        [a, b] => {
+            let (a, b) = join(len >= PARALLEL_MIN, || range(a), || range(b));
+            vec![a, b]
+        }
+        _ => samples.iter().map(|s| range(s)).collect(),
+    };
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for part in parts {
-        let (l, h) = min_max(part);
+    for (l, h) in ranges {
         (lo, hi) = (lo.min(l), hi.max(h));
     }
-    let len: usize = parts.iter().map(|p| p.len()).sum();
     let ptp = hi - lo;
     if lo == hi {
         lo -= 0.5;
@@ -109,7 +123,7 @@ pub(crate) fn bin_edges(parts: &[&[f64]], bins: Option<usize>) -> Vec<f64> {
 
 /// The smallest and largest value (no NaN in samples), in eight lanes so
 /// the compiler can vectorise it.
-fn min_max(values: &[f64]) -> (f64, f64) {
+pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
     let mut lo = [f64::INFINITY; 8];
     let mut hi = [f64::NEG_INFINITY; 8];
     let chunks = values.chunks_exact(8);
@@ -132,28 +146,45 @@ fn min_max(values: &[f64]) -> (f64, f64) {
 
 /// `numpy.histogram(data, edges)` for equal-width edges: bins are
 /// half-open except the last, which includes its right edge.
-pub(crate) fn histogram(data: &[f64], edges: &[f64]) -> Vec<f64> {
+///
+/// Counts go to four interleaved counters per bin (value `k` to counter
+/// `k mod 4`), so runs of values in one bin do not wait on each other's
+/// increments.
+pub(crate) fn histogram(sample: &Numbers, edges: &[f64]) -> Vec<f64> {
     let n = edges.len() - 1;
     let (lo, hi) = (edges[0], edges[n]);
     let norm = n as f64 / (hi - lo);
-    let mut counts = vec![0.0; n];
-    for &x in data {
+    let bin = |x: f64| {
         if x < lo || x > hi {
-            continue;
+            return None;
         }
-        let mut i = ((x - lo) * norm) as usize;
-        if i == n {
-            i -= 1;
-        }
+        let mut i = (((x - lo) * norm) as usize).min(n - 1);
         // numpy's corrections for floating-point rounding at the edges.
         if x < edges[i] {
             i -= 1;
         } else if i + 1 < n && x >= edges[i + 1] {
             i += 1;
         }
-        counts[i] += 1.0;
+        Some(i)
+    };
+    let mut counts = vec![[0u64; 4]; n];
+    for data in sample.parts() {
+        let chunks = data.chunks_exact(4);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for (lane, &x) in chunk.iter().enumerate() {
+                if let Some(i) = bin(x) {
+                    counts[i][lane] += 1;
+                }
+            }
+        }
+        for &x in rest {
+            if let Some(i) = bin(x) {
+                counts[i][0] += 1;
+            }
+        }
     }
-    counts
+    counts.iter().map(|c| c.iter().sum::<u64>() as f64).collect()
 }
 
 #[cfg(test)]
@@ -163,7 +194,7 @@ mod tests {
     #[test]
     fn sturges_edges_match_numpy() {
         // numpy.histogram_bin_edges(np.arange(100), bins="sturges")
-        let data: Vec<f64> = (0..100).map(f64::from).collect();
+        let data = Numbers::from((0..100).map(f64::from).collect::<Vec<_>>());
         let edges = bin_edges(&[&data], None);
         assert_eq!(edges.len(), 9);
         assert!((edges[1] - 12.375).abs() < 1e-12);
@@ -172,10 +203,13 @@ mod tests {
             vec![13.0, 12.0, 13.0, 12.0, 12.0, 13.0, 12.0, 13.0]
         );
         // A constant sample is one bin around the value.
-        assert_eq!(bin_edges(&[&[3.0], &[3.0]], None), vec![2.5, 3.5]);
-        // Edges span both samples.
+        let three = Numbers::from(vec![3.0]);
+        assert_eq!(bin_edges(&[&three, &three], None), vec![2.5, 3.5]);
+        // Edges span both samples, and each sample all its buffers.
+        let mut a = Numbers::from(vec![0.0]);
+        a.push(vec![1.0].into());
         assert_eq!(
-            bin_edges(&[&[0.0, 1.0], &[4.0]], Some(2)),
+            bin_edges(&[&a, &Numbers::from(vec![4.0])], Some(2)),
             vec![0.0, 2.0, 4.0]
         );
     }

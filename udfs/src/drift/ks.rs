@@ -21,15 +21,16 @@
 //!   uses Pomeranz's recursion (n ≤ 140) we use Durbin's matrix, which is
 //!   also exact.
 //!
-//! Samples are sorted once (radix sort for large ones) and merged, so the
-//! cost is linear after sorting.
+//! The statistic comes from [`super::ecdf`]: small samples are sorted and
+//! merged, large ones counted in value ranges and only the ranges that can
+//! hold the extremes sorted, so partial states need no order.
 
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::AggregateUDF;
 
 use super::chi2::ln_gamma;
-use super::samples::Values;
-use super::sort::{merge_steps, sorted};
+use super::samples::{Numbers, Values};
+use super::ecdf::extremes;
 use super::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
 
 /// scipy's `MAX_AUTO_N`: larger samples get the asymptotic p-value.
@@ -42,7 +43,7 @@ pub(super) fn drift_ks() -> AggregateUDF {
         Accepts::Numeric,
         Returns::StatisticAndPValue,
         false,
-        true,
+        false,
         evaluate,
     )
 }
@@ -66,15 +67,9 @@ pub(super) struct KsResult {
 }
 
 /// `scipy.stats.ks_2samp(a, b)`; both samples non-empty.
-pub(super) fn ks_2samp(a: &[f64], b: &[f64]) -> KsResult {
-    let (a, b) = (sorted(a), sorted(b));
+pub(super) fn ks_2samp(a: &Numbers, b: &Numbers) -> KsResult {
     let (n1, n2) = (a.len(), b.len());
-    let (mut max_diff, mut min_diff) = (f64::NEG_INFINITY, f64::INFINITY);
-    merge_steps(&a, &b, |_, _, i, j| {
-        let diff = i as f64 / n1 as f64 - j as f64 / n2 as f64;
-        max_diff = max_diff.max(diff);
-        min_diff = min_diff.min(diff);
-    });
+    let (max_diff, min_diff) = extremes(a, b);
     let min_s = (-min_diff).clamp(0.0, 1.0);
     let mut d = if min_s > max_diff { min_s } else { max_diff };
 
@@ -545,6 +540,10 @@ mod tests {
     use super::super::test_util::{lcg, shifted_samples};
     use super::*;
 
+    fn ks(a: &[f64], b: &[f64]) -> KsResult {
+        ks_2samp(&a.to_vec().into(), &b.to_vec().into())
+    }
+
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-300)
     }
@@ -553,14 +552,14 @@ mod tests {
     fn exact_p_values_match_scipy() {
         // scipy.stats.ks_2samp on the same samples.
         let (r, c) = shifted_samples();
-        let res = ks_2samp(&r, &c);
+        let res = ks(&r, &c);
         assert!(res.exact);
         assert!(close(res.statistic, 0.2175, 1e-12), "{res:?}");
         assert!(close(res.p_value, 1.107760281109392e-09, 1e-9), "{res:?}");
-        let eq = ks_2samp(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
+        let eq = ks(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]);
         assert_eq!(eq.statistic, 1.0);
         assert!(close(eq.p_value, 0.1, 1e-12), "{eq:?}");
-        let same = ks_2samp(&r, &r);
+        let same = ks(&r, &r);
         assert_eq!((same.statistic, same.p_value), (0.0, 1.0));
     }
 
@@ -589,7 +588,7 @@ mod tests {
     fn large_samples_use_the_asymptotic_p_value() {
         let a = lcg(3, 20_000, 1.0, 0.0);
         let b = lcg(4, 15_000, 1.0, 0.01);
-        let res = ks_2samp(&a, &b);
+        let res = ks(&a, &b);
         assert!(!res.exact);
         assert!(close(res.statistic, 0.015516666666666679, 1e-12), "{res:?}");
         assert!(close(res.p_value, 0.031919353708681264, 1e-9), "{res:?}");

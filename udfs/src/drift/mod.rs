@@ -13,6 +13,7 @@
 
 mod binning;
 mod chi2;
+mod ecdf;
 mod js;
 mod ks;
 mod psi;
@@ -35,6 +36,27 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::prelude::SessionContext;
 
 use samples::{Evaluate, SampleAccumulator, Values, is_categorical, is_numeric, state_fields};
+
+/// Above this many values in all, the two samples of a group are worked
+/// on by two threads (sorting, counting, binning).
+pub(crate) const PARALLEL_MIN: usize = 1 << 20;
+
+/// Runs `a` and `b`, on two threads when `parallel`.
+pub(crate) fn join<A: Send, B>(
+    parallel: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B,
+) -> (A, B) {
+    if !parallel {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = b();
+        let a = a.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (a, b)
+    })
+}
 
 /// Every drift function.
 pub fn functions() -> Vec<AggregateUDF> {
@@ -132,8 +154,8 @@ impl DriftTest {
                 let mut seen = std::collections::HashSet::new();
                 s.reference
                     .iter()
-                    .chain(&s.current)
-                    .map(|v| if *v == 0.0 { 0u64 } else { v.to_bits() })
+                    .chain(s.current.iter())
+                    .map(|v| if v == 0.0 { 0u64 } else { v.to_bits() })
                     .any(|bits| seen.insert(bits) && seen.len() > 5)
                     .not()
             }
@@ -166,7 +188,10 @@ impl DriftTest {
                 let s = numeric("wasserstein")?;
                 (
                     test,
-                    wasserstein::normalised_wasserstein(&s.reference, &s.current),
+                    wasserstein::normalised_wasserstein(
+                        &s.reference.contiguous(),
+                        &s.current.contiguous(),
+                    ),
                     None,
                 )
             }
@@ -209,12 +234,9 @@ pub fn check_function(test: DriftTest) -> AggregateUDF {
             check_result(DriftTest::Chi2, v)
         }),
     };
-    // KS and Wasserstein (and `auto`, which picks them for numbers) work
-    // on sorted samples.
-    let sorted = matches!(
-        test,
-        DriftTest::Ks | DriftTest::Wasserstein | DriftTest::Auto
-    );
+    // Wasserstein (and `auto`, which picks it for large numeric samples)
+    // works on sorted samples.
+    let sorted = matches!(test, DriftTest::Wasserstein | DriftTest::Auto);
     DriftUdaf::function(name, accepts, Returns::Check, false, sorted, evaluate)
 }
 
@@ -490,8 +512,8 @@ pub(crate) mod test_util {
 
     pub(crate) fn numeric(reference: &[f64], current: &[f64]) -> Values {
         Values::Numeric(Samples {
-            reference: reference.to_vec(),
-            current: current.to_vec(),
+            reference: reference.to_vec().into(),
+            current: current.to_vec().into(),
             ..Samples::default()
         })
     }

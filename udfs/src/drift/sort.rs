@@ -20,9 +20,6 @@ const DIGIT_BITS: usize = 11;
 const PASSES: usize = 64usize.div_ceil(DIGIT_BITS);
 const BUCKETS: usize = 1 << DIGIT_BITS;
 
-/// Above this many values in all, the two samples are sorted on two
-/// threads.
-const PARALLEL_MIN: usize = 1 << 20;
 
 /// Sorts `values` ascending.
 pub(crate) fn sort(values: &mut [f64]) {
@@ -88,7 +85,7 @@ pub(crate) fn sort_if_unsorted(values: &mut [f64]) {
 
 /// Sorts the values after the last of `runs` (the ends of sorted runs at
 /// the start of `sample`) into one more run.
-pub(crate) fn sort_tail(sample: &mut [f64], runs: &mut Vec<usize>) {
+fn sort_tail(sample: &mut [f64], runs: &mut Vec<usize>) {
     let start = runs.last().copied().unwrap_or(0);
     if sample.len() > start {
         sort(&mut sample[start..]);
@@ -121,23 +118,6 @@ pub(crate) fn sort_runs(sample: &mut Vec<f64>, runs: &mut Vec<usize>) {
         }
         std::mem::swap(sample, &mut scratch);
         *runs = merged;
-    }
-}
-
-/// [`sort_runs`] on both samples, on two threads when they are large.
-pub(crate) fn sort_runs_pair(
-    (a, a_runs): (&mut Vec<f64>, &mut Vec<usize>),
-    (b, b_runs): (&mut Vec<f64>, &mut Vec<usize>),
-) {
-    let settled = |v: &Vec<f64>, r: &Vec<usize>| r.len() <= 1 && r.last().copied() == Some(v.len());
-    if a.len() + b.len() >= PARALLEL_MIN && !settled(a, a_runs) && !settled(b, b_runs) {
-        std::thread::scope(|scope| {
-            scope.spawn(|| sort_runs(a, a_runs));
-            sort_runs(b, b_runs);
-        });
-    } else {
-        sort_runs(a, a_runs);
-        sort_runs(b, b_runs);
     }
 }
 
@@ -240,11 +220,6 @@ mod tests {
             vec![-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
         );
         assert_eq!(runs, vec![11]);
-        let mut a: Vec<f64> = (0..PARALLEL_MIN).rev().map(|i| i as f64).collect();
-        let mut b = vec![3.0, 1.0];
-        let (mut ra, mut rb) = (Vec::new(), Vec::new());
-        sort_runs_pair((&mut a, &mut ra), (&mut b, &mut rb));
-        assert!(is_sorted(&a) && a.len() == PARALLEL_MIN && b == vec![1.0, 3.0]);
     }
 
     #[test]

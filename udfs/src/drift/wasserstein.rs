@@ -29,9 +29,10 @@ fn evaluate(values: &Values, _bins: Option<usize>) -> Result<ScalarValue> {
     let Values::Numeric(s) = values else {
         return exec_err!("drift_wasserstein needs numeric values");
     };
+    // Sorted mode: each sample is one ascending buffer, borrowed here.
     Ok(ScalarValue::Float64(Some(normalised_wasserstein(
-        &s.reference,
-        &s.current,
+        &s.reference.contiguous(),
+        &s.current.contiguous(),
     ))))
 }
 

@@ -13,10 +13,11 @@
 //! and every layer computes `W · X`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use datafusion::common::{Result, exec_err};
 use serde::{Deserialize, Serialize};
 
@@ -129,18 +130,26 @@ impl Encoder {
                 arrays.len()
             );
         }
-        let mut out = vec![0f32; self.width * rows];
-        let mut offset = 0;
+        // Written once, column after column: no zero-filling first.
+        let mut out = Vec::with_capacity(self.width * rows);
         for ((feature, lookup), array) in self.features.iter().zip(&self.lookups).zip(arrays) {
+            if array.len() != rows {
+                return exec_err!(
+                    "feature {} has {} values in a batch of {rows} rows",
+                    feature.name,
+                    array.len()
+                );
+            }
             match &feature.encoding {
                 Encoding::Numeric { mean, std } => {
-                    let column = &mut out[offset * rows..(offset + 1) * rows];
-                    encode_numeric(&feature.name, array, *mean, *std, column)?;
+                    encode_numeric(&feature.name, array, *mean, *std, &mut out)?;
                 }
                 Encoding::Categorical { vocabulary } => {
                     let strings = cast(array, &DataType::Utf8)?;
                     let strings = strings.as_string::<i32>();
-                    let block = &mut out[offset * rows..(offset + vocabulary.len()) * rows];
+                    let start = out.len();
+                    out.resize(start + vocabulary.len() * rows, 0.0);
+                    let block = &mut out[start..];
                     for (row, value) in strings.iter().enumerate() {
                         if let Some(i) = value.and_then(|v| lookup.get(v)) {
                             block[i * rows + row] = 1.0;
@@ -148,32 +157,37 @@ impl Encoder {
                     }
                 }
             }
-            offset += feature.width();
         }
         Ok(out)
     }
 }
 
-/// Standardises one numeric column into `out`.
+/// Standardises one numeric column onto the end of `out`. `f32` and `f64`
+/// columns are read as they are; other numbers are cast to `f64` first.
 fn encode_numeric(
     name: &str,
     array: &ArrayRef,
     mean: f64,
     std: f64,
-    out: &mut [f32],
+    out: &mut Vec<f32>,
 ) -> Result<()> {
-    let values = cast(array, &DataType::Float64)?;
-    let values = values.as_primitive::<Float64Type>();
     let scale = 1.0 / std;
-    let raw = values.values();
-    // One pass: standardise and note any non-finite value (a null's slot
-    // may hold anything, so nulls are written afterwards).
-    let mut finite = true;
-    for (o, v) in out.iter_mut().zip(raw.iter()) {
-        let x = ((v - mean) * scale) as f32;
-        finite &= x.is_finite();
-        *o = x;
-    }
+    let start = out.len();
+    let values = match array.data_type() {
+        DataType::Float32 => {
+            let raw = array.as_primitive::<Float32Type>().values();
+            out.extend(raw.iter().map(|v| ((f64::from(*v) - mean) * scale) as f32));
+            Arc::clone(array)
+        }
+        _ => {
+            let values = cast(array, &DataType::Float64)?;
+            let raw = values.as_primitive::<Float64Type>().values();
+            out.extend(raw.iter().map(|v| ((v - mean) * scale) as f32));
+            values
+        }
+    };
+    let column = &mut out[start..];
+    // A null's slot may hold anything: nulls are written afterwards.
     if let Some(nulls) = values.nulls().filter(|n| n.null_count() > 0) {
         for i in nulls
             .iter()
@@ -181,18 +195,18 @@ fn encode_numeric(
             .filter(|(_, valid)| !valid)
             .map(|(i, _)| i)
         {
-            out[i] = 0.0;
+            column[i] = 0.0;
         }
-        finite = out.iter().all(|v| v.is_finite());
     }
-    if finite {
+    if column.iter().fold(true, |ok, v| ok & v.is_finite()) {
         return Ok(());
     }
-    let row = out.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    let row = column.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    let value = cast(&values.slice(row, 1), &DataType::Float64)?;
     exec_err!(
         "feature {name} has a NaN, infinite or out-of-range value ({}, row {} of the batch): \
          replace or filter it out",
-        raw[row],
+        value.as_primitive::<Float64Type>().value(0),
         row + 1
     )
 }

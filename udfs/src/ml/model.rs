@@ -16,7 +16,7 @@ use arrow::array::{ArrayRef, Float64Array, Int32Array, ListArray, StringArray, U
 use arrow::buffer::OffsetBuffer;
 use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
 use datafusion::common::{DataFusionError, Result, exec_err};
 use serde::{Deserialize, Serialize};
 
@@ -308,16 +308,26 @@ impl TrainedModel {
     }
 
     /// The output layer's values for an input tensor: `(out, rows)`.
+    ///
+    /// On the CPU the bias and the ReLU are applied in place to the
+    /// product of each layer, in one pass while it is still in cache,
+    /// rather than by two operations that each write a new tensor.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let layers = self.spec.layers.len() - 1;
         let mut h = x.clone();
         for i in 0..layers {
             let w = &self.tensors[&weight_name(i)];
             let b = &self.tensors[&bias_name(i)];
-            h = w.matmul(&h)?.broadcast_add(b)?;
-            if i + 1 < layers {
-                h = h.relu()?;
-            }
+            let relu = i + 1 < layers;
+            let product = w.matmul(&h)?;
+            h = if product.device().is_cpu() && product.dtype() == DType::F32 {
+                product.inplace_op2(b, &BiasRelu { relu })?;
+                product
+            } else if relu {
+                product.broadcast_add(b)?.relu()?
+            } else {
+                product.broadcast_add(b)?
+            };
         }
         Ok(h)
     }
@@ -410,6 +420,50 @@ impl TrainedModel {
             Arc::new(values),
             None,
         )?))
+    }
+}
+
+/// `h ← h + b`, then `max(h, 0)` when `relu`, in place: `h` is `(out,
+/// rows)` and `b` `(out, 1)`, both `f32` on the CPU.
+struct BiasRelu {
+    relu: bool,
+}
+
+impl InplaceOp2 for BiasRelu {
+    fn name(&self) -> &'static str {
+        "bias-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        h: &mut CpuStorage,
+        h_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+    ) -> candle_core::Result<()> {
+        let (CpuStorage::F32(h), CpuStorage::F32(b)) = (h, b) else {
+            candle_core::bail!("bias-relu needs f32 tensors");
+        };
+        let (Some((h_start, h_end)), Some((b_start, b_end))) = (
+            h_layout.contiguous_offsets(),
+            b_layout.contiguous_offsets(),
+        ) else {
+            candle_core::bail!("bias-relu needs contiguous tensors");
+        };
+        let (h, b) = (&mut h[h_start..h_end], &b[b_start..b_end]);
+        let outputs = b.len();
+        if outputs == 0 || h.len() % outputs != 0 {
+            candle_core::bail!("bias-relu: {} values for {outputs} biases", h.len());
+        }
+        let rows = h.len() / outputs;
+        for (row, bias) in h.chunks_exact_mut(rows).zip(b) {
+            if self.relu {
+                row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0));
+            } else {
+                row.iter_mut().for_each(|v| *v += bias);
+            }
+        }
+        Ok(())
     }
 }
 

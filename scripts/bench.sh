@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds and runs one benchmark with every crate optimised as a release
+# build is, in the test build's folder: the dependencies there are built
+# optimised already (see [profile.dev.package."*"] in Cargo.toml), so only
+# the workspace's own crates are compiled again.
+#
+#   scripts/bench.sh drift --rows 10000000
+#   scripts/bench.sh ml --rows 10000000
+#
+# `cargo run --release -p autolake-benches --bin NAME` gives the same
+# code from a separate build of everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+if [ $# -lt 1 ]; then
+  echo "usage: scripts/bench.sh tpch|drift|flight|ml|sync|jobs [ARGS…]" >&2
+  exit 2
+fi
+bin="$1"
+shift
+optimised=(
+  --config profile.dev.opt-level=3
+  --config profile.dev.debug-assertions=false
+  --config profile.dev.overflow-checks=false
+  --config profile.dev.incremental=false
+  --config profile.dev.codegen-units=16
+)
+# The sync benchmark runs the `autolake` binary beside its own.
+cargo build "${optimised[@]}" -p autolake-benches --bin "$bin" -p autolake-engine --bin autolake
+exec "$CARGO_TARGET_DIR/debug/$bin" "$@"
