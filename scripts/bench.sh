@@ -25,6 +25,8 @@ optimised=(
   --config profile.dev.incremental=false
   --config profile.dev.codegen-units=16
 )
-# The sync benchmark runs the `autolake` binary beside its own.
-cargo build "${optimised[@]}" -p autolake-benches --bin "$bin" -p autolake-engine --bin autolake
+# Everything, as the test build selects it, so that every dependency is
+# resolved with the same features and reused (the sync benchmark also runs
+# the `autolake` binary beside its own).
+cargo build "${optimised[@]}" --workspace --all-targets
 exec "$CARGO_TARGET_DIR/debug/$bin" "$@"

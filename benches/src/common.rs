@@ -2,6 +2,11 @@
 
 use std::path::PathBuf;
 
+/// The allocator of the `autolake` binary, so that what is measured here
+/// allocates as the product does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Python with the baseline packages: `AUTOLAKE_BENCH_PYTHON`, else
 /// the venv `scripts/test.sh` creates, else `python3`.
 pub(crate) fn python() -> PathBuf {

@@ -16,6 +16,11 @@
 //! scripts/bench.sh jobs --commits 60 --events 2000000
 //! ```
 
+/// The allocator of the `autolake` binary, so that what is measured here
+/// allocates as the product does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

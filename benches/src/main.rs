@@ -24,6 +24,11 @@
 //! scripts/bench.sh tpch --scale 1 --governance
 //! ```
 
+/// The allocator of the `autolake` binary, so that what is measured here
+/// allocates as the product does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,9 +6,11 @@
 //!    `MemTable` of two partitions). A linear regression and an MLP
 //!    (32-64-1) are trained on the first 100 000 rows; then
 //!    `SELECT sum(predict('m', c0, …, c31)) FROM scores` is timed against
-//!    the model's forward pass on one `(32, rows)` tensor built from the
-//!    same values beforehand (the direct-candle baseline: no SQL, no
-//!    encoding, no Arrow). Reports rows/s of both and the overhead ratio.
+//!    the model's forward pass on one `(32, rows)` f32 tensor built from
+//!    the same values beforehand (the direct-candle baseline: no SQL, no
+//!    encoding, no Arrow), once with the features as DOUBLE columns and
+//!    once as FLOAT (f32) columns, the tensor's own type. Reports rows/s
+//!    of both and the overhead ratio.
 //! 2. Training: `--train-rows` × 32 with a linear boundary and label
 //!    noise, 80/20 split, written to Parquet. `CREATE MODEL … TYPE
 //!    logistic_regression` (scan and encoding included) against
@@ -199,10 +201,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Tensor::from_vec(data, (FEATURES, args.rows), engine.models().device())?
     };
+    // The same values as FLOAT (f32) columns, the tensor's own type.
+    let f32_batches = score_batches
+        .iter()
+        .map(|b| {
+            let schema = Arc::new(Schema::new(
+                b.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| Field::new(f.name(), DataType::Float32, f.is_nullable()))
+                    .collect::<Vec<_>>(),
+            ));
+            let columns = b
+                .columns()
+                .iter()
+                .map(|c| arrow::compute::cast(c, &DataType::Float32))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(schema, columns)?)
+        })
+        .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
     register(&session, "scores", score_batches);
+    register(&session, "scores_f32", f32_batches);
     println!(
-        "\n{:<10} {:>12} {:>14} {:>12} {:>14} {:>9}",
-        "model", "SQL s", "SQL rows/s", "direct s", "direct rows/s", "overhead"
+        "\n{:<24} {:>10} {:>14} {:>10} {:>14} {:>9}",
+        "model (feature columns)", "SQL s", "SQL rows/s", "direct s", "direct rows/s", "overhead"
     );
     for model in ["bench_linear", "bench_mlp"] {
         let m = std::sync::Arc::clone(&engine.models().get(model, None)?.model);
@@ -211,23 +233,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let y = m.forward(&direct_input).expect("forward");
             y.sum_all().and_then(|s| s.to_scalar::<f32>()).expect("sum")
         });
-        let sql = format!("SELECT sum(predict('{model}', {features})) FROM scores");
-        let mut sql_times = Vec::new();
-        for _ in 0..args.iterations.max(1) {
-            let started = Instant::now();
-            session.execute(&sql).await?;
-            sql_times.push(started.elapsed().as_secs_f64());
+        for (table, kind) in [("scores", "DOUBLE"), ("scores_f32", "FLOAT")] {
+            let sql = format!("SELECT sum(predict('{model}', {features})) FROM {table}");
+            let mut sql_times = Vec::new();
+            for _ in 0..args.iterations.max(1) {
+                let started = Instant::now();
+                session.execute(&sql).await?;
+                sql_times.push(started.elapsed().as_secs_f64());
+            }
+            let sql_s = sql_times.iter().copied().fold(f64::INFINITY, f64::min);
+            println!(
+                "{:<24} {:>10.3} {:>14.0} {:>10.3} {:>14.0} {:>8.2}x",
+                format!("{} ({kind})", model.trim_start_matches("bench_")),
+                sql_s,
+                args.rows as f64 / sql_s,
+                direct,
+                args.rows as f64 / direct,
+                sql_s / direct
+            );
         }
-        let sql_s = sql_times.iter().copied().fold(f64::INFINITY, f64::min);
-        println!(
-            "{:<10} {:>12.3} {:>14.0} {:>12.3} {:>14.0} {:>8.2}x",
-            model.trim_start_matches("bench_"),
-            sql_s,
-            args.rows as f64 / sql_s,
-            direct,
-            args.rows as f64 / direct,
-            sql_s / direct
-        );
     }
 
     // 2. Training logistic regression against scikit-learn.

@@ -184,7 +184,10 @@ pub(crate) fn histogram(sample: &Numbers, edges: &[f64]) -> Vec<f64> {
             }
         }
     }
-    counts.iter().map(|c| c.iter().sum::<u64>() as f64).collect()
+    counts
+        .iter()
+        .map(|c| c.iter().sum::<u64>() as f64)
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@
 //! division and subtraction are monotone, so the bounds computed the same
 //! way are exact bounds and the extremes are the very floats scipy finds.
 
-use super::{PARALLEL_MIN, join};
 use super::samples::Numbers;
 use super::sort::{merge_steps, sort, sorted};
+use super::{PARALLEL_MIN, join};
 
 /// Value ranges of the bucketed walk at most: two counters each, which
 /// stay in the second-level cache while counting. Smaller samples get

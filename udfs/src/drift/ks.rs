@@ -29,8 +29,8 @@ use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::AggregateUDF;
 
 use super::chi2::ln_gamma;
-use super::samples::{Numbers, Values};
 use super::ecdf::extremes;
+use super::samples::{Numbers, Values};
 use super::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
 
 /// scipy's `MAX_AUTO_N`: larger samples get the asymptotic p-value.

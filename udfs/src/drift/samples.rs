@@ -83,10 +83,6 @@ impl Numbers {
         self.len
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The values as slices, in order.
     pub(crate) fn parts(&self) -> impl Iterator<Item = &[f64]> {
         self.parts
@@ -660,10 +656,7 @@ mod tests {
             }
             let mut merged = SampleAccumulator::new(true, None, shape, sorted);
             for state in parts {
-                let arrays: Vec<ArrayRef> = state
-                    .iter()
-                    .map(|v| v.to_array().unwrap())
-                    .collect();
+                let arrays: Vec<ArrayRef> = state.iter().map(|v| v.to_array().unwrap()).collect();
                 merged.merge_batch(&arrays).unwrap();
             }
             let got = merged.evaluate().unwrap().to_string();

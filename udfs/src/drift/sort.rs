@@ -20,7 +20,6 @@ const DIGIT_BITS: usize = 11;
 const PASSES: usize = 64usize.div_ceil(DIGIT_BITS);
 const BUCKETS: usize = 1 << DIGIT_BITS;
 
-
 /// Sorts `values` ascending.
 pub(crate) fn sort(values: &mut [f64]) {
     if values.len() < RADIX_MIN || values.len() > u32::MAX as usize {
