@@ -123,17 +123,6 @@ impl Encoder {
     /// Encodes `rows` rows, one array per feature, into a `(width, rows)`
     /// matrix flattened row by row.
     pub fn encode(&self, arrays: &[ArrayRef], rows: usize) -> Result<Vec<f32>> {
-        self.encode_part(arrays, rows, 0)
-    }
-
-    /// [`Encoder::encode`] for a part of a batch that starts at row
-    /// `first_row` (0-based), which errors count from.
-    pub fn encode_part(
-        &self,
-        arrays: &[ArrayRef],
-        rows: usize,
-        first_row: usize,
-    ) -> Result<Vec<f32>> {
         if arrays.len() != self.features.len() {
             return exec_err!(
                 "expected {} feature columns, got {}",
@@ -153,7 +142,7 @@ impl Encoder {
             }
             match &feature.encoding {
                 Encoding::Numeric { mean, std } => {
-                    encode_numeric(&feature.name, array, *mean, *std, first_row, &mut out)?;
+                    encode_numeric(&feature.name, array, *mean, *std, &mut out)?;
                 }
                 Encoding::Categorical { vocabulary } => {
                     let strings = cast(array, &DataType::Utf8)?;
@@ -180,7 +169,6 @@ fn encode_numeric(
     array: &ArrayRef,
     mean: f64,
     std: f64,
-    first_row: usize,
     out: &mut Vec<f32>,
 ) -> Result<()> {
     let scale = 1.0 / std;
@@ -219,7 +207,7 @@ fn encode_numeric(
         "feature {name} has a NaN, infinite or out-of-range value ({}, row {} of the batch): \
          replace or filter it out",
         value.as_primitive::<Float64Type>().value(0),
-        first_row + row + 1
+        row + 1
     )
 }
 

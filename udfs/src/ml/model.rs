@@ -12,11 +12,9 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, Float64Array, Int32Array, ListArray, StringArray, UInt32Array,
-};
+use arrow::array::{ArrayRef, Float64Array, Int32Array, ListArray, StringArray, UInt32Array};
 use arrow::buffer::OffsetBuffer;
-use arrow::compute::{cast, concat, take};
+use arrow::compute::{cast, take};
 use arrow::datatypes::{DataType, Field};
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor};
 use datafusion::common::{DataFusionError, Result, exec_err};
@@ -305,38 +303,8 @@ impl TrainedModel {
 
     /// One batch of feature columns as a `(width, rows)` tensor.
     pub fn input(&self, arrays: &[ArrayRef], rows: usize) -> Result<Tensor> {
-        self.input_part(arrays, rows, 0)
-    }
-
-    fn input_part(&self, arrays: &[ArrayRef], rows: usize, first_row: usize) -> Result<Tensor> {
-        let data = self.encoder.encode_part(arrays, rows, first_row)?;
+        let data = self.encoder.encode(arrays, rows)?;
         Tensor::from_vec(data, (self.encoder.width(), rows), &self.device).map_err(candle_err)
-    }
-
-    /// Runs `f` on the rows of a batch: all at once, or on the CPU, when
-    /// the encoded batch would not fit the second-level cache, in blocks
-    /// of rows whose tensor does (so it is still in cache when the forward
-    /// pass reads it) — and joins the results.
-    fn in_blocks(
-        &self,
-        arrays: &[ArrayRef],
-        rows: usize,
-        f: impl Fn(&[ArrayRef], usize, usize) -> Result<ArrayRef>,
-    ) -> Result<ArrayRef> {
-        let block = (BLOCK_BYTES / (4 * self.encoder.width().max(1))).max(MIN_BLOCK_ROWS);
-        if rows <= block || !self.device.is_cpu() {
-            return f(arrays, rows, 0);
-        }
-        let mut parts = Vec::with_capacity(rows.div_ceil(block));
-        let mut start = 0;
-        while start < rows {
-            let n = block.min(rows - start);
-            let sliced: Vec<ArrayRef> = arrays.iter().map(|a| a.slice(start, n)).collect();
-            parts.push(f(&sliced, n, start)?);
-            start += n;
-        }
-        let parts: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
-        Ok(concat(&parts)?)
     }
 
     /// The output layer's values for an input tensor: `(out, rows)`.
@@ -388,13 +356,7 @@ impl TrainedModel {
 
     /// `predict` on one batch.
     pub fn predict(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
-        self.in_blocks(arrays, rows, |arrays, rows, first_row| {
-            self.predict_part(arrays, rows, first_row)
-        })
-    }
-
-    fn predict_part(&self, arrays: &[ArrayRef], rows: usize, first_row: usize) -> Result<ArrayRef> {
-        let x = self.input_part(arrays, rows, first_row)?;
+        let x = self.input(arrays, rows)?;
         match self.spec.kind {
             ModelKind::Kmeans => {
                 let (nearest, _) = self.assign(&x).map_err(candle_err)?;
@@ -437,18 +399,7 @@ impl TrainedModel {
 
     /// `predict_proba` on one batch.
     pub fn predict_proba(&self, arrays: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
-        self.in_blocks(arrays, rows, |arrays, rows, first_row| {
-            self.predict_proba_part(arrays, rows, first_row)
-        })
-    }
-
-    fn predict_proba_part(
-        &self,
-        arrays: &[ArrayRef],
-        rows: usize,
-        first_row: usize,
-    ) -> Result<ArrayRef> {
-        let x = self.input_part(arrays, rows, first_row)?;
+        let x = self.input(arrays, rows)?;
         let p = self.probabilities(&x).map_err(candle_err)?;
         let classes = p.dim(0).map_err(candle_err)?;
         let p = p
@@ -471,12 +422,6 @@ impl TrainedModel {
         )?))
     }
 }
-
-/// The largest encoded block `predict` hands to the forward pass on the
-/// CPU: it stays in the second-level cache between encoding and use.
-const BLOCK_BYTES: usize = 256 * 1024;
-/// Blocks are never smaller than this, however wide a row.
-const MIN_BLOCK_ROWS: usize = 512;
 
 /// `h ← h + b`, then `max(h, 0)` when `relu`, in place: `h` is `(out,
 /// rows)` and `b` `(out, 1)`, both `f32` on the CPU.
@@ -528,93 +473,4 @@ pub(crate) fn squared_distances(c: &Tensor, x: &Tensor) -> candle_core::Result<T
     let c2 = c.sqr()?.sum_keepdim(1)?;
     let x2 = x.sqr()?.sum_keepdim(0)?;
     (cx * -2.0)?.broadcast_add(&c2)?.broadcast_add(&x2)?.relu()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::encode::Encoding;
-    use super::*;
-
-    /// A regressor `y = Σ wᵢ·xᵢ + 1` over `width` features, as a one-layer
-    /// model (features standardised with mean 0, std 1).
-    fn linear(width: usize) -> TrainedModel {
-        let features = (0..width)
-            .map(|i| Feature {
-                name: format!("x{i}"),
-                data_type: "DOUBLE".into(),
-                encoding: Encoding::Numeric {
-                    mean: 0.0,
-                    std: 1.0,
-                },
-            })
-            .collect();
-        let spec = ModelSpec {
-            kind: ModelKind::LinearRegression,
-            features,
-            target: Some(Target {
-                name: "y".into(),
-                data_type: "Float64".into(),
-                classes: Vec::new(),
-                mean: 0.0,
-                std: 1.0,
-            }),
-            layers: vec![width, 1],
-        };
-        let w: Vec<f32> = (0..width).map(|i| (i % 5) as f32 - 2.0).collect();
-        let tensors = HashMap::from([
-            (
-                weight_name(0),
-                Tensor::from_vec(w, (1, width), &Device::Cpu).unwrap(),
-            ),
-            (
-                bias_name(0),
-                Tensor::ones((1, 1), DType::F32, &Device::Cpu).unwrap(),
-            ),
-        ]);
-        TrainedModel::new(spec, tensors, &Device::Cpu).unwrap()
-    }
-
-    #[test]
-    fn wide_batches_are_scored_in_blocks_with_the_same_result() {
-        let (width, rows) = (300, 1500);
-        let model = linear(width);
-        let columns: Vec<Vec<f64>> = (0..width)
-            .map(|c| {
-                (0..rows)
-                    .map(|r| ((r * 7 + c * 3) % 11) as f64 / 4.0)
-                    .collect()
-            })
-            .collect();
-        let arrays: Vec<ArrayRef> = columns
-            .iter()
-            .map(|c| Arc::new(Float64Array::from(c.clone())) as ArrayRef)
-            .collect();
-        // Several blocks: 256 KiB hold 218 rows of 300 f32, so 512 rows.
-        let got = model.predict(&arrays, rows).unwrap();
-        let got = got.as_any().downcast_ref::<Float64Array>().unwrap();
-        let whole = model
-            .forward(&model.input(&arrays, rows).unwrap())
-            .and_then(|y| y.flatten_all())
-            .and_then(|y| y.to_vec1::<f32>())
-            .unwrap();
-        assert_eq!(got.len(), rows);
-        for (r, (g, w)) in got.values().iter().zip(&whole).enumerate() {
-            let expected: f64 = 1.0
-                + (0..width)
-                    .map(|c| ((c % 5) as f64 - 2.0) * columns[c][r])
-                    .sum::<f64>();
-            assert!((g - f64::from(*w)).abs() < 1e-3, "row {r}: {g} vs {w}");
-            assert!((g - expected).abs() < 1e-2, "row {r}: {g} vs {expected}");
-        }
-        // An error names the row of the batch, not of the block.
-        let mut bad = columns[4].clone();
-        bad[1200] = f64::INFINITY;
-        let mut with_bad = arrays.clone();
-        with_bad[4] = Arc::new(Float64Array::from(bad));
-        let e = model.predict(&with_bad, rows).unwrap_err().to_string();
-        assert!(
-            e.contains("feature x4") && e.contains("row 1201 of the batch"),
-            "{e}"
-        );
-    }
 }

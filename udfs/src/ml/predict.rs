@@ -7,10 +7,7 @@
 //! label's type, k-means the cluster id as INT) and a call with the wrong
 //! number or kinds of features fails to plan with a message listing what
 //! the model expects. Each batch is encoded into one tensor on the
-//! model's device and run through one forward pass: no per-row calls. On
-//! the CPU a batch whose tensor would not fit the second-level cache
-//! (256 KiB; 2 048 rows of 32 features) is encoded and run in blocks of
-//! rows that do, so the forward pass reads the tensor from cache.
+//! model's device and run through one forward pass: no per-row calls.
 
 use std::sync::Arc;
 
