@@ -10,9 +10,12 @@
 //! Numeric samples are [`Numbers`]: Arrow buffers kept as they arrive.
 //! A batch whose rows all belong to one sample (the usual shape: the
 //! reference and current rows come from different scans) is kept without
-//! a copy, and so is each partial state a final accumulator merges; other
-//! batches are split into two new buffers. A partial state is one list per
-//! sample, so a partition's buffers are joined once when it hands over.
+//! a copy, and so is each partial state a final accumulator merges; the
+//! values of other batches are copied to the end of their sample. A kept
+//! buffer may be a slice of a larger one, which then stays alive too; the
+//! accumulator's reported size counts the values only. A partial state is
+//! one list per sample, so a partition's buffers are joined once when it
+//! hands over.
 //!
 //! The tests that need sorted samples (Wasserstein) ask for *sorted
 //! states*: each partition sorts its own samples when it hands over its
