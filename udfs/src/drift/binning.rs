@@ -80,13 +80,6 @@ fn floor_zeroes(shares: &mut [f64]) {
 /// all `samples` together, or `bins` equal bins.
 pub(crate) fn bin_edges(samples: &[&Numbers], bins: Option<usize>) -> Vec<f64> {
     let len: usize = samples.iter().map(|s| s.len()).sum();
-    let range = |s: &Numbers| {
-        s.parts()
-            .map(min_max)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| {
-                (lo.min(l), hi.max(h))
-            })
-    };
     let ranges = match samples {
         [a, b] => {
             let (a, b) = join(len >= PARALLEL_MIN, || range(a), || range(b));
@@ -121,9 +114,19 @@ pub(crate) fn bin_edges(samples: &[&Numbers], bins: Option<usize>) -> Vec<f64> {
     edges
 }
 
+/// The smallest and largest value of a sample, over all its buffers.
+pub(crate) fn range(sample: &Numbers) -> (f64, f64) {
+    sample
+        .parts()
+        .map(min_max)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| {
+            (lo.min(l), hi.max(h))
+        })
+}
+
 /// The smallest and largest value (no NaN in samples), in eight lanes so
 /// the compiler can vectorise it.
-pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
+fn min_max(values: &[f64]) -> (f64, f64) {
     let mut lo = [f64::INFINITY; 8];
     let mut hi = [f64::NEG_INFINITY; 8];
     let chunks = values.chunks_exact(8);

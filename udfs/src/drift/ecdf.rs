@@ -20,6 +20,7 @@
 //! division and subtraction are monotone, so the bounds computed the same
 //! way are exact bounds and the extremes are the very floats scipy finds.
 
+use super::binning::range;
 use super::samples::Numbers;
 use super::sort::{merge_steps, sort, sorted};
 use super::{PARALLEL_MIN, join};
@@ -154,11 +155,8 @@ impl Walk {
 /// The smallest and largest finite value of both samples (`0, 0` when
 /// there is none).
 fn finite_range(a: &Numbers, b: &Numbers) -> (f64, f64) {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for part in a.parts().chain(b.parts()) {
-        let (l, h) = super::binning::min_max(part);
-        (lo, hi) = (lo.min(l), hi.max(h));
-    }
+    let ((la, ha), (lb, hb)) = (range(a), range(b));
+    let (lo, hi) = (la.min(lb), ha.max(hb));
     if lo.is_finite() && hi.is_finite() {
         return (lo, hi);
     }
