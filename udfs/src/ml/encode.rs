@@ -218,18 +218,35 @@ fn encode_numeric(
     )
 }
 
+/// A column value standardised into the tensor's `f32`.
+trait Standardise: Copy {
+    fn standardised(self, mean: f64, scale: f64) -> f32;
+}
+
+impl Standardise for f64 {
+    #[inline(always)]
+    fn standardised(self, mean: f64, scale: f64) -> f32 {
+        ((self - mean) * scale) as f32
+    }
+}
+
+/// `f32` values are standardised in `f32`: twice the lanes of `f64`, and
+/// the rounding this adds stays within the input's own precision
+/// (`mean` rounded to `f32` is off by at most what `x` itself can be).
+impl Standardise for f32 {
+    #[inline(always)]
+    fn standardised(self, mean: f64, scale: f64) -> f32 {
+        (self - mean as f32) * scale as f32
+    }
+}
+
 /// Appends `(x − mean) · scale` of each value to `out` as `f32`, and says
 /// whether every result is finite.
 ///
 /// This loop runs over every feature value `predict` scores, so on x86-64
 /// it is also compiled for AVX2 and that copy is chosen when the CPU has
 /// it (the default target only assumes SSE2, which halves the lanes).
-fn standardise<T: Copy + Into<f64>>(
-    values: &[T],
-    mean: f64,
-    scale: f64,
-    out: &mut Vec<f32>,
-) -> bool {
+fn standardise<T: Standardise>(values: &[T], mean: f64, scale: f64, out: &mut Vec<f32>) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.
@@ -240,7 +257,7 @@ fn standardise<T: Copy + Into<f64>>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn standardise_avx2<T: Copy + Into<f64>>(
+fn standardise_avx2<T: Standardise>(
     values: &[T],
     mean: f64,
     scale: f64,
@@ -250,7 +267,7 @@ fn standardise_avx2<T: Copy + Into<f64>>(
 }
 
 #[inline(always)]
-fn standardise_portable<T: Copy + Into<f64>>(
+fn standardise_portable<T: Standardise>(
     values: &[T],
     mean: f64,
     scale: f64,
@@ -263,7 +280,7 @@ fn standardise_portable<T: Copy + Into<f64>>(
     out.reserve(values.len());
     for chunk in values.chunks(CHUNK) {
         let start = out.len();
-        out.extend(chunk.iter().map(|v| (((*v).into() - mean) * scale) as f32));
+        out.extend(chunk.iter().map(|v| v.standardised(mean, scale)));
         // An exponent of all ones is an infinity or a NaN.
         non_finite |= out[start..].iter().fold(0, |acc, v| {
             acc | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
