@@ -321,10 +321,9 @@ impl TrainedModel {
             let relu = i + 1 < layers;
             h = if h.device().is_cpu() && h.dtype() == DType::F32 {
                 w.apply_op3_no_bwd(&h.contiguous()?, b, &Dense { relu })?
-            } else if relu {
-                w.matmul(&h)?.broadcast_add(b)?.relu()?
             } else {
-                w.matmul(&h)?.broadcast_add(b)?
+                let y = w.matmul(&h)?.broadcast_add(b)?;
+                if relu { y.relu()? } else { y }
             };
         }
         Ok(h)
@@ -440,6 +439,16 @@ fn gemm_threads() -> usize {
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
 
+/// The offset, rows and columns of a contiguous matrix inside `values`.
+fn matrix(values: &[f32], layout: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+    match (layout.dims(), layout.contiguous_offsets()) {
+        (&[r, c], Some((start, end))) if end - start == r * c && end <= values.len() => {
+            Ok((start, r, c))
+        }
+        (dims, _) => candle_core::bail!("dense layer needs contiguous 2-d tensors, got {dims:?}"),
+    }
+}
+
 impl candle_core::CustomOp3 for Dense {
     fn name(&self) -> &'static str {
         "dense"
@@ -457,37 +466,18 @@ impl candle_core::CustomOp3 for Dense {
         let (CpuStorage::F32(w), CpuStorage::F32(x), CpuStorage::F32(b)) = (w, x, b) else {
             candle_core::bail!("dense layer needs f32 tensors");
         };
-        let contiguous = |values: &'_ [f32], layout: &Layout| -> candle_core::Result<Vec<usize>> {
-            let dims = layout.dims().to_vec();
-            match layout.contiguous_offsets() {
-                Some((start, end))
-                    if dims.len() == 2
-                        && end - start == dims[0] * dims[1]
-                        && end <= values.len() =>
-                {
-                    Ok(vec![start, dims[0], dims[1]])
-                }
-                _ => candle_core::bail!("dense layer needs contiguous 2-d tensors, got {dims:?}"),
-            }
-        };
-        let (w_at, x_at, b_at) = (
-            contiguous(w, w_layout)?,
-            contiguous(x, x_layout)?,
-            contiguous(b, b_layout)?,
-        );
-        let (outputs, inputs, rows) = (w_at[1], w_at[2], x_at[2]);
-        if x_at[1] != inputs || b_at[1] != outputs || b_at[2] != 1 {
+        let (w_at, outputs, inputs) = matrix(w, w_layout)?;
+        let (x_at, x_rows, rows) = matrix(x, x_layout)?;
+        let (b_at, b_rows, b_cols) = matrix(b, b_layout)?;
+        if x_rows != inputs || b_rows != outputs || b_cols != 1 {
             candle_core::bail!(
-                "dense layer: weights {outputs}×{inputs}, input {}×{rows}, bias {}×{}",
-                x_at[1],
-                b_at[1],
-                b_at[2]
+                "dense layer: weights {outputs}×{inputs}, input {x_rows}×{rows}, bias {b_rows}×{b_cols}"
             );
         }
         let (w, x, b) = (
-            &w[w_at[0]..w_at[0] + outputs * inputs],
-            &x[x_at[0]..x_at[0] + inputs * rows],
-            &b[b_at[0]..b_at[0] + outputs],
+            &w[w_at..w_at + outputs * inputs],
+            &x[x_at..x_at + inputs * rows],
+            &b[b_at..b_at + outputs],
         );
         let mut out = Vec::with_capacity(outputs * rows);
         for bias in b {
