@@ -15,7 +15,10 @@
 //!   the stream to the client batch by batch. DataFusion produces batches
 //!   only as the client reads them, so a large result is never held whole,
 //!   and a client that goes away drops the stream, which cancels the
-//!   query. Results nobody fetches are dropped after a while.
+//!   query. Results nobody fetches are dropped after a while. The
+//!   `DoGet` of a statement's result is answered below the generated
+//!   service, by [`super::doget`], which sends the batches' own buffers
+//!   instead of copying them into each message.
 //!   `DoPut(CommandStatementUpdate)` runs a statement and returns the rows
 //!   it changed.
 //! - **Metadata.** Catalogs, schemas and tables (with their Arrow schemas
@@ -59,8 +62,8 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::params;
 use super::users::{UserStore, random_token};
+use super::{doget, params};
 use crate::error::Error;
 use crate::principal::{Interface, Principal};
 use crate::session::{Engine, Session};
@@ -136,6 +139,8 @@ impl Logins {
 pub struct RequireToken<S> {
     inner: S,
     logins: Arc<Logins>,
+    /// The service itself, for `DoGet` of results ([`super::doget`]).
+    service: Arc<AutoLakeFlightSql>,
 }
 
 impl<S> std::fmt::Debug for RequireToken<S> {
@@ -147,16 +152,24 @@ impl<S> std::fmt::Debug for RequireToken<S> {
 /// The one call that needs no token.
 const HANDSHAKE_PATH: &str = "/arrow.flight.protocol.FlightService/Handshake";
 
-impl<S, B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for RequireToken<S>
+/// The largest `DoGet` request read (a ticket is a few dozen bytes).
+const MAX_TICKET_REQUEST: usize = 1 << 20;
+
+type HttpRequest = tonic::codegen::http::Request<tonic::body::Body>;
+type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
+
+impl<S> tonic::codegen::Service<HttpRequest> for RequireToken<S>
 where
     S: tonic::codegen::Service<
-            tonic::codegen::http::Request<B>,
-            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            HttpRequest,
+            Response = HttpResponse,
             Error = std::convert::Infallible,
-        >,
+        > + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
-    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Response = HttpResponse;
     type Error = std::convert::Infallible;
     type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
 
@@ -167,14 +180,36 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
-        if request.uri().path() != HANDSHAKE_PATH {
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let path = request.uri().path();
+        if path != HANDSHAKE_PATH {
             let header = request.headers().get("authorization").map(|h| h.as_bytes());
             if let Err(refused) = self.logins.session(header) {
                 return Box::pin(async move { Ok(refused.into_http()) });
             }
         }
-        Box::pin(self.inner.call(request))
+        if path != doget::DO_GET_PATH {
+            return Box::pin(self.inner.call(request));
+        }
+        // The ticket decides which path a `DoGet` takes; the service made
+        // ready by `poll_ready` is the one called, a clone stays here.
+        let service = Arc::clone(&self.service);
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let body = match doget::collect(body, MAX_TICKET_REQUEST).await {
+                Ok(body) => body,
+                Err(refused) => return Ok(refused.into_http()),
+            };
+            if let Some(response) = service.do_get_result(&parts.headers, &body) {
+                return Ok(response);
+            }
+            let body = tonic::body::Body::new(doget::Collected(Some(body)));
+            inner
+                .call(tonic::codegen::http::Request::from_parts(parts, body))
+                .await
+        })
     }
 }
 
@@ -237,9 +272,16 @@ impl AutoLakeFlightSql {
         self,
     ) -> RequireToken<arrow_flight::flight_service_server::FlightServiceServer<Self>> {
         let logins = Arc::clone(&self.logins);
-        let inner = arrow_flight::flight_service_server::FlightServiceServer::new(self)
-            .max_decoding_message_size(64 << 20);
-        RequireToken { inner, logins }
+        let service = Arc::new(self);
+        let inner = arrow_flight::flight_service_server::FlightServiceServer::from_arc(Arc::clone(
+            &service,
+        ))
+        .max_decoding_message_size(64 << 20);
+        RequireToken {
+            inner,
+            logins,
+            service,
+        }
     }
 
     /// A prepared statement of this client's, by handle.
@@ -345,6 +387,70 @@ impl AutoLakeFlightSql {
             },
         );
         handle
+    }
+
+    /// The parked result a ticket names, taken (a result is fetched once).
+    fn take_result(
+        &self,
+        token: &str,
+        ticket: &TicketStatementQuery,
+    ) -> Result<SendableRecordBatchStream, Status> {
+        let handle = String::from_utf8_lossy(&ticket.statement_handle);
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        match results.get(handle.as_ref()) {
+            Some(p) if p.token == token => {}
+            _ => {
+                return Err(Status::not_found(
+                    "no result for this ticket: it was fetched already or expired",
+                ));
+            }
+        }
+        results
+            .remove(handle.as_ref())
+            .map(|p| p.stream)
+            .ok_or_else(|| Status::internal("the result went away"))
+    }
+
+    /// `DoGet` of a statement's result, answered by [`doget::BatchBody`]
+    /// without copying the data; `None` leaves the call to the generated
+    /// service (other tickets, schemas `doget` does not send, requests it
+    /// cannot read).
+    fn do_get_result(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+        body: &[u8],
+    ) -> Option<HttpResponse> {
+        let ticket = Ticket::decode(doget::request_message(body)?).ok()?;
+        let any = arrow_flight::sql::Any::decode(ticket.ticket).ok()?;
+        let statement = any.unpack::<TicketStatementQuery>().ok()??;
+        let header = headers.get("authorization").map(|h| h.as_bytes());
+        let token = match self.logins.session(header) {
+            Ok((token, _)) => token,
+            Err(refused) => return Some(refused.into_http()),
+        };
+        {
+            let handle = String::from_utf8_lossy(&statement.statement_handle);
+            let results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = results.get(handle.as_ref())
+                && !doget::supported(&p.stream.schema())
+            {
+                return None;
+            }
+        }
+        let body = self
+            .take_result(&token, &statement)
+            .and_then(doget::BatchBody::new);
+        Some(match body {
+            Ok(body) => {
+                let mut response = HttpResponse::new(tonic::body::Body::new(body));
+                response.headers_mut().insert(
+                    tonic::codegen::http::header::CONTENT_TYPE,
+                    tonic::codegen::http::HeaderValue::from_static("application/grpc"),
+                );
+                response
+            }
+            Err(refused) => refused.into_http(),
+        })
     }
 
     /// A `FlightInfo` whose one endpoint's ticket is `ticket`.
@@ -659,21 +765,9 @@ impl FlightSqlService for AutoLakeFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let (token, _) = self.session(&request)?;
-        let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
-        let pending = {
-            let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
-            match results.get(&handle) {
-                Some(p) if p.token == token => results.remove(&handle),
-                _ => None,
-            }
-        };
-        let pending = pending.ok_or_else(|| {
-            Status::not_found("no result for this ticket: it was fetched already or expired")
-        })?;
-        let schema = pending.stream.schema();
-        let batches = pending
-            .stream
-            .map_err(|e| FlightError::ExternalError(Box::new(Error::from(e))));
+        let stream = self.take_result(&token, &ticket)?;
+        let schema = stream.schema();
+        let batches = stream.map_err(|e| FlightError::ExternalError(Box::new(Error::from(e))));
         Ok(Self::stream(schema, batches))
     }
 

@@ -8,6 +8,7 @@
 //! calls finish; every lake write is a single Delta commit, so a stop can
 //! never leave half a commit behind.
 
+mod doget;
 pub mod flight;
 mod ingest;
 mod params;

@@ -295,6 +295,74 @@ async fn arrow_rs_flight_sql_client_runs_statements_and_metadata_calls() {
     let batches = rows(&mut client, info).await;
     assert!(batches.len() > 1);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 300_000);
+    let values = batches.iter().flat_map(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("BIGINT")
+            .values()
+            .to_vec()
+    });
+    assert!(values.eq(1..=300_000));
+
+    // Batches over the message size are sent in several messages, each
+    // under the 4 MiB this client accepts by default; nulls survive.
+    let info = client
+        .execute(
+            "SELECT value, CASE WHEN value % 3 = 0 THEN NULL ELSE repeat('x', 200) END AS s \
+             FROM generate_series(1, 100000)"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let batches = rows(&mut client, info).await;
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 100_000);
+    let nulls: usize = batches.iter().map(|b| b.column(1).null_count()).sum();
+    assert_eq!(nulls, 33_333);
+    let x = "x".repeat(200);
+    for batch in &batches {
+        let s = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("TEXT");
+        assert!(s.iter().flatten().all(|v| v == x));
+    }
+
+    // Dictionary-encoded results arrive as their values.
+    let info = client
+        .execute(
+            "SELECT arrow_cast('red', 'Dictionary(Int32, Utf8)') AS colour".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(text(&rows(&mut client, info).await).contains("red"));
+
+    // An error half-way through a result ends the stream with the error,
+    // after the rows sent before it: never a silently short result.
+    let info = client
+        .execute(
+            "SELECT CAST(CASE WHEN value < 250000 THEN CAST(value AS TEXT) ELSE 'oops' END AS BIGINT) \
+             AS n FROM generate_series(1, 300000)"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let mut stream = client.do_get(ticket).await.expect("do_get");
+    let mut received = 0;
+    let err = loop {
+        match stream.try_next().await {
+            Ok(Some(batch)) => received += batch.num_rows(),
+            Ok(None) => panic!("the stream ended without the error after {received} rows"),
+            Err(e) => break e,
+        }
+    };
+    assert!(received < 300_000);
+    assert!(format!("{err:?}").contains("oops"), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
