@@ -90,6 +90,48 @@ pub struct ServeArgs {
     /// Do not run scheduled jobs in this process.
     #[arg(long)]
     pub no_scheduler: bool,
+    /// Memory for decoded table scans, so repeated reads of a table skip
+    /// Parquet decoding: bytes with an optional KiB/MiB/GiB suffix, 0 for
+    /// none, or `auto` (an eighth of the machine's memory).
+    #[arg(long, env = "AUTOLAKE_SCAN_CACHE", default_value = "auto", value_parser = parse_cache_size)]
+    pub scan_cache: CacheSize,
+}
+
+/// A `--scan-cache` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSize {
+    Auto,
+    Bytes(u64),
+}
+
+fn parse_cache_size(text: &str) -> std::result::Result<CacheSize, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(CacheSize::Auto);
+    }
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "'{text}' is not a size: expected bytes with an optional KiB, MiB, GiB or TiB suffix (e.g. 2GiB), 0, or auto"
+            ));
+        }
+    };
+    let number: u64 = number.parse().map_err(|_| {
+        format!("'{text}' is not a size: expected a whole number first (e.g. 512MiB), 0, or auto")
+    })?;
+    number
+        .checked_mul(unit_bytes)
+        .map(CacheSize::Bytes)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 /// Arguments of `autolake sql`.
@@ -234,6 +276,10 @@ async fn run_command(engine: &std::sync::Arc<Engine>, command: Command) -> Resul
                 tls: args.tls_cert.zip(args.tls_key),
                 token_ttl: std::time::Duration::from_secs(args.token_ttl.max(1)),
                 scheduler: !args.no_scheduler,
+                scan_cache: match args.scan_cache {
+                    CacheSize::Auto => crate::serve::default_scan_cache(),
+                    CacheSize::Bytes(bytes) => bytes,
+                },
             };
             crate::serve::serve(std::sync::Arc::clone(engine), options)
                 .await

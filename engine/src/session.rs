@@ -39,8 +39,8 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::governance::audit::{AuditLog, AuditedStream, Entry, Outcome};
 use crate::governance::{Governance, Securable};
+use crate::lake::cache::FileCache;
 use crate::lake::catalog::LakeCatalog;
-use crate::lake::scan::StatsCache;
 use crate::lake::system::SystemSchema;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, Lake};
 use crate::models::ModelRegistry;
@@ -87,7 +87,7 @@ pub struct Engine {
     governance: Arc<Governance>,
     audit: Arc<AuditLog>,
     system: Arc<SystemSchema>,
-    stats: Arc<StatsCache>,
+    files: Arc<FileCache>,
     models: Arc<ModelRegistry>,
     sources: Arc<Sources>,
     jobs: Arc<crate::jobs::Jobs>,
@@ -99,13 +99,13 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
         let device = crate::models::engine_device(&config.device)?;
         let lake = Lake::open(&config.lake, &config.storage_options).await?;
-        let stats: Arc<StatsCache> = Arc::default();
+        let files: Arc<FileCache> = Arc::default();
         let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
         let sources = Arc::new(Sources::new(Arc::clone(&lake)));
         let governance = Arc::new(Governance::new(Arc::clone(&lake)));
         let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned);
         audit.start_flusher();
-        let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&stats));
+        let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&files));
         let owners = Arc::clone(&governance);
         system.set_table_owners(Arc::new(move |table| {
             owners
@@ -160,11 +160,17 @@ impl Engine {
             governance,
             audit,
             system: Arc::new(system),
-            stats,
+            files,
             models,
             sources,
             jobs,
         }))
+    }
+
+    /// Decoded scans of lake tables kept in memory (off unless a budget
+    /// is set, as `autolake serve` does).
+    pub fn scan_cache(&self) -> &crate::lake::cache::DataCache {
+        self.files.data()
     }
 
     /// The lake's jobs.
@@ -351,7 +357,7 @@ impl Session {
         let catalog = Arc::new(LakeCatalog::new(
             Arc::clone(&engine.lake),
             Arc::clone(&engine.system),
-            Arc::clone(&engine.stats),
+            Arc::clone(&engine.files),
             ctx.copied_config(),
         ));
         let store_url: &url::Url = engine.lake.store_url().as_ref();
@@ -719,6 +725,92 @@ mod tests {
             .unwrap();
         let c = other.session(Principal::local_admin(), Interface::Embedded);
         assert!(rows(&c, "SELECT name FROM system.tables").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn decoded_scans_are_kept_whole_and_never_outlive_their_files() {
+        let engine = Engine::open(EngineConfig::for_lake("memory://scan-cache-test"))
+            .await
+            .unwrap();
+        engine.scan_cache().set_budget(64 << 20);
+        let admin = engine.session(Principal::local_admin(), Interface::FlightSql);
+        admin
+            .execute(
+                "CREATE TABLE t (x INT, y TEXT, p TEXT) PARTITIONED BY (p); \
+                 INSERT INTO t SELECT CAST(value AS INT), 'v' || value, \
+                 CASE WHEN value % 2 = 0 THEN 'even' ELSE 'odd' END FROM generate_series(1, 50000)",
+            )
+            .await
+            .unwrap();
+        let cache = engine.scan_cache();
+        let sum = "SELECT count(*) AS n, sum(x) AS s FROM t";
+
+        // Filtered and limited scans are not the table: nothing is kept.
+        assert_eq!(
+            rows(&admin, "SELECT count(*) AS n FROM t WHERE x > 49991").await,
+            vec!["| 9 |"]
+        );
+        assert_eq!(rows(&admin, "SELECT x FROM t LIMIT 1").await.len(), 1);
+        assert_eq!(cache.usage().entries, 0);
+
+        // A whole scan is kept and serves the next one, and narrower ones.
+        let full = rows(&admin, "SELECT * FROM t ORDER BY x").await;
+        assert_eq!(full.len(), 50_000);
+        assert_eq!(cache.usage().entries, 1);
+        let hits = cache.usage().hits;
+        assert_eq!(rows(&admin, "SELECT * FROM t ORDER BY x").await, full);
+        assert_eq!(rows(&admin, sum).await, vec!["| 50000 | 1250025000 |"]);
+        assert_eq!(
+            rows(
+                &admin,
+                "SELECT count(*) AS n FROM t WHERE p = 'odd' AND x <= 10"
+            )
+            .await,
+            vec!["| 5 |"]
+        );
+        assert_eq!(cache.usage().hits, hits + 3);
+
+        // A write is a new set of files: the next read sees it, and the
+        // earlier version still reads as it was.
+        admin
+            .execute("INSERT INTO t VALUES (0, 'zero', 'even'); DELETE FROM t WHERE x = 1")
+            .await
+            .unwrap();
+        assert_eq!(rows(&admin, sum).await, vec!["| 50000 | 1250024999 |"]);
+        assert_eq!(
+            rows(
+                &admin,
+                "SELECT count(*) AS n, sum(x) AS s FROM t VERSION AS OF 1"
+            )
+            .await,
+            vec!["| 50000 | 1250025000 |"]
+        );
+
+        // Row filters and masks still apply to what comes from memory.
+        admin
+            .execute(
+                "CREATE USER ana PASSWORD 'pw-123456'; GRANT SELECT ON TABLE t TO USER ana; \
+                 CREATE POLICY small ON t USING (x < 4); \
+                 ALTER TABLE t ALTER COLUMN y SET MASK ('***')",
+            )
+            .await
+            .unwrap();
+        let ana = Principal {
+            name: "ana".to_string(),
+            roles: vec![],
+            stored: true,
+        };
+        let ana = engine.session(ana, Interface::FlightSql);
+        let hits = cache.usage().hits;
+        assert_eq!(
+            rows(&ana, "SELECT x, y FROM t ORDER BY x").await,
+            vec!["| 0 | *** |", "| 2 | *** |", "| 3 | *** |"]
+        );
+        assert!(cache.usage().hits > hits, "{:?}", cache.usage());
+
+        // Dropping the table lets go of its scans.
+        admin.execute("DROP TABLE t").await.unwrap();
+        assert_eq!(cache.usage().bytes, 0, "{:?}", cache.usage());
     }
 
     #[tokio::test]

@@ -93,6 +93,10 @@ pub(super) async fn drop_tables(
             });
         }
         lake.drop_table(&table).await?;
+        session
+            .engine
+            .scan_cache()
+            .forget_under(&lake.table_path(&table));
     }
     Ok(done("DROP TABLE"))
 }

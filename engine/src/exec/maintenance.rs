@@ -249,6 +249,9 @@ pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementRes
         .try_collect()
         .await?;
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
+    if !v.dry_run {
+        session.engine.scan_cache().forget_under(&root);
+    }
     let mut deleted: Vec<String> = metrics
         .files_deleted
         .iter()

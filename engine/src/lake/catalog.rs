@@ -22,7 +22,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use deltalake::DeltaTable;
 
-use super::scan::{LakeScan, StatsCache};
+use super::cache::FileCache;
+use super::scan::LakeScan;
 use super::system::SystemSchema;
 use super::{DEFAULT_SCHEMA, Lake, SYSTEM_SCHEMA, TableName};
 use crate::error::Result;
@@ -45,15 +46,15 @@ pub struct LakeCatalog {
 #[derive(Debug, Clone)]
 pub struct ScanSettings {
     lake: Arc<Lake>,
-    stats: Arc<StatsCache>,
+    files: Arc<FileCache>,
     state: Arc<RwLock<Arc<SessionState>>>,
 }
 
 impl ScanSettings {
-    fn new(lake: Arc<Lake>, stats: Arc<StatsCache>, config: SessionConfig) -> Self {
+    fn new(lake: Arc<Lake>, files: Arc<FileCache>, config: SessionConfig) -> Self {
         Self {
             lake,
-            stats,
+            files,
             state: Arc::new(RwLock::new(Arc::new(Self::state(config)))),
         }
     }
@@ -100,7 +101,7 @@ impl ScanSettings {
                 self.lake.store_url().clone(),
                 &self.lake.table_path(name),
                 view_types,
-                Arc::clone(&self.stats),
+                Arc::clone(&self.files),
             )?)
         } else {
             table.table_provider().with_session(self.session()).await?
@@ -117,10 +118,10 @@ impl LakeCatalog {
     pub fn new(
         lake: Arc<Lake>,
         system: Arc<SystemSchema>,
-        stats: Arc<StatsCache>,
+        files: Arc<FileCache>,
         config: SessionConfig,
     ) -> Self {
-        let scan_settings = ScanSettings::new(Arc::clone(&lake), stats, config);
+        let scan_settings = ScanSettings::new(Arc::clone(&lake), files, config);
         // `public` always exists, so a session can register its own tables
         // before its first statement.
         let public = Arc::new(LakeSchema::new(

@@ -13,6 +13,7 @@
 //! system) that is handed to delta-rs for every table, so a `memory://` lake
 //! is shared by all tables of a process and an `s3://` lake uses one client.
 
+pub mod cache;
 pub mod catalog;
 pub mod docs;
 pub mod scan;

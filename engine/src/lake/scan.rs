@@ -10,14 +10,14 @@
 //! plain Parquet, so joins are ordered and distributed the same way.
 //!
 //! Data files are immutable in Delta, so a file's statistics are cached by
-//! path for the life of the engine ([`StatsCache`]).
+//! path for the life of the engine, and a server keeps whole decoded scans
+//! under the files' paths ([`FileCache`]).
 //!
 //! Tables using reader features this scan does not implement (deletion
 //! vectors, column mapping) are read with delta-rs's own provider instead;
 //! see [`LakeScan::supports`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::compute::cast;
@@ -29,44 +29,22 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::error::Result as DFResult;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion_datasource::source::DataSourceExec;
 use datafusion_datasource::{TableSchemaBuilder, compute_all_files_statistics};
 use datafusion_datasource_parquet::transform_schema_to_view;
 use deltalake::DeltaTable;
 use object_store::ObjectMeta;
 use object_store::path::Path;
 
+use super::cache::{CacheFill, FileCache, ScanKey};
 use crate::error::{Error, Result};
-
-/// Statistics of immutable data files, by path and the schema read with.
-#[derive(Debug, Default)]
-pub struct StatsCache {
-    entries: Mutex<HashMap<(Path, String), Arc<Statistics>>>,
-}
-
-impl StatsCache {
-    fn get(&self, key: &(Path, String)) -> Option<Arc<Statistics>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
-    }
-
-    fn put(&self, key: (Path, String), stats: Arc<Statistics>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: a long-lived server must not grow without limit.
-        if entries.len() > 100_000 {
-            entries.clear();
-        }
-        entries.insert(key, stats);
-    }
-}
 
 /// One data file of a snapshot.
 #[derive(Debug, Clone)]
@@ -88,7 +66,10 @@ pub struct LakeScan {
     /// columns, then partition columns).
     scan_index: Vec<usize>,
     files: Vec<DataFile>,
-    stats: Arc<StatsCache>,
+    /// The table's folder, files and file schema: what decoded scans of
+    /// this snapshot are kept under.
+    key: ScanKey,
+    cache: Arc<FileCache>,
 }
 
 impl LakeScan {
@@ -120,7 +101,7 @@ impl LakeScan {
         store_url: ObjectStoreUrl,
         table_root: &Path,
         view_types: bool,
-        stats: Arc<StatsCache>,
+        cache: Arc<FileCache>,
     ) -> Result<Self> {
         let snapshot = table.snapshot()?;
         let arrow_schema = snapshot.snapshot().arrow_schema();
@@ -201,14 +182,21 @@ impl LakeScan {
                 partition_values,
             });
         }
+        let file_schema = Arc::new(Schema::new(file_fields));
+        let key = ScanKey {
+            root: table_root.clone(),
+            files: files.iter().map(|f| f.meta.location.clone()).collect(),
+            schema: schema_key(&file_schema),
+        };
         Ok(Self {
             store_url,
             schema: Arc::new(Schema::new(table_fields)),
-            file_schema: Arc::new(Schema::new(file_fields)),
+            file_schema,
             partition_fields,
             scan_index,
             files,
-            stats,
+            key,
+            cache,
         })
     }
 
@@ -231,7 +219,7 @@ impl LakeScan {
         file: &DataFile,
     ) -> DFResult<Arc<Statistics>> {
         let key = (file.meta.location.clone(), schema_key.to_string());
-        if let Some(stats) = self.stats.get(&key) {
+        if let Some(stats) = self.cache.statistics(&key) {
             return Ok(stats);
         }
         let store = state.runtime_env().object_store(&self.store_url)?;
@@ -240,9 +228,14 @@ impl LakeScan {
                 .infer_stats(state, &store, Arc::clone(&self.file_schema), &file.meta)
                 .await?,
         );
-        self.stats.put(key, Arc::clone(&stats));
+        self.cache.put_statistics(key, Arc::clone(&stats));
         Ok(stats)
     }
+}
+
+/// What identifies the schema a file is read with.
+fn schema_key(file_schema: &Schema) -> String {
+    format!("{:?}", file_schema.fields())
 }
 
 /// Partition columns are materialised from the log, so dictionary and
@@ -303,7 +296,7 @@ impl TableProvider for LakeScan {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let projection: Option<Vec<usize>> = projection.map(|p| {
@@ -319,16 +312,31 @@ impl TableProvider for LakeScan {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
+        // Decoded scans of these files, when a server keeps them.
+        let data = self.cache.data();
+        let columns: Vec<usize> = match &projection {
+            Some(p) => p.clone(),
+            None => (0..self.scan_index.len()).collect(),
+        };
+        let ascending = columns.windows(2).all(|w| w[0] < w[1]);
+        if ascending
+            && data.enabled()
+            && let Some(partitions) = data.get(&self.key, &columns)
+        {
+            let schema = Arc::new(self.scan_schema().project(&columns)?);
+            let source = MemorySourceConfig::try_new(&partitions, schema, None)?.with_limit(limit);
+            return Ok(DataSourceExec::from_data_source(source));
+        }
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let collect = state.config().collect_statistics();
-        let schema_key = format!("{:?}", self.file_schema.fields());
+        let schema_key = &self.key.schema;
         let mut files = Vec::with_capacity(self.files.len());
         for file in &self.files {
             let mut part = PartitionedFile::from(file.meta.clone())
                 .with_partition_values(file.partition_values.clone());
             if collect {
                 part = part.with_statistics(
-                    self.file_statistics(state, &format, &schema_key, file)
+                    self.file_statistics(state, &format, schema_key, file)
                         .await?,
                 );
             }
@@ -347,9 +355,23 @@ impl TableProvider for LakeScan {
                 .with_projection_indices(projection)?
                 .with_limit(limit)
                 .build();
-        format
+        let plan = format
             .create_physical_plan(state, config)
             .await
-            .map_err(|e| plan_datafusion_err!("cannot scan lake table: {e}"))
+            .map_err(|e| plan_datafusion_err!("cannot scan lake table: {e}"))?;
+        // Only a whole scan is kept: anything filtered or cut short is not
+        // the table.
+        Ok(
+            if ascending && data.enabled() && filters.is_empty() && limit.is_none() {
+                Arc::new(CacheFill::new(
+                    plan,
+                    Arc::clone(&self.cache),
+                    self.key.clone(),
+                    columns,
+                ))
+            } else {
+                plan
+            },
+        )
     }
 }

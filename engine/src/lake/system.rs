@@ -22,7 +22,8 @@ use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::scan::{LakeScan, StatsCache};
+use super::cache::FileCache;
+use super::scan::LakeScan;
 use super::{Lake, SYSTEM_SCHEMA, TableName};
 use crate::error::Result;
 
@@ -43,7 +44,7 @@ pub trait SystemTable: fmt::Debug + Send + Sync {
 #[derive(Debug)]
 pub struct SystemSchema {
     lake: Arc<Lake>,
-    stats: Arc<StatsCache>,
+    files: Arc<FileCache>,
     /// Views computed when scanned.
     tables: BTreeMap<String, Arc<dyn SystemTable>>,
     /// Delta tables AutoLake appends to, stored as lake tables of the
@@ -53,10 +54,10 @@ pub struct SystemSchema {
 
 impl SystemSchema {
     /// The system schema of `lake`, with every built-in system table.
-    pub fn new(lake: Arc<Lake>, stats: Arc<StatsCache>) -> Self {
+    pub fn new(lake: Arc<Lake>, files: Arc<FileCache>) -> Self {
         let mut schema = Self {
             lake: Arc::clone(&lake),
-            stats,
+            files,
             tables: BTreeMap::new(),
             delta_tables: BTreeMap::new(),
         };
@@ -115,7 +116,7 @@ impl SystemSchema {
                 self.lake.store_url().clone(),
                 &self.lake.table_path(&table_name),
                 false,
-                Arc::clone(&self.stats),
+                Arc::clone(&self.files),
             )?))
         } else {
             Ok(table.table_provider().await?)

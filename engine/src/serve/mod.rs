@@ -40,10 +40,27 @@ pub struct ServeOptions {
     pub token_ttl: Duration,
     /// Run scheduled jobs and monitors in this process.
     pub scheduler: bool,
+    /// Bytes of decoded table scans kept in memory (0: none); see
+    /// [`crate::lake::cache`].
+    pub scan_cache: u64,
+}
+
+/// The default scan cache: an eighth of the machine's memory.
+pub fn default_scan_cache() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(4 << 30);
+    total / 8
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
+    engine.scan_cache().set_budget(options.scan_cache);
     let users = users::UserStore::new(Arc::clone(engine.lake()));
     let admin_password = std::env::var("AUTOLAKE_ADMIN_PASSWORD").ok();
     if let Some(generated) = users.ensure_admin(admin_password.as_deref()).await? {
