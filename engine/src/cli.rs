@@ -586,6 +586,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn scan_cache_sizes() {
+        assert_eq!(parse_cache_size("auto"), Ok(CacheSize::Auto));
+        assert_eq!(parse_cache_size("0"), Ok(CacheSize::Bytes(0)));
+        assert_eq!(parse_cache_size("512MiB"), Ok(CacheSize::Bytes(512 << 20)));
+        assert_eq!(parse_cache_size("2 GB"), Ok(CacheSize::Bytes(2 << 30)));
+        for bad in ["lots", "2 parsecs", "GiB", "-1", "99999999999TiB"] {
+            let e = parse_cache_size(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+        let usage = Cli::try_parse_from(["autolake", "serve", "--scan-cache", "big"]).unwrap_err();
+        assert_eq!(usage.exit_code(), 2);
+        assert!(usage.to_string().contains("'big' is not a size"), "{usage}");
+    }
+
+    #[test]
     fn config_precedence() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("autolake.toml");
