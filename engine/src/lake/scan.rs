@@ -319,10 +319,7 @@ impl TableProvider for LakeScan {
             None => (0..self.scan_index.len()).collect(),
         };
         let ascending = columns.windows(2).all(|w| w[0] < w[1]);
-        if ascending
-            && data.enabled()
-            && let Some(partitions) = data.get(&self.key, &columns)
-        {
+        if ascending && let Some(partitions) = data.get(&self.key, &columns) {
             let schema = Arc::new(self.scan_schema().project(&columns)?);
             let source = MemorySourceConfig::try_new(&partitions, schema, None)?.with_limit(limit);
             return Ok(DataSourceExec::from_data_source(source));
