@@ -330,7 +330,16 @@ pub struct AuditLog {
     journal_dir: Option<PathBuf>,
     pending: Mutex<Buffer>,
     /// Held while committing, so one process chains in order.
-    flushing: tokio::sync::Mutex<Option<(i64, Head)>>,
+    flushing: tokio::sync::Mutex<Option<Chained>>,
+}
+
+/// What this process's last audit commit left: the head it wrote and the
+/// table as of that commit, so the next commit needs no reload of the
+/// table (a log replay) unless another process committed in between.
+#[derive(Debug)]
+struct Chained {
+    head: Head,
+    table: deltalake::DeltaTable,
 }
 
 impl AuditLog {
@@ -597,25 +606,38 @@ impl AuditLog {
 
     async fn commit(
         &self,
-        chained: &mut Option<(i64, Head)>,
+        chained: &mut Option<Chained>,
         rows: &[Row],
         transactions: &[(String, i64)],
     ) -> Result<()> {
         let name = audit_table();
         let mut last_error = None;
         for _ in 0..20 {
-            let handle = match self.lake.load_table(&name).await? {
-                Some(t) => t,
-                None => self.lake.table_handle(&name)?,
+            // On top of this process's own last commit, as that commit
+            // left the table, unless another process has committed since
+            // (its commit file is there): then the table is loaded again.
+            // A commit made between this look and the write still fails
+            // (no rebase) and is retried the same way.
+            let latest = match chained.take() {
+                Some(last) if !self.committed_after(&name, &last.table).await? => Some(last),
+                _ => None,
+            };
+            let (handle, head) = match latest {
+                Some(last) => (last.table, last.head),
+                None => {
+                    let handle = match self.lake.load_table(&name).await? {
+                        Some(t) => t,
+                        None => self.lake.table_handle(&name)?,
+                    };
+                    let version = handle.version().map_or(-1, |v| v as i64);
+                    let head = match self.stored_head().await? {
+                        Some(stored) if stored.version == version => stored.head,
+                        _ => self.read_head(&name, version).await?,
+                    };
+                    (handle, head)
+                }
             };
             let version = handle.version().map_or(-1, |v| v as i64);
-            let head = match chained {
-                Some((v, head)) if *v == version => head.clone(),
-                _ => match self.stored_head().await? {
-                    Some(stored) if stored.version == version => stored.head,
-                    _ => self.read_head(&name, version).await?,
-                },
-            };
             let (batch, new_head) = chain(&head, rows)?;
             let stamp = transactions.iter().fold(
                 CommitStamp::new(&Principal::local_admin(), "AUDIT", Interface::Embedded),
@@ -642,12 +664,14 @@ impl AuditLog {
                         .store()
                         .put(&self.head_path(), PutPayload::from(body))
                         .await?;
-                    *chained = Some((version, new_head));
+                    *chained = Some(Chained {
+                        head: new_head,
+                        table,
+                    });
                     return Ok(());
                 }
                 Err(e) => {
                     // Another process committed first: reread and rechain.
-                    *chained = None;
                     last_error = Some(e);
                 }
             }
@@ -656,6 +680,27 @@ impl AuditLog {
             "the audit log could not be committed: {}",
             last_error.map(|e| e.to_string()).unwrap_or_default()
         )))
+    }
+
+    /// Whether a commit follows the version `table` is at.
+    async fn committed_after(
+        &self,
+        name: &TableName,
+        table: &deltalake::DeltaTable,
+    ) -> Result<bool> {
+        let Some(version) = table.version() else {
+            return Ok(true);
+        };
+        let next = self
+            .lake
+            .table_path(name)
+            .join("_delta_log")
+            .join(format!("{:020}.json", version + 1).as_str());
+        match self.lake.store().head(&next).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The last entry of the table at `version` (genesis when empty).
