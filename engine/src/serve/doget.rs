@@ -21,11 +21,13 @@
 //! - Batches are split by rows to keep messages under 2 MiB, as
 //!   arrow-flight's encoder does, since gRPC clients refuse messages over
 //!   4 MiB by default.
-//! - The body is polled by hyper only when the HTTP/2 stream has room, so
-//!   the query still runs as fast as the client reads; a client that goes
-//!   away drops the body and with it the query. An error half-way ends the
-//!   stream with the error's gRPC status in the trailers, mapped as every
-//!   other error is ([`super::flight::status`]).
+//! - The query runs in a task of the runtime the body is made on (the
+//!   engine's), at most two batches ahead of the body, which hyper polls
+//!   only when the HTTP/2 stream has room: the query still runs as fast as
+//!   the client reads, and a client that goes away drops the body, which
+//!   closes the channel between them and so ends the task and the query.
+//!   An error half-way ends the stream with the error's gRPC status in the
+//!   trailers, mapped as every other error is ([`super::flight::status`]).
 //!
 //! Copying is not what costs most when messages are small: each piece is
 //! one HTTP/2 frame, and each frame one round of body poll, flow-control
@@ -54,9 +56,11 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::writer::StreamEncoder;
 use arrow::ipc::{MessageHeader, root_as_message};
+use datafusion::error::Result as DFResult;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use http_body::Frame;
+use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codegen::Bytes;
 use tonic::codegen::http::{HeaderMap, HeaderValue};
@@ -115,7 +119,9 @@ fn has_dictionary(data_type: &DataType) -> bool {
 /// The response body of a `DoGet`: a result's batches as `FlightData`
 /// messages whose data are the batches' own buffers.
 pub(super) struct BatchBody {
-    stream: SendableRecordBatchStream,
+    /// The result's batches, produced by a task on the runtime the body
+    /// was made on; `None` ends them.
+    batches: mpsc::Receiver<Option<DFResult<RecordBatch>>>,
     encoder: StreamEncoder,
     frames: Frames,
     done: bool,
@@ -142,9 +148,27 @@ impl BatchBody {
         frames
             .messages(schema_messages, false)
             .map_err(encode_err)?;
+        let encoder = StreamEncoder::try_new(&schema).map_err(encode_err)?;
+        // The query runs where the body is made (the engine's runtime),
+        // a couple of batches ahead of the network; a body dropped (the
+        // client went away) closes the channel and so drops the query.
+        let (tx, batches) = mpsc::channel(2);
+        tokio::spawn(async move {
+            let mut stream = stream;
+            loop {
+                let next = tokio::select! {
+                    next = stream.next() => next,
+                    () = tx.closed() => return,
+                };
+                let end = !matches!(next, Some(Ok(_)));
+                if tx.send(next).await.is_err() || end {
+                    return;
+                }
+            }
+        });
         Ok(Self {
-            encoder: StreamEncoder::try_new(&schema).map_err(encode_err)?,
-            stream,
+            encoder,
+            batches,
             frames,
             done: false,
         })
@@ -209,13 +233,15 @@ impl http_body::Body for BatchBody {
             if self.done {
                 return Poll::Ready(None);
             }
-            let outcome = match std::task::ready!(self.stream.poll_next_unpin(cx)) {
-                Some(Ok(batch)) => match self.encode(&batch) {
+            let outcome = match std::task::ready!(self.batches.poll_recv(cx)) {
+                Some(Some(Ok(batch))) => match self.encode(&batch) {
                     Ok(()) => continue,
                     Err(e) => Err(Status::internal(format!("cannot encode the result: {e}"))),
                 },
-                Some(Err(e)) => Err(status(Error::from(e))),
-                None => Ok(()),
+                Some(Some(Err(e))) => Err(status(Error::from(e))),
+                Some(None) => Ok(()),
+                // The producing task ended without saying so (it panicked).
+                None => Err(Status::internal("the query ended unexpectedly")),
             };
             // Whatever was encoded before an error is sent first.
             self.done = true;
@@ -533,5 +559,51 @@ mod tests {
         assert_eq!(request_message(&[0, 0, 0, 0, 3, 7, 8]), None);
         assert_eq!(request_message(&[0, 0, 0]), None);
         assert_eq!(request_message(&[]), None);
+    }
+
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_half_way_ends_the_query() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from_iter_values(0..1000)) as ArrayRef],
+        )
+        .expect("a batch");
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = DropFlag(Arc::clone(&dropped));
+        let produced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&produced);
+        // A result without end.
+        let endless = futures::stream::repeat_with(move || {
+            let _ = &flag;
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(batch.clone())
+        });
+        let stream = RecordBatchStreamAdapter::new(Arc::clone(&schema), endless);
+        let mut body = BatchBody::new(Box::pin(stream)).expect("a body");
+        for _ in 0..5 {
+            let frame = futures::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+            assert!(frame.is_some_and(|f| f.is_ok()));
+        }
+        // The query runs only a few batches ahead of what was sent.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(produced.load(std::sync::atomic::Ordering::SeqCst) < 10);
+        drop(body);
+        for _ in 0..100 {
+            if dropped.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the query outlived its response body");
     }
 }

@@ -141,6 +141,8 @@ pub struct RequireToken<S> {
     logins: Arc<Logins>,
     /// The service itself, for `DoGet` of results ([`super::doget`]).
     service: Arc<AutoLakeFlightSql>,
+    /// The engine's runtime, where every call runs (see [`super`]).
+    queries: tokio::runtime::Handle,
 }
 
 impl<S> std::fmt::Debug for RequireToken<S> {
@@ -189,14 +191,15 @@ where
             }
         }
         if path != doget::DO_GET_PATH {
-            return Box::pin(self.inner.call(request));
+            let call = self.inner.call(request);
+            return self.on_queries(call);
         }
         // The ticket decides which path a `DoGet` takes; the service made
         // ready by `poll_ready` is the one called, a clone stays here.
         let service = Arc::clone(&self.service);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
+        self.on_queries(async move {
             let (parts, body) = request.into_parts();
             let body = match doget::collect(body, MAX_TICKET_REQUEST).await {
                 Ok(body) => body,
@@ -210,6 +213,47 @@ where
                 .call(tonic::codegen::http::Request::from_parts(parts, body))
                 .await
         })
+    }
+}
+
+impl<S> RequireToken<S> {
+    /// Runs a call on the engine's runtime: planning, execution and the
+    /// producing side of results stay off the threads that serve the
+    /// network.
+    fn on_queries<F>(
+        &self,
+        call: F,
+    ) -> tonic::codegen::BoxFuture<HttpResponse, std::convert::Infallible>
+    where
+        F: std::future::Future<Output = Result<HttpResponse, std::convert::Infallible>>
+            + Send
+            + 'static,
+    {
+        let running = self.queries.spawn(call);
+        // A call the client gives up on is dropped by hyper; so is its
+        // work here, as it would be had it run in place.
+        let abort = AbortOnDrop(running.abort_handle());
+        Box::pin(async move {
+            let _abort = abort;
+            match running.await {
+                Ok(response) => response,
+                Err(e) => Ok(Status::internal(if e.is_panic() {
+                    "the call failed unexpectedly"
+                } else {
+                    "the call was cancelled"
+                })
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -268,6 +312,8 @@ impl AutoLakeFlightSql {
     }
 
     /// This service as a gRPC server behind the [`RequireToken`] gate.
+    /// Its calls run on the runtime this is called on (the engine's),
+    /// whichever runtime serves the connections.
     pub fn into_server(
         self,
     ) -> RequireToken<arrow_flight::flight_service_server::FlightServiceServer<Self>> {
@@ -281,6 +327,7 @@ impl AutoLakeFlightSql {
             inner,
             logins,
             service,
+            queries: tokio::runtime::Handle::current(),
         }
     }
 
