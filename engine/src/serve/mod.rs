@@ -163,7 +163,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
         let _ = stop_tx.send(true);
     };
     let (flight, _, _) = tokio::join!(flight, http, signals);
-    network.shutdown_background();
+    drop(network);
     flight
         .map_err(|e| Error::invalid(format!("Flight SQL server failed: {e}")))?
         .map_err(|e| Error::invalid(format!("Flight SQL server failed: {e}")))?;
@@ -173,14 +173,36 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
 /// The runtime that serves Flight SQL connections: a quarter of the cores,
 /// at least one. Calls themselves run on the engine's runtime (see the
 /// module docs).
-fn network_runtime() -> Result<tokio::runtime::Runtime> {
+fn network_runtime() -> Result<NetworkRuntime> {
     let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1));
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("autolake-net")
         .enable_all()
         .build()
+        .map(|runtime| NetworkRuntime(Some(runtime)))
         .map_err(|e| Error::invalid(format!("cannot start the network runtime: {e}")))
+}
+
+/// A runtime owned by async code: shut down without waiting when dropped
+/// (dropping a runtime the usual way blocks, which an async context must
+/// not), on every way out of `serve`, cancellation included.
+struct NetworkRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for NetworkRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for NetworkRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 async fn shutdown_signal() {
