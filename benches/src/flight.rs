@@ -11,8 +11,8 @@
 //!    them from a PostgreSQL table loaded with COPY; the `pyarrow.flight`
 //!    client also reads AutoLake (Flight SQL by hand), so the two servers
 //!    are compared with the same client, reading from the two servers in
-//!    turn. Each is timed best of `--iterations`; throughput is the Arrow size of the rows over that
-//!    time. Also the time to the first batch of `SELECT 1` through ADBC.
+//!    turn. Each is timed best of `--iterations`; throughput is the Arrow
+//!    size of the rows over that time. Also the time to the first batch of `SELECT 1` through ADBC.
 //!    "autolake is" compares AutoLake read by pyarrow with the anchor, and
 //!    AutoLake read by ADBC with psql. The server keeps decoded scans
 //!    (`--scan-cache`, on by default in `autolake serve`), so its first

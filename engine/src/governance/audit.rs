@@ -619,7 +619,7 @@ impl AuditLog {
             // A commit made between this look and the write still fails
             // (no rebase) and is retried the same way.
             let latest = match chained.take() {
-                Some(last) if !self.committed_after(&name, &last.table).await? => Some(last),
+                Some(last) if !Self::committed_after(&last.table).await? => Some(last),
                 _ => None,
             };
             let (handle, head) = match latest {
@@ -683,20 +683,12 @@ impl AuditLog {
     }
 
     /// Whether a commit follows the version `table` is at.
-    async fn committed_after(
-        &self,
-        name: &TableName,
-        table: &deltalake::DeltaTable,
-    ) -> Result<bool> {
+    async fn committed_after(table: &deltalake::DeltaTable) -> Result<bool> {
         let Some(version) = table.version() else {
             return Ok(true);
         };
-        let next = self
-            .lake
-            .table_path(name)
-            .join("_delta_log")
-            .join(format!("{:020}.json", version + 1).as_str());
-        match self.lake.store().head(&next).await {
+        let next = deltalake::logstore::commit_uri_from_version(Some(version + 1));
+        match table.log_store().object_store(None).head(&next).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),

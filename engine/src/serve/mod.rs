@@ -164,10 +164,9 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     };
     let (flight, _, _) = tokio::join!(flight, http, signals);
     drop(network);
-    flight
-        .map_err(|e| Error::invalid(format!("Flight SQL server failed: {e}")))?
-        .map_err(|e| Error::invalid(format!("Flight SQL server failed: {e}")))?;
-    Ok(())
+    let failed =
+        |e: &dyn std::fmt::Display| Error::invalid(format!("Flight SQL server failed: {e}"));
+    flight.map_err(|e| failed(&e))?.map_err(|e| failed(&e))
 }
 
 /// The runtime that serves Flight SQL connections: a quarter of the cores,
