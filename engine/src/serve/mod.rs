@@ -1,12 +1,13 @@
 //! `autolake serve`: the engine on the network.
 //!
-//! One process serves Arrow Flight SQL on tonic ([`flight`]) and a small
-//! HTTP endpoint (`/healthz`), both over the same [`Engine`]. Users and
+//! One process serves Arrow Flight SQL ([`flight`]: tonic's generated
+//! service, on connections [`http2`] accepts) and a small HTTP endpoint
+//! (`/healthz`), both over the same [`Engine`]. Users and
 //! their argon2 password hashes live in the lake ([`users`]); the first
 //! start creates `admin`. TLS (rustls) is on when a certificate and key
 //! are given. SIGTERM or Ctrl-C stops accepting work and lets in-flight
-//! calls finish; every lake write is a single Delta commit, so a stop can
-//! never leave half a commit behind.
+//! calls finish; a second one stops at once. Every lake write is a single
+//! Delta commit, so neither can leave half a commit behind.
 //!
 //! Connections are served on a runtime of their own, a quarter of the
 //! cores (one on a small machine), while every call — planning, execution,
@@ -24,6 +25,7 @@
 
 mod doget;
 pub mod flight;
+mod http2;
 mod ingest;
 mod params;
 pub mod users;
@@ -36,7 +38,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::error::{Error, Result};
 use crate::session::Engine;
@@ -103,21 +104,20 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     let flight_addr = flight_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
-    let mut builder = Server::builder();
-    if let Some((cert, key)) = &options.tls {
-        // Several rustls crypto providers are linked into the binary;
-        // choose ring explicitly (an error means one is set already).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let read = |p: &PathBuf, what: &str| {
-            std::fs::read(p).map_err(|e| {
-                Error::invalid(format!("cannot read the TLS {what} {}: {e}", p.display()))
-            })
-        };
-        let identity = Identity::from_pem(read(cert, "certificate")?, read(key, "key")?);
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(identity))
-            .map_err(|e| Error::invalid(format!("invalid TLS certificate or key: {e}")))?;
-    }
+    let tls = match &options.tls {
+        None => None,
+        Some((cert, key)) => {
+            let read = |p: &PathBuf, what: &str| {
+                std::fs::read(p).map_err(|e| {
+                    Error::invalid(format!("cannot read the TLS {what} {}: {e}", p.display()))
+                })
+            };
+            Some(http2::tls_config(
+                &read(cert, "certificate")?,
+                &read(key, "key")?,
+            )?)
+        }
+    };
     let service = flight::AutoLakeFlightSql::new(Arc::clone(&engine), options.token_ttl);
     let flight_listener = flight_listener.into_std()?;
     let network = network_runtime()?;
@@ -125,18 +125,12 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
         // The listener's sockets belong to the network runtime's reactor.
         let _network = network.enter();
         let listener = TcpListener::from_std(flight_listener)?;
-        // TCP_NODELAY: without it a small reply waits for the peer's
-        // delayed ACK (tens of milliseconds per round trip).
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let mut flight_stop = stop_rx.clone();
-        network.spawn(
-            builder
-                .add_service(service.into_server())
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = flight_stop.wait_for(|stop| *stop).await;
-                }),
-        )
+        network.spawn(http2::serve(
+            listener,
+            tls,
+            service.into_server(),
+            stop_rx.clone(),
+        ))
     };
     let http = health(http_listener, stop_rx.clone());
 
@@ -159,14 +153,29 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
         if let Some(s) = &scheduler {
             s.abort();
         }
-        eprintln!("shutting down: finishing in-flight calls");
+        eprintln!("shutting down: finishing in-flight calls (signal again to stop now)");
         let _ = stop_tx.send(true);
     };
-    let (flight, _, _) = tokio::join!(flight, http, signals);
+    let served = async {
+        let (flight, _, _) = tokio::join!(flight, http, signals);
+        flight.map_err(|e| Error::invalid(format!("Flight SQL server failed: {e}")))
+    };
+    // A second signal while calls are still finishing (a client reading a
+    // large result slowly, say) stops at once: calls in flight end with
+    // their connections, and no lake write is ever half committed.
+    let mut stopping = stop_rx.clone();
+    let forced = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+        shutdown_signal().await;
+    };
+    let outcome = tokio::select! {
+        outcome = served => outcome,
+        _ = forced => Err(Error::invalid(
+            "stopped by a second signal before the calls in flight finished",
+        )),
+    };
     drop(network);
-    let failed =
-        |e: &dyn std::fmt::Display| Error::invalid(format!("Flight SQL server failed: {e}"));
-    flight.map_err(|e| failed(&e))?.map_err(|e| failed(&e))
+    outcome
 }
 
 /// The runtime that serves Flight SQL connections: a quarter of the cores,

@@ -22,6 +22,8 @@ pub(super) struct Server {
     child: Child,
     pub(super) flight: u16,
     http: u16,
+    /// The server's standard error, shown when it fails.
+    log: tempfile::NamedTempFile,
 }
 
 impl Server {
@@ -30,40 +32,63 @@ impl Server {
     }
 
     fn start_with(lake: &Path, token_ttl: u64, extra: &[&str]) -> Self {
-        let (flight, http) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_autolake"))
-            .arg("--lake")
-            .arg(lake)
-            .args([
-                "serve",
-                "--flight",
-                &format!("127.0.0.1:{flight}"),
-                "--http",
-                &format!("127.0.0.1:{http}"),
-                "--token-ttl",
-                &token_ttl.to_string(),
-            ])
-            .args(extra)
-            .env("AUTOLAKE_ADMIN_PASSWORD", PASSWORD)
-            .env_remove("AUTOLAKE_LAKE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("autolake serve starts");
-        let server = Server {
-            child,
-            flight,
-            http,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while server.health().as_deref() != Some("200") {
-            assert!(
-                Instant::now() < deadline,
-                "autolake serve did not become healthy"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        // A port found free can be taken by another test before the
+        // server binds it: the server then exits saying so, and is
+        // started again on other ports.
+        for _ in 0..3 {
+            let (flight, http) = (free_port(), free_port());
+            let log = tempfile::NamedTempFile::new().expect("a log file");
+            let child = Command::new(env!("CARGO_BIN_EXE_autolake"))
+                .arg("--lake")
+                .arg(lake)
+                .args([
+                    "serve",
+                    "--flight",
+                    &format!("127.0.0.1:{flight}"),
+                    "--http",
+                    &format!("127.0.0.1:{http}"),
+                    "--token-ttl",
+                    &token_ttl.to_string(),
+                ])
+                .args(extra)
+                .env("AUTOLAKE_ADMIN_PASSWORD", PASSWORD)
+                .env_remove("AUTOLAKE_LAKE")
+                .stdout(Stdio::null())
+                .stderr(log.reopen().expect("the log file opens"))
+                .spawn()
+                .expect("autolake serve starts");
+            let mut server = Server {
+                child,
+                flight,
+                http,
+                log,
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if server.health().as_deref() == Some("200") {
+                    return server;
+                }
+                if let Some(status) = server.child.try_wait().expect("the child can be waited on") {
+                    let log = server.log();
+                    if log.contains("cannot listen") {
+                        break;
+                    }
+                    panic!("autolake serve exited with {status}:\n{log}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "autolake serve did not become healthy in 30 s:\n{}",
+                    server.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
-        server
+        panic!("autolake serve found its ports taken three times");
+    }
+
+    /// What the server has written to its standard error.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// The status code of `GET /healthz`.
@@ -787,6 +812,116 @@ fn sigterm_stops_the_server_cleanly() {
         assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Rows of a result far larger than the buffers between the query and
+/// the client, so that its query is still running while the client has
+/// read only the first batch.
+const LARGE_RESULT: usize = 5_000_000;
+
+/// A `DoGet` of [`LARGE_RESULT`] rows of which the first batch has been
+/// read: the client, the rest of the stream, and the rows read.
+async fn large_result_started(
+    server: &Server,
+) -> (
+    FlightSqlServiceClient<Channel>,
+    arrow_flight::decode::FlightRecordBatchStream,
+    usize,
+) {
+    let mut client = server.client().await;
+    client.handshake("admin", PASSWORD).await.expect("login");
+    let info = client
+        .execute(
+            format!("SELECT value FROM generate_series(1, {LARGE_RESULT})"),
+            None,
+        )
+        .await
+        .unwrap();
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let mut stream = client.do_get(ticket).await.expect("do_get");
+    let first = stream.try_next().await.unwrap().expect("a first batch");
+    (client, stream, first.num_rows())
+}
+
+/// Sends SIGTERM to the server.
+fn terminate(server: &Server) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_result_in_flight_finish() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut server = Server::start(lake.path(), 3600);
+    let (_client, mut stream, mut got) = large_result_started(&server).await;
+    terminate(&server);
+    // New connections are refused once the listener is closed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", server.flight)).is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The call in flight runs to its end, every row of it.
+    while let Some(batch) = stream.try_next().await.expect("the result continues") {
+        got += batch.num_rows();
+    }
+    assert_eq!(got, LARGE_RESULT);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "exit status {status:?}:\n{}",
+                server.log()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop after its last call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigterm_stops_without_waiting_for_a_stalled_client() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut server = Server::start(lake.path(), 3600);
+    // The client reads one batch and then nothing: the call cannot end.
+    let (_client, _stream, _) = large_result_started(&server).await;
+    terminate(&server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("shutting down") {
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM not acted on:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "serve stopped with a call in flight after one SIGTERM:\n{}",
+        server.log()
+    );
+    terminate(&server);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop on a second SIGTERM:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "a forced stop exits with an error");
+    assert!(server.log().contains("second signal"), "{}", server.log());
 }
 
 #[test]
