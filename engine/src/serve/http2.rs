@@ -29,13 +29,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow_flight::flight_service_server::FlightServiceServer;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use tonic::codegen::Service;
-use tonic::codegen::http::{HeaderMap, Request, Response};
+use tonic::codegen::http::{HeaderMap, Request};
 
 use crate::error::{Error, Result};
 
@@ -45,34 +46,9 @@ pub(super) const SEND_BUFFER: usize = 4 << 20;
 /// How long a client may take over the TLS handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
-type HttpRequest = Request<tonic::body::Body>;
-type HttpResponse = Response<tonic::body::Body>;
-
-/// A gRPC service as tonic generates it, ready to be served on connections
-/// of their own tasks.
-pub(super) trait GrpcService:
-    Service<
-        HttpRequest,
-        Response = HttpResponse,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> GrpcService for S where
-    S: Service<
-            HttpRequest,
-            Response = HttpResponse,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static
-{
-}
+/// The service every connection serves: Flight SQL behind its token check.
+type FlightService =
+    super::flight::RequireToken<FlightServiceServer<super::flight::AutoLakeFlightSql>>;
 
 /// The rustls configuration of a server with this PEM certificate chain
 /// and private key.
@@ -108,7 +84,7 @@ pub(super) fn tls_config(cert: &[u8], key: &[u8]) -> Result<Arc<rustls::ServerCo
 pub(super) async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    service: impl GrpcService,
+    service: FlightService,
     mut stop: watch::Receiver<bool>,
 ) {
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -155,7 +131,7 @@ async fn connection(
     stream: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
     builder: hyper::server::conn::http2::Builder<TokioExecutor>,
-    service: impl GrpcService,
+    service: FlightService,
     stop: watch::Receiver<bool>,
     _open: mpsc::Sender<()>,
 ) {
@@ -174,7 +150,7 @@ async fn connection(
 async fn http2(
     io: impl hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     builder: hyper::server::conn::http2::Builder<TokioExecutor>,
-    service: impl GrpcService,
+    service: FlightService,
     mut stop: watch::Receiver<bool>,
 ) {
     let calls = hyper::service::service_fn(move |request: Request<Incoming>| {
