@@ -4,8 +4,8 @@
 //! HTTP/2 send buffer be sized, and that buffer decides how a large result
 //! goes out. hyper's server keeps at most 400 KiB of a response queued per
 //! stream (its default): a `DoGet` body (see [`super::doget`]) whose pieces
-//! are 256 KiB can then be at most two pieces ahead of the socket, so the
-//! connection task and the task feeding it the body take turns every frame
+//! were 256 KiB could then be at most two pieces ahead of the socket, so the
+//! connection task and the task feeding it the body took turns every frame
 //! or two, each turn a wake-up and a poll of both. With [`SEND_BUFFER`]
 //! queued the connection writes until the socket is full and the body fills
 //! the room in one poll. Flow control is unchanged: the client's window
