@@ -41,7 +41,7 @@ use tonic::codegen::http::{HeaderMap, Request};
 use crate::error::{Error, Result};
 
 /// Response bytes hyper may queue per stream (see the module docs).
-pub(super) const SEND_BUFFER: usize = 4 << 20;
+const SEND_BUFFER: usize = 4 << 20;
 
 /// How long a client may take over the TLS handshake.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
@@ -147,6 +147,8 @@ async fn connection(
     }
 }
 
+/// HTTP/2 on one connection (TLS already done), each request a call to
+/// `service` under the client's deadline, until its end or a stop.
 async fn http2(
     io: impl hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     builder: hyper::server::conn::http2::Builder<TokioExecutor>,

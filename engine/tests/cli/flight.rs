@@ -800,18 +800,9 @@ async fn calls_the_server_does_not_implement_still_need_a_token() {
 fn sigterm_stops_the_server_cleanly() {
     let lake = tempfile::tempdir().unwrap();
     let mut server = Server::start(lake.path(), 3600);
-    let pid = server.child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    terminate(&server);
+    let status = exit_status(&mut server, Instant::now() + Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}");
 }
 
 /// Rows of a result far larger than the buffers between the query and
@@ -852,6 +843,22 @@ fn terminate(server: &Server) {
     assert!(status.success());
 }
 
+/// The server's exit status, once it has exited, which must be before
+/// `deadline`.
+fn exit_status(server: &mut Server, deadline: Instant) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_result_in_flight_finish() {
     let lake = tempfile::tempdir().unwrap();
@@ -869,21 +876,12 @@ async fn sigterm_lets_a_result_in_flight_finish() {
         got += batch.num_rows();
     }
     assert_eq!(got, LARGE_RESULT);
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "exit status {status:?}:\n{}",
-                server.log()
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not stop after its last call"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = exit_status(&mut server, deadline);
+    assert!(
+        status.success(),
+        "exit status {status:?}:\n{}",
+        server.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -909,17 +907,7 @@ async fn a_second_sigterm_stops_without_waiting_for_a_stalled_client() {
         server.log()
     );
     terminate(&server);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not stop on a second SIGTERM:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = exit_status(&mut server, deadline);
     assert!(!status.success(), "a forced stop exits with an error");
     assert!(server.log().contains("second signal"), "{}", server.log());
 }
