@@ -29,4 +29,15 @@ optimised=(
 # resolved with the same features and reused (the sync benchmark also runs
 # the `autolake` binary beside its own).
 cargo build "${optimised[@]}" --workspace --all-targets
-exec "$CARGO_TARGET_DIR/debug/$bin" "$@"
+if [ "$bin" = sync ]; then
+  # The sync benchmark reads from the test suite's throwaway PostgreSQL.
+  export AUTOLAKE_TEST_SERVICES="$CARGO_TARGET_DIR/bench-services"
+  trap 'scripts/test-services.sh stop' EXIT
+  trap 'exit 130' INT TERM
+  scripts/test-services.sh start
+  # shellcheck disable=SC1091
+  source "$AUTOLAKE_TEST_SERVICES/env"
+  "$CARGO_TARGET_DIR/debug/$bin" "$@"
+else
+  exec "$CARGO_TARGET_DIR/debug/$bin" "$@"
+fi

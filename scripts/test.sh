@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # The full test suite: unit tests, the sqllogictest files, CLI end-to-end
 # tests and doc tests. Installs what it needs; safe to run repeatedly.
+#
+# Starts throwaway PostgreSQL, MariaDB, NATS JetStream and Mosquitto servers
+# on free loopback ports for the run (scripts/test-services.sh; as root it
+# installs their Debian packages when missing) and stops them at the end,
+# also on failure or Ctrl-C. Arguments go to cargo nextest (a filter, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +33,19 @@ if ! "$VENV/bin/python" -c "import moto, boto3, deltalake, pyarrow, adbc_driver_
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 export AUTOLAKE_TEST_PYTHON="$VENV/bin/python"
+
+# The binary's build and this one must share their dependencies' features,
+# or this build recompiles the whole tree.
+scripts/check-features.sh
+
+# The servers the source and stream tests talk to.
+export AUTOLAKE_TEST_SERVICES="$CARGO_TARGET_DIR/test-services"
+trap 'scripts/test-services.sh stop' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+scripts/test-services.sh start
+# shellcheck disable=SC1091
+source "$AUTOLAKE_TEST_SERVICES/env"
 
 # Doc tests first, so the suite's own summary is the last thing printed.
 cargo test --workspace --doc

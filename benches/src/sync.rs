@@ -17,9 +17,10 @@
 //! scripts/bench.sh sync --rows 5000000
 //! ```
 //!
-//! Needs `psql` reaching PostgreSQL on 127.0.0.1 as `postgres`, database
-//! `test` (trust auth), and an optimised `autolake` binary beside this
-//! one (`scripts/bench.sh` builds both).
+//! Needs `psql` and a PostgreSQL at `AUTOLAKE_TEST_POSTGRES_URL` (user
+//! `postgres`, trust auth, database `test`), and an optimised `autolake`
+//! binary beside this one: `scripts/bench.sh sync` builds both and starts
+//! the test suite's throwaway PostgreSQL for the run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,10 +38,20 @@ struct Args {
     rows: u64,
 }
 
+/// The benchmark's PostgreSQL (`AUTOLAKE_TEST_POSTGRES_URL`).
+fn postgres_url() -> String {
+    std::env::var("AUTOLAKE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        eprintln!(
+            "AUTOLAKE_TEST_POSTGRES_URL is not set: run `scripts/bench.sh sync`, which starts a throwaway PostgreSQL"
+        );
+        std::process::exit(2)
+    })
+}
+
 /// `psql` connected to the benchmark's database, quiet.
 fn psql_cmd() -> Command {
     let mut cmd = Command::new("psql");
-    cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q"]);
+    cmd.args(["-d", &postgres_url(), "-q"]);
     cmd
 }
 
@@ -140,8 +151,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lake = dir.path().join("lake");
     let (sync_s, sync_rss) = timed(&mut autolake(
         &lake,
-        "CREATE SOURCE pg TYPE postgres OPTIONS (url 'postgres://postgres@127.0.0.1:5432/test'); \
-         SYNC TABLE synced FROM pg.public.bench_sync",
+        &format!(
+            "CREATE SOURCE pg TYPE postgres OPTIONS (url '{}'); \
+             SYNC TABLE synced FROM pg.public.bench_sync",
+            postgres_url()
+        ),
     ))?;
 
     // CSV: the same rows as a file.

@@ -347,16 +347,33 @@ fn monitors_live_in_the_lake_and_runs_append_metrics() {
     assert!(err.contains("read-only"), "{err}");
 }
 
+/// `autolake demo` with its PostgreSQL step pointed at `postgres`.
+fn demo(lake: &Path, postgres: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_autolake"))
+        .arg("--lake")
+        .arg(lake)
+        .arg("demo")
+        .env_remove("AUTOLAKE_LAKE")
+        .env("AUTOLAKE_DEMO_POSTGRES", postgres)
+        .output()
+        .expect("the autolake binary runs")
+}
+
 #[test]
 fn demo_runs_and_is_idempotent() {
     let lake = tempfile::tempdir().unwrap();
-    let first = ok(autolake(lake.path(), &["demo"]));
+    let postgres = services::Service::Postgres.url();
+    let first = ok(demo(lake.path(), &postgres));
+    assert!(
+        first.contains("demo_crm.public.autolake_demo_segments: PostgreSQL table at"),
+        "{first}"
+    );
     assert!(first.contains("Revenue by region"), "{first}");
     assert!(first.contains("version 0 (as loaded)"), "{first}");
     assert!(first.contains("drift_detected"), "{first}");
     assert!(first.contains("demo_large_orders"), "{first}");
     assert!(first.contains("accuracy"), "{first}");
-    let second = ok(autolake(lake.path(), &["demo"]));
+    let second = ok(demo(lake.path(), &postgres));
     // Same tables and versions the second time.
     let tables = |s: &str| {
         s.lines()
@@ -383,5 +400,23 @@ fn demo_runs_and_is_idempotent() {
     assert_eq!(
         out,
         "name,version\ndemo_large_orders,1\nscored\n124\nname,last_run\ndemo_price_drift,1\ndemo_score_incoming,2\n"
+    );
+}
+
+#[test]
+fn the_demo_runs_without_postgresql_and_says_why() {
+    let lake = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1.
+    let out = ok(demo(lake.path(), "postgres://postgres:pw-s3cret@127.0.0.1:1/test"));
+    assert!(
+        out.contains("PostgreSQL: not used (none reachable at postgres://postgres:***@127.0.0.1:1/test)"),
+        "{out}"
+    );
+    assert!(!out.contains("pw-s3cret"), "{out}");
+    assert!(out.contains("Revenue by region"), "{out}");
+    let out = ok(demo(lake.path(), "not a url"));
+    assert!(
+        out.contains("PostgreSQL: not used (AUTOLAKE_DEMO_POSTGRES is not a PostgreSQL URL"),
+        "{out}"
     );
 }

@@ -1,12 +1,126 @@
-//! Test services and clients outside the binary: an S3-compatible server
-//! (moto) and Python's `deltalake`, both from the venv `scripts/test.sh`
-//! installs. A missing venv fails the test with instructions; it never
-//! skips.
+//! Test services and clients outside the binary.
+//!
+//! - PostgreSQL, MariaDB, NATS JetStream and Mosquitto: throwaway servers on
+//!   free loopback ports that `scripts/test-services.sh` starts for the
+//!   suite (`scripts/test.sh` calls it) and announces in `AUTOLAKE_TEST_*`
+//!   variables. A test asks for one with [`Service::url`]; when the variable
+//!   is missing, the test fails saying how to start them. No test reaches a
+//!   server on a standard port.
+//! - An S3-compatible server (moto) and Python's `deltalake`, from the venv
+//!   `scripts/test.sh` installs. A missing venv fails the test with
+//!   instructions; it never skips.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A server the test harness runs for the suite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Service {
+    Postgres,
+    MariaDb,
+    Nats,
+    Mosquitto,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "PostgreSQL",
+            Self::MariaDb => "MariaDB",
+            Self::Nats => "NATS JetStream",
+            Self::Mosquitto => "Mosquitto",
+        }
+    }
+
+    fn variable(self) -> &'static str {
+        match self {
+            Self::Postgres => "AUTOLAKE_TEST_POSTGRES_URL",
+            Self::MariaDb => "AUTOLAKE_TEST_MYSQL_URL",
+            Self::Nats => "AUTOLAKE_TEST_NATS_URL",
+            Self::Mosquitto => "AUTOLAKE_TEST_MQTT_URL",
+        }
+    }
+
+    /// The name `scripts/test-services.sh` knows it by.
+    fn script_name(self) -> &'static str {
+        match self {
+            Self::Postgres => "postgres",
+            Self::MariaDb => "mariadb",
+            Self::Nats => "nats",
+            Self::Mosquitto => "mosquitto",
+        }
+    }
+
+    /// The server's URL, without credentials beyond the user name:
+    /// `postgres://postgres@127.0.0.1:PORT/test`, `mysql://root@…/test`,
+    /// `nats://127.0.0.1:PORT`, `mqtt://127.0.0.1:PORT`. Fails the test
+    /// when the harness did not start the server.
+    pub(crate) fn url(self) -> String {
+        match std::env::var(self.variable()) {
+            Ok(url) if !url.is_empty() => url,
+            _ => panic!(
+                "this test needs a {name} server and {var} is not set: run the suite with \
+                 scripts/test.sh, which starts throwaway PostgreSQL, MariaDB, NATS and Mosquitto \
+                 servers on free loopback ports (or run `scripts/test-services.sh start` and \
+                 `source target/test-services/env` before cargo)",
+                name = self.name(),
+                var = self.variable()
+            ),
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the server.
+    pub(crate) fn address(self) -> String {
+        let url = self.url();
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let host = rest.split('/').next().unwrap_or(rest);
+        host.rsplit_once('@').map_or(host, |(_, h)| h).to_string()
+    }
+
+    /// The server's port.
+    pub(crate) fn port(self) -> u16 {
+        let address = self.address();
+        address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {} = {address}", self.variable()))
+    }
+
+    /// Stops the server and starts it again on the same port with the same
+    /// data, as a broker restart in production would.
+    pub(crate) fn restart(self) {
+        self.url();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-services.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["restart", self.script_name()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "restarting {} failed: {}",
+            self.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Waits until the server accepts connections again.
+    pub(crate) fn wait_up(self) {
+        let address = self.address();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(&address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} at {address} did not come back",
+                self.name()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
 
 /// The Python with the test packages.
 pub(crate) fn python() -> PathBuf {

@@ -1,15 +1,13 @@
-//! Sources and sync against the real servers on this machine: PostgreSQL
-//! (127.0.0.1:5432, trust auth, database `test`), MariaDB (127.0.0.1:3306,
-//! root), files on disk and on an S3-compatible server (moto). A server
-//! that is installed but stopped is started; one that cannot be reached
-//! fails the test with instructions.
+//! Sources and sync against real servers: PostgreSQL (trust auth, database
+//! `test`) and MariaDB (root without a password, database `test`) that the
+//! test harness runs on free loopback ports (see `services`), files on disk
+//! and on an S3-compatible server (moto).
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::services::{Moto, run_python};
+use super::services::{Moto, Service, run_python};
 use super::{autolake, failed, ok, sql};
 
 /// A name no other test (or earlier run) uses.
@@ -21,61 +19,15 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
 
-/// Waits for a server on `port`, starting it with the first start command
-/// that works when it is not up.
-pub(super) fn ensure_server(name: &str, port: u16, starts: &[&[&str]]) {
-    let up = || TcpStream::connect(("127.0.0.1", port)).is_ok();
-    if up() {
-        return;
-    }
-    for start in starts {
-        let _ = Command::new(start[0])
-            .args(&start[1..])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if up() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-    panic!(
-        "{name} is not running on 127.0.0.1:{port} and could not be started: install and start it (the tests need a real {name})"
-    );
-}
-
-fn postgres() {
-    ensure_server(
-        "PostgreSQL",
-        5432,
-        &[
-            &["service", "postgresql", "start"],
-            &["pg_ctlcluster", "15", "main", "start"],
-        ],
-    );
-}
-
-fn mariadb() {
-    ensure_server(
-        "MariaDB",
-        3306,
-        &[
-            &["service", "mariadb", "start"],
-            &["service", "mysql", "start"],
-        ],
-    );
-}
-
 /// Runs SQL in PostgreSQL's `test` database.
 fn psql(sql: &str) -> String {
-    postgres();
+    let port = Service::Postgres.port().to_string();
     let out = Command::new("psql")
         .args([
             "-h",
             "127.0.0.1",
+            "-p",
+            &port,
             "-U",
             "postgres",
             "-d",
@@ -98,10 +50,13 @@ fn psql(sql: &str) -> String {
 
 /// Runs SQL in MariaDB's `test` database.
 fn mysql(sql: &str) -> String {
-    mariadb();
+    let port = Service::MariaDb.port().to_string();
     let args = [
+        "--no-defaults",
         "-h",
         "127.0.0.1",
+        "-P",
+        &port,
         "-u",
         "root",
         "-N",
@@ -124,7 +79,18 @@ fn mysql(sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-const PG_URL: &str = "postgres://postgres:sup3r-s3cret@127.0.0.1:5432/test";
+/// The test PostgreSQL with a password in the URL (trust auth ignores it),
+/// so tests can check it never shows.
+fn pg_url() -> String {
+    Service::Postgres
+        .url()
+        .replacen("postgres@", "postgres:sup3r-s3cret@", 1)
+}
+
+/// The test MariaDB's URL for database `db`.
+fn mysql_url(db: &str) -> String {
+    format!("mysql://root@{}/{db}", Service::MariaDb.address())
+}
 
 #[test]
 fn postgres_tables_are_queried_in_place_with_pushdown_and_every_common_type() {
@@ -141,7 +107,7 @@ fn postgres_tables_are_queried_in_place_with_pushdown_and_every_common_type() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{PG_URL}')"),
+        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
     ));
     let out = ok(sql(
         lake.path(),
@@ -213,7 +179,7 @@ fn source_secrets_never_show_and_definitions_persist() {
     let lake = tempfile::tempdir().unwrap();
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{PG_URL}')"),
+        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
     ));
     // A new process sees it; listings hide the password.
     let shown = ok(sql(
@@ -226,14 +192,14 @@ fn source_secrets_never_show_and_definitions_persist() {
     let err = failed(
         sql(
             lake.path(),
-            &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{PG_URL}')"),
+            &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
         ),
         1,
     );
     assert!(err.contains("source crm already exists"), "{err}");
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE IF NOT EXISTS crm TYPE postgres OPTIONS (url '{PG_URL}')"),
+        &format!("CREATE SOURCE IF NOT EXISTS crm TYPE postgres OPTIONS (url '{}')", pg_url()),
     ));
 
     // A source that cannot be reached: the error says so, without secrets.
@@ -249,7 +215,10 @@ fn source_secrets_never_show_and_definitions_persist() {
     let err = failed(
         sql(
             lake.path(),
-            "CREATE SOURCE m TYPE mysql OPTIONS (url 'mysql://root:topsecret-9@127.0.0.1:3306/no_such_db_here')",
+            &format!(
+                "CREATE SOURCE m TYPE mysql OPTIONS (url 'mysql://root:topsecret-9@{}/no_such_db_here')",
+                Service::MariaDb.address()
+            ),
         ),
         1,
     );
@@ -288,7 +257,7 @@ fn postgres_sync_is_incremental_merges_on_key_and_evolves_the_schema() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{PG_URL}'); CREATE SCHEMA raw"),
+        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}'); CREATE SCHEMA raw", pg_url()),
     ));
     let sync_append =
         format!("SYNC TABLE raw.orders FROM crm.public.{t} INCREMENTAL ON updated_at");
@@ -394,7 +363,7 @@ fn a_sync_killed_at_any_point_and_rerun_has_exactly_the_source_rows() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{PG_URL}')"),
+        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
     ));
     let sync = format!("SYNC TABLE big FROM crm.public.{t} INCREMENTAL ON seq");
     let mut next = 200_000;
@@ -453,7 +422,10 @@ fn mysql_tables_are_queried_and_synced() {
     ));
     ok(sql(
         lake.path(),
-        "CREATE SOURCE shop TYPE mysql OPTIONS (url 'mysql://root@127.0.0.1:3306/test')",
+        &format!(
+            "CREATE SOURCE shop TYPE mysql OPTIONS (url '{}')",
+            mysql_url("test")
+        ),
     ));
     let out = ok(sql(
         lake.path(),
@@ -502,7 +474,10 @@ fn mysql_tables_are_queried_and_synced() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE own TYPE mysql OPTIONS (url 'mysql://root@127.0.0.1:3306/{db}')"),
+        &format!(
+            "CREATE SOURCE own TYPE mysql OPTIONS (url '{}')",
+            mysql_url(&db)
+        ),
     ));
     let mirrored = ok(sql(lake.path(), "SYNC SOURCE own INTO SCHEMA mirror"));
     assert!(mirrored.contains(",lake.mirror.a,copy,2,"), "{mirrored}");

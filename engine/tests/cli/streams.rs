@@ -3,66 +3,12 @@
 //! bad messages quarantined, and (NATS) redelivered messages never written
 //! twice.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::sources::ensure_server;
+use super::services::Service;
 use super::{count, ok, sql};
-
-const NATS: &str = "/usr/sbin/nats-server";
-/// As the machine's service runs it: JetStream with file storage.
-const NATS_ARGS: [&str; 9] = [
-    "-a",
-    "127.0.0.1",
-    "-p",
-    "4222",
-    "-js",
-    "-sd",
-    "/var/lib/nats-server",
-    "-l",
-    "/var/log/nats-server.log",
-];
-
-fn nats_up() -> bool {
-    TcpStream::connect(("127.0.0.1", 4222)).is_ok()
-}
-
-/// Starts NATS with JetStream as the machine runs it, when it is down.
-fn start_nats() {
-    if nats_up() {
-        return;
-    }
-    assert!(
-        Path::new(NATS).exists(),
-        "NATS is not running on 127.0.0.1:4222 and {NATS} is not installed"
-    );
-    // In the background of a shell, so the server outlives this test as
-    // the machine's own does.
-    let started = Command::new("sh")
-        .args([
-            "-c",
-            &format!("{NATS} {} >/dev/null 2>&1 &", NATS_ARGS.join(" ")),
-        ])
-        .status()
-        .expect("sh runs");
-    assert!(started.success(), "nats-server could not be started");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !nats_up() {
-        assert!(Instant::now() < deadline, "NATS did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stop_nats() {
-    let _ = Command::new("pkill").args(["-x", "nats-server"]).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while nats_up() {
-        assert!(Instant::now() < deadline, "NATS did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Runs the job until a run succeeds (a broker that just restarted may
 /// refuse the first connection).
@@ -91,7 +37,7 @@ fn unique() -> String {
 }
 
 async fn publish(stream: &str, subject: &str, from: i64, to: i64, bad: bool) {
-    let client = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    let client = async_nats::connect(Service::Nats.address()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     js.get_or_create_stream(async_nats::jetstream::stream::Config {
         name: stream.to_string(),
@@ -119,7 +65,7 @@ async fn publish(stream: &str, subject: &str, from: i64, to: i64, bad: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_subject_lands_exactly_once_across_a_broker_restart() {
-    start_nats();
+    let nats = Service::Nats.url();
     let id = unique();
     let stream = format!("AUTOLAKE_TEST_{id}");
     let subject = format!("autolake.test.{id}");
@@ -130,7 +76,7 @@ async fn a_nats_subject_lands_exactly_once_across_a_broker_restart() {
     ok(sql(
         &lake,
         &format!(
-            "CREATE SOURCE feed TYPE nats OPTIONS (url 'nats://127.0.0.1:4222', stream '{stream}', subject '{subject}.>'); \
+            "CREATE SOURCE feed TYPE nats OPTIONS (url '{nats}', stream '{stream}', subject '{subject}.>'); \
              CREATE TABLE clicks (id BIGINT, page TEXT); \
              CREATE JOB ingest EVERY '1 second' AS SYNC TABLE clicks FROM feed"
         ),
@@ -149,8 +95,8 @@ async fn a_nats_subject_lands_exactly_once_across_a_broker_restart() {
     // The broker goes away and comes back; JetStream keeps the stream and
     // the consumer's position on disk.
     tokio::task::spawn_blocking(|| {
-        stop_nats();
-        start_nats();
+        Service::Nats.restart();
+        Service::Nats.wait_up();
     })
     .await
     .unwrap();
@@ -170,7 +116,7 @@ async fn a_nats_subject_lands_exactly_once_across_a_broker_restart() {
     // The consumer forgets everything (as after a crash between the commit
     // and the acknowledgement): every message is delivered again, and the
     // committed stream sequence keeps each out of the table.
-    let client = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    let client = async_nats::connect(Service::Nats.address()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     js.get_stream(&stream)
         .await
@@ -193,17 +139,6 @@ async fn a_nats_subject_lands_exactly_once_across_a_broker_restart() {
     js.delete_stream(&stream).await.unwrap();
 }
 
-fn mosquitto() {
-    ensure_server(
-        "Mosquitto",
-        1883,
-        &[
-            &["service", "mosquitto", "start"],
-            &["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"],
-        ],
-    );
-}
-
 fn mqtt_publish(topic: &str, lines: &[String]) {
     use std::io::Write;
     let mut child = Command::new("mosquitto_pub")
@@ -211,7 +146,7 @@ fn mqtt_publish(topic: &str, lines: &[String]) {
             "-h",
             "127.0.0.1",
             "-p",
-            "1883",
+            &Service::Mosquitto.port().to_string(),
             "-q",
             "1",
             "-t",
@@ -247,7 +182,7 @@ fn drain(lake: &Path, rows: i64) {
 
 #[test]
 fn an_mqtt_topic_lands_in_a_table_across_a_broker_restart() {
-    mosquitto();
+    let mqtt = Service::Mosquitto.url();
     let id = unique();
     let topic = format!("autolake/test/{id}");
     let dir = tempfile::tempdir().unwrap();
@@ -255,7 +190,7 @@ fn an_mqtt_topic_lands_in_a_table_across_a_broker_restart() {
     ok(sql(
         lake,
         &format!(
-            "CREATE SOURCE sensors TYPE mqtt OPTIONS (url 'mqtt://127.0.0.1:1883', topic '{topic}/#'); \
+            "CREATE SOURCE sensors TYPE mqtt OPTIONS (url '{mqtt}', topic '{topic}/#'); \
              CREATE TABLE readings (sensor TEXT, temp DOUBLE); \
              CREATE JOB ingest EVERY '1 second' AS SYNC TABLE readings FROM sensors"
         ),
@@ -275,18 +210,8 @@ fn an_mqtt_topic_lands_in_a_table_across_a_broker_restart() {
     assert_eq!(count(lake, "SELECT count(*) FROM readings"), 40);
     assert_eq!(count(lake, "SELECT count(*) FROM readings_rejected"), 1);
 
-    let restarted = Command::new("service")
-        .args(["mosquitto", "restart"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !restarted {
-        let _ = Command::new("pkill").args(["-x", "mosquitto"]).status();
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    mosquitto();
+    Service::Mosquitto.restart();
+    Service::Mosquitto.wait_up();
     mqtt_publish(&format!("{topic}/b"), &batch(40, 70));
     drain(lake, 70);
     assert_eq!(
