@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs one benchmark with every crate optimised as a release
-# build is, in the test build's folder: the dependencies there are built
-# optimised already (see [profile.dev.package."*"] in Cargo.toml), so only
-# the workspace's own crates are compiled again.
+# build is, in the test build's folder. The test build already optimises
+# the data path's dependencies fully and the rest lightly (see
+# [profile.dev.package] in Cargo.toml); here the rest are built at full
+# optimisation too (once, kept beside the test build's), and the
+# workspace's own crates are compiled again optimised.
 #
 #   scripts/bench.sh drift --rows 10000000
 #   scripts/bench.sh ml --rows 10000000
@@ -19,6 +21,7 @@ fi
 bin="$1"
 shift
 optimised=(
+  --config 'profile.dev.package."*".opt-level=3'
   --config profile.dev.opt-level=3
   --config profile.dev.debug-assertions=false
   --config profile.dev.overflow-checks=false

@@ -407,9 +407,14 @@ fn demo_runs_and_is_idempotent() {
 fn the_demo_runs_without_postgresql_and_says_why() {
     let lake = tempfile::tempdir().unwrap();
     // Nothing listens on port 1.
-    let out = ok(demo(lake.path(), "postgres://postgres:pw-s3cret@127.0.0.1:1/test"));
+    let out = ok(demo(
+        lake.path(),
+        "postgres://postgres:pw-s3cret@127.0.0.1:1/test",
+    ));
     assert!(
-        out.contains("PostgreSQL: not used (none reachable at postgres://postgres:***@127.0.0.1:1/test)"),
+        out.contains(
+            "PostgreSQL: not used (none reachable at postgres://postgres:***@127.0.0.1:1/test)"
+        ),
         "{out}"
     );
     assert!(!out.contains("pw-s3cret"), "{out}");

@@ -107,7 +107,10 @@ fn postgres_tables_are_queried_in_place_with_pushdown_and_every_common_type() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
+        &format!(
+            "CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')",
+            pg_url()
+        ),
     ));
     let out = ok(sql(
         lake.path(),
@@ -179,7 +182,10 @@ fn source_secrets_never_show_and_definitions_persist() {
     let lake = tempfile::tempdir().unwrap();
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
+        &format!(
+            "CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')",
+            pg_url()
+        ),
     ));
     // A new process sees it; listings hide the password.
     let shown = ok(sql(
@@ -192,14 +198,20 @@ fn source_secrets_never_show_and_definitions_persist() {
     let err = failed(
         sql(
             lake.path(),
-            &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
+            &format!(
+                "CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')",
+                pg_url()
+            ),
         ),
         1,
     );
     assert!(err.contains("source crm already exists"), "{err}");
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE IF NOT EXISTS crm TYPE postgres OPTIONS (url '{}')", pg_url()),
+        &format!(
+            "CREATE SOURCE IF NOT EXISTS crm TYPE postgres OPTIONS (url '{}')",
+            pg_url()
+        ),
     ));
 
     // A source that cannot be reached: the error says so, without secrets.
@@ -257,7 +269,10 @@ fn postgres_sync_is_incremental_merges_on_key_and_evolves_the_schema() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}'); CREATE SCHEMA raw", pg_url()),
+        &format!(
+            "CREATE SOURCE crm TYPE postgres OPTIONS (url '{}'); CREATE SCHEMA raw",
+            pg_url()
+        ),
     ));
     let sync_append =
         format!("SYNC TABLE raw.orders FROM crm.public.{t} INCREMENTAL ON updated_at");
@@ -363,7 +378,10 @@ fn a_sync_killed_at_any_point_and_rerun_has_exactly_the_source_rows() {
     ));
     ok(sql(
         lake.path(),
-        &format!("CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')", pg_url()),
+        &format!(
+            "CREATE SOURCE crm TYPE postgres OPTIONS (url '{}')",
+            pg_url()
+        ),
     ));
     let sync = format!("SYNC TABLE big FROM crm.public.{t} INCREMENTAL ON seq");
     let mut next = 200_000;
