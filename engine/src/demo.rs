@@ -494,7 +494,7 @@ impl SampleFiles {
     fn write() -> Result<Self> {
         let dir = std::env::temp_dir().join("autolake-demo-files");
         std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::invalid(format!("cannot write the demo's sample files: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot write the demo's sample files: {e}")))?;
         for (name, text) in [
             ("customers.csv", CUSTOMERS_CSV),
             ("orders.ndjson", ORDERS_NDJSON),

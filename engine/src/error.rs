@@ -1,5 +1,12 @@
 //! The engine's error type: one enum, converted into `DataFusionError` at
 //! DataFusion boundaries and into exit codes / gRPC statuses by interfaces.
+//!
+//! Every error has a [`ErrorKind`], decided by its variant (and, for
+//! errors of DataFusion and delta-rs, by their own variants), never by the
+//! text of its message: a user's mistake (`InvalidArgument`, `NotFound`,
+//! `AlreadyExists`, `PermissionDenied`), a conflict to retry, a service
+//! that cannot be reached (`Unavailable`), or a failure of AutoLake's own
+//! machinery (`Internal`). Interfaces map kinds, not messages.
 
 use datafusion::error::DataFusionError;
 use deltalake::DeltaTableError;
@@ -26,6 +33,11 @@ pub enum Error {
         /// The fully qualified name.
         name: String,
     },
+    /// A name in a query that resolves to no table: DataFusion's planning
+    /// error, raised only after a look in the catalog found the table
+    /// missing.
+    #[error("{}", clean_datafusion_message(.0))]
+    TableNotFound(DataFusionError),
     /// The statement is well-formed but asks for something invalid.
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +83,37 @@ pub enum Error {
     /// Local I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A service AutoLake needs cannot be used now (an address to listen
+    /// on, say); the message names it.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure of AutoLake's own machinery or state, not of the request
+    /// (the audit log could not be committed, a stored record is
+    /// unreadable, a password could not be hashed).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What kind of failure an [`Error`] is, for interfaces to map (gRPC
+/// codes, exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or asks for something invalid.
+    InvalidArgument,
+    /// A named object does not exist.
+    NotFound,
+    /// A named object exists already.
+    AlreadyExists,
+    /// The principal may not do this.
+    PermissionDenied,
+    /// Another writer committed first; retrying may succeed.
+    Conflict,
+    /// A memory or other resource limit was reached.
+    ResourceExhausted,
+    /// A lake, source or address cannot be reached or used now.
+    Unavailable,
+    /// AutoLake itself failed.
+    Internal,
 }
 
 /// Result with the engine's [`Error`].
@@ -80,6 +123,29 @@ impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+
+    /// Shorthand for [`Error::Internal`].
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(msg.into())
+    }
+
+    /// The kind of failure, decided by type.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Parse(_) | Error::Invalid(_) => ErrorKind::InvalidArgument,
+            Error::NotFound { .. } | Error::TableNotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::ReadOnly(_) | Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Lake { .. } | Error::Source(_) | Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Storage(object_store::Error::NotFound { .. }) => ErrorKind::NotFound,
+            Error::Storage(_) => ErrorKind::Unavailable,
+            Error::DataFusion(e) => datafusion_kind(e),
+            Error::Delta(DeltaTableError::InvalidVersion(_)) => ErrorKind::NotFound,
+            Error::Delta(DeltaTableError::VersionAlreadyExists(_)) => ErrorKind::Conflict,
+            Error::Delta(_) | Error::Io(_) | Error::Internal(_) => ErrorKind::Internal,
+        }
     }
 
     /// Whether the error is the user's SQL text not parsing.
@@ -124,6 +190,23 @@ impl From<arrow::error::ArrowError> for Error {
     }
 }
 
+/// The kind of a DataFusion error, from its innermost variant.
+fn datafusion_kind(e: &DataFusionError) -> ErrorKind {
+    match e.find_root() {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Execution(_) => ErrorKind::InvalidArgument,
+        DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
+        DataFusionError::External(inner) => match inner.downcast_ref::<Error>() {
+            Some(ours) => ours.kind(),
+            None => ErrorKind::Internal,
+        },
+        _ => ErrorKind::Internal,
+    }
+}
+
 /// DataFusion wraps errors in context layers ("Error during planning: …",
 /// "External error: …"); a user wants the innermost message.
 pub(crate) fn clean_datafusion_message(e: &DataFusionError) -> String {
@@ -163,4 +246,53 @@ fn strip_backtrace(msg: &str) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_types_not_messages() {
+        let user = Error::invalid("table t does not exist, not found");
+        assert_eq!(user.kind(), ErrorKind::InvalidArgument);
+        let missing = Error::NotFound {
+            kind: "table",
+            name: "lake.default.t".to_string(),
+        };
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            Error::internal("the audit log could not be committed").kind(),
+            ErrorKind::Internal
+        );
+        assert_eq!(
+            Error::Unavailable("cannot listen".to_string()).kind(),
+            ErrorKind::Unavailable
+        );
+        // A DataFusion planning error that merely says "not found" is a
+        // mistake in the statement; only a catalog lookup makes it NotFound.
+        let plan = || DataFusionError::Plan("table 'lake.default.t' not found".to_string());
+        assert_eq!(Error::DataFusion(plan()).kind(), ErrorKind::InvalidArgument);
+        assert_eq!(Error::TableNotFound(plan()).kind(), ErrorKind::NotFound);
+        let exhausted = DataFusionError::Context(
+            "sorting".to_string(),
+            Box::new(DataFusionError::ResourcesExhausted("memory".to_string())),
+        );
+        assert_eq!(
+            Error::DataFusion(exhausted).kind(),
+            ErrorKind::ResourceExhausted
+        );
+        assert_eq!(
+            Error::Delta(DeltaTableError::InvalidVersion(7)).kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn engine_errors_cross_datafusion_unchanged() {
+        let ours = Error::PermissionDenied("SELECT on table t".to_string());
+        let through = Error::from(DataFusionError::from(ours));
+        assert!(matches!(through, Error::PermissionDenied(_)));
+        assert_eq!(through.kind(), ErrorKind::PermissionDenied);
+    }
 }

@@ -246,7 +246,7 @@ impl ModelRegistry {
                 .bytes()
                 .await?;
             serde_json::from_slice(&bytes)
-                .map_err(|e| Error::invalid(format!("unreadable model record: {e}")))?
+                .map_err(|e| Error::internal(format!("unreadable model record: {e}")))?
         };
         let bytes = self
             .lake
@@ -256,7 +256,7 @@ impl ModelRegistry {
             .bytes()
             .await?;
         let model = TrainedModel::from_safetensors(record.spec.clone(), &bytes, &self.device)
-            .map_err(Error::invalid)?;
+            .map_err(Error::internal)?;
         Ok(ModelVersion {
             record,
             model: Arc::new(model),
@@ -268,7 +268,7 @@ impl ModelRegistry {
             Ok(found) => {
                 let bytes = found.bytes().await?;
                 serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::invalid(format!("the stages of model {name} are unreadable: {e}"))
+                    Error::internal(format!("the stages of model {name} are unreadable: {e}"))
                 })
             }
             Err(object_store::Error::NotFound { .. }) => Ok(BTreeMap::new()),
@@ -280,7 +280,7 @@ impl ModelRegistry {
     /// returns the version given.
     pub async fn register(&self, mut record: ModelRecord, model: &TrainedModel) -> Result<u64> {
         let name = record.name.clone();
-        let tensors = model.to_safetensors().map_err(Error::invalid)?;
+        let tensors = model.to_safetensors().map_err(Error::internal)?;
         self.refresh().await?;
         let mut version = read(&self.models)
             .get(&name)

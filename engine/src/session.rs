@@ -815,6 +815,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_missing_table_is_not_found_by_a_look_in_the_catalog() {
+        use crate::error::ErrorKind;
+        let engine = Engine::open(EngineConfig::for_lake("memory://not-found-test"))
+            .await
+            .unwrap();
+        let s = engine.session(Principal::local_admin(), Interface::Embedded);
+        s.execute("CREATE TABLE t (x INT)").await.unwrap();
+        let e = s.execute("SELECT * FROM nope").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
+        assert_eq!(e.to_string(), "table 'lake.public.nope' not found");
+        let e = s
+            .execute("SELECT * FROM t JOIN lake.other.u ON true")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
+        // The tables exist: a wrong column is a mistake, not a missing object.
+        let e = s.execute("SELECT y FROM t").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
+        let e = s
+            .execute("SELECT * FROM t VERSION AS OF 9")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e:?}");
+        // CTEs, table functions and information_schema resolve.
+        s.execute(
+            "WITH c AS (SELECT 1 AS x) SELECT * FROM c, generate_series(1, 2), \
+             information_schema.tables LIMIT 1",
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
     async fn every_write_is_one_commit_stamped_with_user_statement_and_interface() {
         let engine = Engine::open(EngineConfig::for_lake("memory://stamp-test"))
             .await

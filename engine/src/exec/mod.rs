@@ -233,7 +233,47 @@ pub(crate) async fn plan(
 ) -> Result<datafusion::logical_expr::LogicalPlan> {
     let statement = time_travel::rewrite(session, statement).await?;
     let statement = crate::jobs::changes::rewrite(session, statement).await?;
-    Ok(session.ctx.state().statement_to_plan(statement).await?)
+    rewritten_plan(session, statement).await
+}
+
+/// Plans a statement whose time travel and changes are already resolved.
+pub(crate) async fn rewritten_plan(
+    session: &Session,
+    statement: DFStatement,
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let state = session.ctx.state();
+    match state.statement_to_plan(statement.clone()).await {
+        Ok(plan) => Ok(plan),
+        Err(e)
+            if matches!(e.find_root(), datafusion::error::DataFusionError::Plan(_))
+                && missing_table(&state, &statement) =>
+        {
+            Err(Error::TableNotFound(e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a statement names a table the catalog does not have (DataFusion
+/// reports it only as a planning error, in words).
+fn missing_table(state: &datafusion::execution::SessionState, statement: &DFStatement) -> bool {
+    let Ok(references) = state.resolve_table_references(statement) else {
+        return false;
+    };
+    references.iter().any(|r| {
+        if r.schema().is_none() && state.table_functions().contains_key(r.table()) {
+            return false;
+        }
+        let resolved = r.clone().resolve(LAKE_CATALOG, DEFAULT_SCHEMA);
+        let schema = state
+            .catalog_list()
+            .catalog(&resolved.catalog)
+            .and_then(|c| c.schema(&resolved.schema));
+        match schema {
+            Some(schema) => !schema.table_exist(&resolved.table),
+            None => resolved.schema.as_ref() != "information_schema",
+        }
+    })
 }
 
 fn parse_one_df(sql: &str) -> Result<DFStatement> {

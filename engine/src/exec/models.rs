@@ -58,7 +58,7 @@ async fn plan_with_lineage(
         }
     }
     let statement = crate::jobs::changes::rewrite(session, statement).await?;
-    let plan = session.ctx.state().statement_to_plan(statement).await?;
+    let plan = super::rewritten_plan(session, statement).await?;
     Ok((plan, lineage))
 }
 

@@ -454,7 +454,7 @@ impl AuditLog {
                 let bytes = found.bytes().await?;
                 serde_json::from_slice(&bytes)
                     .map(Some)
-                    .map_err(|e| Error::invalid(format!("the audit log head is unreadable: {e}")))
+                    .map_err(|e| Error::internal(format!("the audit log head is unreadable: {e}")))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -676,7 +676,7 @@ impl AuditLog {
                 }
             }
         }
-        Err(Error::invalid(format!(
+        Err(Error::internal(format!(
             "the audit log could not be committed: {}",
             last_error.map(|e| e.to_string()).unwrap_or_default()
         )))
@@ -1010,7 +1010,7 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<(Row, String, String)>> {
         .iter()
         .any(|l| *l != n)
     {
-        return Err(Error::invalid(
+        return Err(Error::internal(
             "the audit log has columns of unexpected types",
         ));
     }

@@ -50,8 +50,8 @@ use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 
 use crate::exec::time_travel::visit_df;
-use deltalake::DeltaTable;
 use deltalake::delta_datafusion::DataFusionMixins;
+use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
@@ -391,16 +391,13 @@ impl TableProvider for ChangesTable {
             .with_ending_version(self.to as u64)
             .build(state, None)
             .await
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("not enabled") || text.contains("not recorded") {
-                    DataFusionError::Plan(format!(
-                        "table_changes on {} from version {}: {text}; the table was written without the change data feed there, so read from a later version",
-                        self.name, self.from
-                    ))
-                } else {
-                    DataFusionError::External(Box::new(e))
-                }
+            .map_err(|e| match e {
+                DeltaTableError::ChangeDataNotEnabled { .. }
+                | DeltaTableError::ChangeDataNotRecorded { .. } => DataFusionError::Plan(format!(
+                    "table_changes on {} from version {}: {e}; the table was written without the change data feed there, so read from a later version",
+                    self.name, self.from
+                )),
+                other => DataFusionError::External(Box::new(other)),
             })?;
         let input = plan.schema();
         let wanted: Vec<usize> = match projection {

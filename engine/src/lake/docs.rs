@@ -87,9 +87,9 @@ impl<T: Serialize + DeserializeOwned> DocStore<T> {
         match self.lake.store().get(&self.path(name)).await {
             Ok(found) => {
                 let bytes = found.bytes().await?;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| Error::invalid(format!("{} {name} is unreadable: {e}", self.kind)))
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                    Error::internal(format!("{} {name} is unreadable: {e}", self.kind))
+                })
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),

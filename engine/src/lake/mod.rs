@@ -222,7 +222,7 @@ impl Lake {
             owner: owner.to_string(),
             created_at: chrono::Utc::now().timestamp_millis(),
         };
-        let body = serde_json::to_vec(&info).map_err(|e| Error::invalid(e.to_string()))?;
+        let body = serde_json::to_vec(&info).map_err(|e| Error::internal(e.to_string()))?;
         self.store
             .put(
                 &self.schema_path(schema).join(SCHEMA_MARKER),
@@ -325,7 +325,7 @@ impl Lake {
         // emptied ones, which would still list as schemas and tables.
         if self.root.scheme() == "file" {
             let url = Url::parse(&format!("file:///{prefix}/"))
-                .map_err(|e| Error::invalid(e.to_string()))?;
+                .map_err(|e| Error::internal(e.to_string()))?;
             if let Ok(dir) = url.to_file_path() {
                 match std::fs::remove_dir_all(&dir) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),

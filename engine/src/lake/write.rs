@@ -231,7 +231,7 @@ pub async fn append_system(
             Err(e) => return Err(e),
         }
     }
-    Err(Error::invalid(format!("{name} could not be written")))
+    Err(Error::internal(format!("{name} could not be written")))
 }
 
 /// Reads an operation metric of the table's latest commit.
@@ -255,9 +255,15 @@ pub fn write_error(name: &TableName, e: DeltaTableError) -> Error {
         DeltaTableError::SchemaMismatch { msg } => {
             Error::invalid(format!("rows do not match the schema of {name}: {msg}"))
         }
+        DeltaTableError::VersionAlreadyExists(0) => Error::AlreadyExists {
+            kind: "table",
+            name: name.to_string(),
+        },
         other => {
             let err = Error::from(other);
             let msg = err.to_string();
+            // delta-rs's "a table already exists at that location" is a
+            // private type, seen only through its message.
             if msg.contains("already exists") {
                 Error::AlreadyExists {
                     kind: "table",

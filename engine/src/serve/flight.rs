@@ -64,7 +64,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::users::{UserStore, random_token};
 use super::{doget, params};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::principal::{Interface, Principal};
 use crate::session::{Engine, Session};
 
@@ -680,38 +680,20 @@ fn sql_info() -> SqlInfoData {
     b.build().expect("static SQL info is valid")
 }
 
-/// Maps an engine error to a gRPC status: the one place this is decided.
+/// Maps an engine error to a gRPC status: the one place this is decided,
+/// by the error's kind.
 pub fn status(e: Error) -> Status {
     let message = e.to_string();
-    match e {
-        Error::Parse(_) | Error::Invalid(_) => Status::invalid_argument(message),
-        Error::NotFound { .. } => Status::not_found(message),
-        Error::AlreadyExists { .. } => Status::already_exists(message),
-        Error::ReadOnly(_) | Error::PermissionDenied(_) => Status::permission_denied(message),
-        Error::Conflict { .. } => Status::aborted(message),
-        Error::DataFusion(ref df) => {
-            use datafusion::error::DataFusionError as D;
-            let root = df.find_root();
-            if m_not_found(&message) && matches!(root, D::Plan(_) | D::SchemaError(..)) {
-                return Status::not_found(message);
-            }
-            match root {
-                D::SQL(..)
-                | D::Plan(_)
-                | D::SchemaError(..)
-                | D::NotImplemented(_)
-                | D::Execution(_) => Status::invalid_argument(message),
-                D::ResourcesExhausted(_) => Status::resource_exhausted(message),
-                _ => Status::internal(message),
-            }
-        }
-        Error::Lake { .. } | Error::Storage(_) | Error::Source(_) => Status::unavailable(message),
-        _ => Status::internal(message),
+    match e.kind() {
+        ErrorKind::InvalidArgument => Status::invalid_argument(message),
+        ErrorKind::NotFound => Status::not_found(message),
+        ErrorKind::AlreadyExists => Status::already_exists(message),
+        ErrorKind::PermissionDenied => Status::permission_denied(message),
+        ErrorKind::Conflict => Status::aborted(message),
+        ErrorKind::ResourceExhausted => Status::resource_exhausted(message),
+        ErrorKind::Unavailable => Status::unavailable(message),
+        ErrorKind::Internal => Status::internal(message),
     }
-}
-
-fn m_not_found(message: &str) -> bool {
-    message.contains("not found") || message.contains("does not exist")
 }
 
 #[tonic::async_trait]

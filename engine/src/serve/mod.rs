@@ -93,14 +93,14 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let flight_listener = TcpListener::bind(options.flight).await.map_err(|e| {
-        Error::invalid(format!(
+        Error::Unavailable(format!(
             "cannot listen for Flight SQL on {}: {e}",
             options.flight
         ))
     })?;
-    let http_listener = TcpListener::bind(options.http)
-        .await
-        .map_err(|e| Error::invalid(format!("cannot listen for HTTP on {}: {e}", options.http)))?;
+    let http_listener = TcpListener::bind(options.http).await.map_err(|e| {
+        Error::Unavailable(format!("cannot listen for HTTP on {}: {e}", options.http))
+    })?;
     let flight_addr = flight_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
@@ -170,8 +170,8 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     };
     let outcome = tokio::select! {
         outcome = served => outcome,
-        _ = forced => Err(Error::invalid(
-            "stopped by a second signal before the calls in flight finished",
+        _ = forced => Err(Error::Unavailable(
+            "stopped by a second signal before the calls in flight finished".to_string(),
         )),
     };
     drop(network);

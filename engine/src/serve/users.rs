@@ -134,7 +134,7 @@ impl UserStore {
             return Ok(None);
         };
         let hash = PasswordHash::new(&user.password_hash).map_err(|e| {
-            Error::invalid(format!("user {name} has an unreadable password hash: {e}"))
+            Error::internal(format!("user {name} has an unreadable password hash: {e}"))
         })?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &hash)
@@ -162,7 +162,7 @@ fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| Error::invalid(format!("cannot hash the password: {e}")))?
+        .map_err(|e| Error::internal(format!("cannot hash the password: {e}")))?
         .to_string())
 }
 
