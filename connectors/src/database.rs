@@ -34,7 +34,7 @@ use datafusion_table_providers_postgres::PostgresTableFactory;
 use datafusion_table_providers_postgres::pool::PostgresConnectionPool;
 use url::Url;
 
-use crate::{Connector, Error, OpenedSource, OptionSpec, Result, scrub, secrets_of};
+use crate::connector::{Connector, Error, OpenedSource, OptionSpec, Result, scrub, secrets_of};
 
 /// `TYPE postgres`: a PostgreSQL database.
 #[derive(Debug, Default)]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::catalog::{
     MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider, Session, TableProvider,
 };
@@ -39,8 +40,11 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use url::Url;
 
+use crate::connector::{
+    Connector, Error, OpenedSource, OptionSpec, Result, bool_option, scrub, secrets_of,
+};
+use crate::rows::{BadRows, FileFormat, OnError, ValidatedFiles};
 use crate::store::{S3_OPTIONS, location_url, store_for};
-use crate::{Connector, Error, OpenedSource, OptionSpec, Result, bool_option, scrub, secrets_of};
 
 /// `TYPE files`.
 #[derive(Debug, Default)]
@@ -59,46 +63,6 @@ const FILES_OPTIONS: &[OptionSpec] = &[
     OptionSpec::secret(S3_OPTIONS[4]),
     OptionSpec::plain(S3_OPTIONS[5]),
 ];
-
-/// A file format a files source reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileFormat {
-    /// Comma- (or `delimiter`-) separated values.
-    Csv,
-    /// Newline-delimited JSON, one object per line.
-    Json,
-    /// Apache Parquet.
-    Parquet,
-}
-
-impl FileFormat {
-    fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "csv" | "tsv" | "txt" => Some(Self::Csv),
-            "json" | "ndjson" | "jsonl" => Some(Self::Json),
-            "parquet" | "parq" => Some(Self::Parquet),
-            _ => None,
-        }
-    }
-
-    /// The lower-case name (`csv`, `json`, `parquet`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Csv => "csv",
-            Self::Json => "json",
-            Self::Parquet => "parquet",
-        }
-    }
-}
-
-/// What to do with a row that does not fit its table's columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    /// Stop with the file, line and reason.
-    Fail,
-    /// Keep the good rows; set bad rows aside in `<target>__rejected`.
-    Quarantine,
-}
 
 /// One table of a files source.
 #[derive(Debug)]
@@ -468,6 +432,32 @@ impl Connector for FilesConnector {
 }
 
 /// The files table behind a provider, if it is one.
+/// A table reading `table`'s files record by record: good rows as the
+/// table's columns; bad rows fail the scan (`OnError::Fail`) or go to
+/// `bad` (`OnError::Quarantine`). Parquet files have no bad rows of this
+/// kind and are read as they are.
+pub fn validated_table(
+    table: &FilesTable,
+    bad: BadRows,
+) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+    let schema = table.schema();
+    let partition = ValidatedFiles {
+        schema: Arc::clone(&schema),
+        files: table.files.clone(),
+        store: Arc::clone(&table.store),
+        store_url: table.store_url.to_string(),
+        format: table.format,
+        header: table.header,
+        delimiter: table.delimiter,
+        on_error: table.on_error,
+        bad,
+    };
+    Ok(Arc::new(StreamingTable::try_new(
+        schema,
+        vec![Arc::new(partition)],
+    )?))
+}
+
 pub fn as_files_table(provider: &Arc<dyn TableProvider>) -> Option<&FilesTable> {
     let any: &dyn Any = provider.as_ref();
     any.downcast_ref::<FilesTable>()

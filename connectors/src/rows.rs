@@ -24,8 +24,6 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{CastOptions, cast_with_options, concat_batches, filter};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
-use datafusion::catalog::TableProvider;
-use datafusion::catalog::streaming::StreamingTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -33,7 +31,45 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
-use crate::files::{FileFormat, FilesTable, OnError};
+/// A file format a files source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Comma- (or `delimiter`-) separated values.
+    Csv,
+    /// Newline-delimited JSON, one object per line.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl FileFormat {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "csv" | "tsv" | "txt" => Some(Self::Csv),
+            "json" | "ndjson" | "jsonl" => Some(Self::Json),
+            "parquet" | "parq" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name (`csv`, `json`, `parquet`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// What to do with a row that does not fit its table's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop with the file, line and reason.
+    Fail,
+    /// Keep the good rows; set bad rows aside in `<target>__rejected`.
+    Quarantine,
+}
 
 /// Rows per chunk.
 pub const CHUNK_ROWS: usize = 8192;
@@ -255,43 +291,17 @@ pub fn rejected_batch(schema: &Schema, rows: &[BadRow]) -> arrow::error::Result<
     RecordBatch::try_new(out, columns)
 }
 
-/// A table reading `table`'s files record by record: good rows as the
-/// table's columns; bad rows fail the scan (`OnError::Fail`) or go to
-/// `bad` (`OnError::Quarantine`). Parquet files have no bad rows of this
-/// kind and are read as they are.
-pub fn validated_table(
-    table: &FilesTable,
-    bad: BadRows,
-) -> datafusion::error::Result<Arc<dyn TableProvider>> {
-    let schema = table.schema();
-    let partition = ValidatedFiles {
-        schema: Arc::clone(&schema),
-        files: table.files.clone(),
-        store: Arc::clone(&table.store),
-        store_url: table.store_url.to_string(),
-        format: table.format,
-        header: table.header,
-        delimiter: table.delimiter,
-        on_error: table.on_error,
-        bad,
-    };
-    Ok(Arc::new(StreamingTable::try_new(
-        schema,
-        vec![Arc::new(partition)],
-    )?))
-}
-
 #[derive(Debug)]
-struct ValidatedFiles {
-    schema: SchemaRef,
-    files: Vec<ObjectMeta>,
-    store: Arc<dyn ObjectStore>,
-    store_url: String,
-    format: FileFormat,
-    header: bool,
-    delimiter: u8,
-    on_error: OnError,
-    bad: BadRows,
+pub(crate) struct ValidatedFiles {
+    pub(crate) schema: SchemaRef,
+    pub(crate) files: Vec<ObjectMeta>,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) store_url: String,
+    pub(crate) format: FileFormat,
+    pub(crate) header: bool,
+    pub(crate) delimiter: u8,
+    pub(crate) on_error: OnError,
+    pub(crate) bad: BadRows,
 }
 
 impl PartitionStream for ValidatedFiles {

@@ -30,7 +30,7 @@ use datafusion::catalog::MemoryCatalogProvider;
 use datafusion::execution::session_state::SessionState;
 use futures::StreamExt;
 
-use crate::{Connector, Error, OpenedSource, OptionSpec, Result, scrub, secrets_of};
+use crate::connector::{Connector, Error, OpenedSource, OptionSpec, Result, scrub, secrets_of};
 
 const NATS_OPTIONS: &[OptionSpec] = &[
     OptionSpec::url("url"),

@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
+use super::parallel::{PARALLEL_MIN, join};
 use super::samples::{Numbers, Values};
-use super::{PARALLEL_MIN, join};
 
 /// Distinct reference values above which numbers are binned.
 const MAX_CATEGORIES: usize = 20;

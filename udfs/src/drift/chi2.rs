@@ -13,7 +13,7 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::AggregateUDF;
 
 use super::samples::Values;
-use super::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
+use super::udaf::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
 
 /// The `drift_chi2` aggregate.
 pub(super) fn drift_chi2() -> AggregateUDF {

@@ -21,9 +21,9 @@
 //! way are exact bounds and the extremes are the very floats scipy finds.
 
 use super::binning::range;
+use super::parallel::{PARALLEL_MIN, join};
 use super::samples::Numbers;
 use super::sort::{merge_steps, sort, sorted};
-use super::{PARALLEL_MIN, join};
 
 /// Value ranges of the bucketed walk at most: two counters each, which
 /// stay in the second-level cache while counting. Smaller samples get

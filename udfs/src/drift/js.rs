@@ -11,7 +11,7 @@ use datafusion::logical_expr::AggregateUDF;
 
 use super::binning::binned_shares;
 use super::samples::Values;
-use super::{Accepts, DriftUdaf, Returns};
+use super::udaf::{Accepts, DriftUdaf, Returns};
 
 /// The `drift_js` aggregate.
 pub(super) fn drift_js() -> AggregateUDF {

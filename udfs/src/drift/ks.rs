@@ -31,7 +31,7 @@ use datafusion::logical_expr::AggregateUDF;
 use super::chi2::ln_gamma;
 use super::ecdf::extremes;
 use super::samples::{Numbers, Values};
-use super::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
+use super::udaf::{Accepts, DriftUdaf, Returns, statistic_and_p_value_scalar};
 
 /// scipy's `MAX_AUTO_N`: larger samples get the asymptotic p-value.
 const MAX_EXACT_N: usize = 10_000;

@@ -10,7 +10,7 @@ use datafusion::logical_expr::AggregateUDF;
 
 use super::binning::binned_shares;
 use super::samples::Values;
-use super::{Accepts, DriftUdaf, Returns};
+use super::udaf::{Accepts, DriftUdaf, Returns};
 
 /// The `drift_psi` aggregate.
 pub(super) fn drift_psi() -> AggregateUDF {

@@ -35,7 +35,8 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::Accumulator;
 
-use super::{PARALLEL_MIN, join, sort};
+use super::parallel::{PARALLEL_MIN, join};
+use super::sort;
 
 /// One numeric sample: its values in Arrow buffers, in arrival order.
 /// Large buffers are kept as they come; small pieces (a few rows of a

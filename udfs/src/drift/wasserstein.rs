@@ -10,7 +10,7 @@ use datafusion::logical_expr::AggregateUDF;
 
 use super::samples::{Sum, Values};
 use super::sort::{merge_steps, sorted};
-use super::{Accepts, DriftUdaf, Returns};
+use super::udaf::{Accepts, DriftUdaf, Returns};
 
 /// The `drift_wasserstein` aggregate.
 pub(super) fn drift_wasserstein() -> AggregateUDF {

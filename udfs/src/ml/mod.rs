@@ -25,35 +25,23 @@
 pub mod data;
 pub mod device;
 pub mod encode;
+mod error;
 pub mod metrics;
 pub mod model;
 mod predict;
 mod rng;
 pub mod train;
 
-use std::fmt;
 use std::sync::Arc;
 
 use datafusion::prelude::SessionContext;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use model::{ModelKind, ModelSpec, TrainedModel};
-
-/// Where `predict` finds models: `'m'` (the production version, else the
-/// latest) or `'m@3'` (a pinned version).
-pub trait ModelProvider: fmt::Debug + Send + Sync {
-    /// The model a `predict` call names, or a message saying why there is
-    /// none (unknown model or version).
-    fn resolve(&self, reference: &str) -> Result<Arc<TrainedModel>, String>;
-}
+pub use predict::ModelProvider;
 
 /// Registers `predict` and `predict_proba` over `provider`.
 pub fn register_all(ctx: &SessionContext, provider: Arc<dyn ModelProvider>) {
     ctx.register_udf(predict::predict(Arc::clone(&provider)));
     ctx.register_udf(predict::predict_proba(provider));
-}
-
-/// An error of this package, as DataFusion carries it.
-pub(crate) fn candle_err(e: candle_core::Error) -> datafusion::error::DataFusionError {
-    datafusion::error::DataFusionError::Execution(format!("model computation failed: {e}"))
 }

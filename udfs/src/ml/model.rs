@@ -20,8 +20,8 @@ use candle_core::{CpuStorage, DType, Device, Layout, Shape, Tensor};
 use datafusion::common::{DataFusionError, Result, exec_err};
 use serde::{Deserialize, Serialize};
 
-use super::candle_err;
 use super::encode::{Encoder, Feature, is_categorical_type, is_numeric_type};
+use super::error::candle_err;
 
 /// The model types `CREATE MODEL … TYPE` trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

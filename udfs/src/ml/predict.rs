@@ -9,6 +9,7 @@
 //! the model expects. Each batch is encoded into one tensor on the
 //! model's device and run through one forward pass: no per-row calls.
 
+use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef};
@@ -18,8 +19,15 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::ModelProvider;
 use super::model::TrainedModel;
+
+/// Where `predict` finds models: `'m'` (the production version, else the
+/// latest) or `'m@3'` (a pinned version).
+pub trait ModelProvider: fmt::Debug + Send + Sync {
+    /// The model a `predict` call names, or a message saying why there is
+    /// none (unknown model or version).
+    fn resolve(&self, reference: &str) -> Result<Arc<TrainedModel>, String>;
+}
 
 /// The `predict` function.
 pub(super) fn predict(provider: Arc<dyn ModelProvider>) -> ScalarUDF {

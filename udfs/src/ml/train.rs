@@ -23,8 +23,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use datafusion::common::{Result, exec_err, plan_err};
 
-use super::candle_err;
 use super::data::{TargetValues, TrainingData};
+use super::error::candle_err;
 use super::metrics::{self, Metrics};
 use super::model::{
     CENTROIDS, ModelKind, ModelSpec, Target, TrainedModel, bias_name, squared_distances,
@@ -167,7 +167,7 @@ impl TrainOptions {
                     }
                 }
                 "device" => {
-                    super::DeviceChoice::parse(value).map_err(|e| {
+                    super::device::DeviceChoice::parse(value).map_err(|e| {
                         datafusion::error::DataFusionError::Plan(format!("option device: {e}"))
                     })?;
                     o.device = Some(value.clone());
