@@ -26,8 +26,8 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, ObjectName};
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::Result;
-use crate::parser::{
+use crate::error::Result;
+use crate::tokens::{
     eat_word, eat_words, expect_token, expect_word, expected, parse_object_name, parse_string,
     sql_error, word,
 };

@@ -7,36 +7,26 @@
 //! what each one means.
 
 pub mod dialect;
+mod drift;
+mod error;
 pub mod governance;
+mod jobs;
+mod maintenance;
+mod models;
 pub mod parser;
+mod sources;
 pub mod statement;
+mod tokens;
 
 pub use dialect::AutoLakeDialect;
+pub use error::{ParseError, Result};
 pub use governance::{Governance, Grantee};
 pub use parser::parse;
 pub use statement::{
     CreateJob, CreateModel, CreateMonitor, CreateSource, DRIFT_TESTS, DescribeHistory, DriftCheck,
-    DriftReference, JOB_STATEMENTS, JobSchedule, MODEL_TYPES, Optimize, ParsedStatement, Restore,
-    SOURCE_TYPES, Statement, SyncTable, TimeTravel, Vacuum, WindowSpec, redact,
+    DriftReference, Family, JOB_STATEMENTS, JobSchedule, MODEL_TYPES, Optimize, ParsedStatement,
+    Restore, SOURCE_TYPES, Statement, SyncTable, TimeTravel, Vacuum, WindowSpec, redact,
 };
 
 /// Re-export of the SQL AST, so the engine names one sqlparser.
 pub use datafusion::sql::sqlparser;
-
-/// A statement that could not be parsed: the message, where, and which
-/// statement it was.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}syntax error at line {line}, column {column}: {message}", statement.as_ref().map(|s| format!("in statement `{s}`: ")).unwrap_or_default())]
-pub struct ParseError {
-    /// What was wrong.
-    pub message: String,
-    /// 1-based line of the offending token (0 when unknown).
-    pub line: u64,
-    /// 1-based column of the offending token (0 when unknown).
-    pub column: u64,
-    /// The start of the failing statement's text.
-    pub statement: Option<String>,
-}
-
-/// Result of parsing.
-pub type Result<T, E = ParseError> = std::result::Result<T, E>;
