@@ -32,7 +32,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autolake_engine::serve::users::UserStore;
+use autolake_engine::governance::accounts::UserStore;
 use autolake_engine::serve::{ServeOptions, serve};
 use autolake_engine::{Engine, EngineConfig, Interface, Principal};
 use clap::Parser;

@@ -90,7 +90,7 @@ async fn freshness(commits: usize) -> Result<(), BoxError> {
              CREATE JOB fresh EVERY '1 second' AS INSERT INTO out SELECT id FROM table_changes('src')",
         )
         .await?;
-    let scheduler = autolake_engine::jobs::Scheduler::new(Arc::clone(&engine))
+    let scheduler = autolake_engine::scheduler::Scheduler::new(Arc::clone(&engine))
         .spawn(Duration::from_millis(200));
     let mut lags = Vec::with_capacity(commits);
     let mut seed = 0x2545_f491_4f6c_dd1du64;

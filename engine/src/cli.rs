@@ -288,11 +288,11 @@ async fn run_command(engine: &std::sync::Arc<Engine>, command: Command) -> Resul
         Command::Jobs {
             command: JobsCommand::RunDue,
         } => {
-            let scheduler = crate::jobs::Scheduler::new(std::sync::Arc::clone(engine));
+            let scheduler = crate::scheduler::Scheduler::new(std::sync::Arc::clone(engine));
             let mut failed = false;
             for handle in scheduler.start_due().await? {
                 match handle.await {
-                    Ok(Ok(r)) if r.status == "skipped" => {
+                    Ok(Ok(r)) if r.status == crate::jobs::RunStatus::Skipped => {
                         println!("{}: nothing new", r.job);
                     }
                     Ok(Ok(r)) => println!(
@@ -378,7 +378,7 @@ async fn run_one(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let spinner = long_running(statement.statement.kind());
+    let spinner = long_running(&statement.statement);
     let result = session.execute_statement(statement).await;
     let result = match result {
         Ok(r) => r,
@@ -416,25 +416,11 @@ async fn run_one(
 
 /// A spinner for statements that may take a while, on a terminal only
 /// (indicatif draws nothing when stderr is not a terminal).
-fn long_running(kind: &str) -> Option<indicatif::ProgressBar> {
-    const LONG: &[&str] = &[
-        "OPTIMIZE",
-        "VACUUM",
-        "RESTORE",
-        "CREATE TABLE AS SELECT",
-        "INSERT",
-        "INSERT OVERWRITE",
-        "MERGE",
-        "UPDATE",
-        "DELETE",
-        "SYNC TABLE",
-        "SYNC SOURCE",
-        "CREATE MODEL",
-        "EVALUATE MODEL",
-    ];
-    if !LONG.contains(&kind) || !std::io::stderr().is_terminal() {
+fn long_running(statement: &autolake_sql::Statement) -> Option<indicatif::ProgressBar> {
+    if !statement.is_long_running() || !std::io::stderr().is_terminal() {
         return None;
     }
+    let kind = statement.kind();
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(format!("{kind}…"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));

@@ -326,7 +326,7 @@ async fn governance(admin: &Session, out: &mut dyn Write) -> Result<()> {
         out,
         "10. Governance: an engineer, a scientist and an auditor at work",
     )?;
-    let password = crate::serve::users::random_token(12);
+    let password = crate::governance::accounts::random_token(12);
     admin
         .execute(&format!(
             "CREATE USER IF NOT EXISTS demo_engineer PASSWORD '{password}' ROLE engineer;

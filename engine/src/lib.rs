@@ -22,6 +22,7 @@
 //! ```
 
 pub mod cli;
+mod context;
 pub mod demo;
 pub mod error;
 mod exec;
@@ -30,10 +31,14 @@ pub mod jobs;
 pub mod lake;
 pub mod models;
 pub mod monitor;
+mod names;
+mod open;
 pub mod principal;
+pub mod scheduler;
 pub mod serve;
 pub mod session;
 pub mod sources;
+pub mod system;
 
 pub use error::{Error, Result};
 pub use principal::{Interface, Principal};

@@ -21,11 +21,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use async_trait::async_trait;
 use autolake_udfs::ml::{ModelProvider, ModelSpec, TrainedModel};
 use candle_core::Device;
 use chrono::{DateTime, Utc};
@@ -35,7 +30,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
-use crate::lake::system::SystemTable;
 
 /// The stages a version can be in.
 pub const STAGES: [&str; 4] = ["production", "staging", "archived", "none"];
@@ -476,114 +470,6 @@ impl ModelProvider for ModelRegistry {
     }
 }
 
-/// `system.models`: one row per model version.
-#[derive(Debug)]
-pub(crate) struct ModelsTable {
-    pub(crate) registry: Arc<ModelRegistry>,
-}
-
-/// The columns of `system.models`.
-pub(crate) fn models_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("version", DataType::Int64, false),
-        Field::new("type", DataType::Utf8, false),
-        Field::new("features", DataType::Utf8, false),
-        Field::new("target", DataType::Utf8, true),
-        Field::new("metrics", DataType::Utf8, false),
-        Field::new("stage", DataType::Utf8, false),
-        Field::new("device", DataType::Utf8, false),
-        Field::new("train_seconds", DataType::Float64, false),
-        Field::new("training_rows", DataType::Int64, false),
-        Field::new("owner", DataType::Utf8, false),
-        Field::new(
-            "created_at",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("sql", DataType::Utf8, false),
-        Field::new("lineage", DataType::Utf8, false),
-    ]))
-}
-
-/// Metrics as compact JSON.
-pub(crate) fn metrics_json(metrics: &BTreeMap<String, f64>) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = metrics
-        .iter()
-        .map(|(k, v)| {
-            let value = serde_json::Number::from_f64((v * 1e6).round() / 1e6)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number);
-            (k.clone(), value)
-        })
-        .collect();
-    serde_json::Value::Object(map).to_string()
-}
-
-#[async_trait]
-impl SystemTable for ModelsTable {
-    fn schema(&self) -> SchemaRef {
-        models_schema()
-    }
-
-    async fn rows(&self) -> Result<Vec<RecordBatch>> {
-        self.registry.refresh().await?;
-        let mut name = StringBuilder::new();
-        let mut version = Int64Builder::new();
-        let mut kind = StringBuilder::new();
-        let mut features = StringBuilder::new();
-        let mut target = StringBuilder::new();
-        let mut metrics = StringBuilder::new();
-        let mut stage = StringBuilder::new();
-        let mut device = StringBuilder::new();
-        let mut seconds = Float64Builder::new();
-        let mut rows = Int64Builder::new();
-        let mut owner = StringBuilder::new();
-        let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
-        let mut sql = StringBuilder::new();
-        let mut lineage = StringBuilder::new();
-        for (m, s) in self.registry.all() {
-            let r = &m.record;
-            name.append_value(&r.name);
-            version.append_value(r.version as i64);
-            kind.append_value(r.spec.kind.name());
-            features.append_value(r.spec.describe_features());
-            target.append_option(r.spec.target.as_ref().map(|t| t.name.clone()));
-            metrics.append_value(metrics_json(&r.metrics));
-            stage.append_value(s);
-            device.append_value(&r.device);
-            seconds.append_value(r.train_seconds);
-            rows.append_value(r.training_rows as i64);
-            owner.append_value(&r.owner);
-            created.append_value(r.created_at.timestamp_millis());
-            sql.append_value(&r.sql);
-            lineage.append_value(
-                r.lineage
-                    .iter()
-                    .map(|l| format!("{}@{}", l.table, l.version))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-        }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(name.finish()),
-            Arc::new(version.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(features.finish()),
-            Arc::new(target.finish()),
-            Arc::new(metrics.finish()),
-            Arc::new(stage.finish()),
-            Arc::new(device.finish()),
-            Arc::new(seconds.finish()),
-            Arc::new(rows.finish()),
-            Arc::new(owner.finish()),
-            Arc::new(created.finish()),
-            Arc::new(sql.finish()),
-            Arc::new(lineage.finish()),
-        ];
-        Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
-    }
-}
-
 /// Resolves where an engine's models run, saying so once in the log.
 pub(crate) fn engine_device(choice: &str) -> Result<Device> {
     let parsed = autolake_udfs::ml::DeviceChoice::parse(choice).map_err(Error::invalid)?;
@@ -594,4 +480,17 @@ pub(crate) fn engine_device(choice: &str) -> Result<Device> {
         if choice.is_empty() { "auto" } else { choice }
     );
     Ok(device)
+}
+
+/// Metrics as compact JSON.
+pub fn metrics_json(metrics: &BTreeMap<String, f64>) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = metrics
+        .iter()
+        .map(|(k, v)| {
+            let value = serde_json::Number::from_f64((v * 1e6).round() / 1e6)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number);
+            (k.clone(), value)
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
 }

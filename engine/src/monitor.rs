@@ -17,16 +17,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMillisecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use async_trait::async_trait;
 use autolake_sql::sqlparser::ast::ObjectName;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::lake::docs::DocStore;
-use crate::lake::system::SystemTable;
 use crate::lake::{Lake, SYSTEM_SCHEMA, TableName};
 
 /// A saved drift check.
@@ -83,7 +80,7 @@ impl MonitorStore {
 
 /// A monitor name written in SQL: one identifier.
 pub(crate) fn monitor_name(name: &ObjectName) -> Result<String> {
-    crate::exec::single_name("monitor", name)
+    crate::names::single_name("monitor", name)
 }
 
 /// Checks a schedule: a five-field cron expression, a cron alias or an
@@ -95,6 +92,18 @@ pub(crate) fn validate_schedule(schedule: &str) -> Result<()> {
 /// Where monitor runs are recorded.
 pub(crate) fn metrics_table() -> TableName {
     TableName::new(SYSTEM_SCHEMA, "drift_metrics")
+}
+
+/// The columns of a `CHECK DRIFT` result.
+pub(crate) fn result_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("column", DataType::Utf8, false),
+        Field::new("test", DataType::Utf8, false),
+        Field::new("statistic", DataType::Float64, false),
+        Field::new("p_value", DataType::Float64, true),
+        Field::new("threshold", DataType::Float64, false),
+        Field::new("drift_detected", DataType::Boolean, false),
+    ]))
 }
 
 /// Columns of `system.drift_metrics`: the monitor run, then the columns of
@@ -110,64 +119,8 @@ pub(crate) fn metrics_schema() -> SchemaRef {
         Field::new("table", DataType::Utf8, false),
         Field::new("table_version", DataType::Int64, false),
     ];
-    fields.extend(
-        crate::exec::drift_result_schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone()),
-    );
+    fields.extend(result_schema().fields().iter().map(|f| f.as_ref().clone()));
     Arc::new(Schema::new(fields))
-}
-
-/// `system.monitors`: one row per monitor.
-#[derive(Debug)]
-pub(crate) struct MonitorsTable {
-    pub(crate) lake: Arc<Lake>,
-}
-
-#[async_trait]
-impl SystemTable for MonitorsTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("table", DataType::Utf8, false),
-            Field::new("schedule", DataType::Utf8, false),
-            Field::new("check", DataType::Utf8, false),
-            Field::new("owner", DataType::Utf8, false),
-            Field::new(
-                "created_at",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
-        ]))
-    }
-
-    async fn rows(&self) -> Result<Vec<RecordBatch>> {
-        let monitors = MonitorStore::new(Arc::clone(&self.lake)).list().await?;
-        let mut name = StringBuilder::new();
-        let mut table = StringBuilder::new();
-        let mut schedule = StringBuilder::new();
-        let mut check = StringBuilder::new();
-        let mut owner = StringBuilder::new();
-        let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
-        for m in monitors {
-            name.append_value(&m.name);
-            table.append_value(&m.table);
-            schedule.append_value(&m.schedule);
-            check.append_value(&m.check);
-            owner.append_value(&m.owner);
-            created.append_value(m.created_at.timestamp_millis());
-        }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(name.finish()),
-            Arc::new(table.finish()),
-            Arc::new(schedule.finish()),
-            Arc::new(check.finish()),
-            Arc::new(owner.finish()),
-            Arc::new(created.finish()),
-        ];
-        Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
-    }
 }
 
 #[cfg(test)]

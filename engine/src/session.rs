@@ -18,288 +18,88 @@
 //! [`Engine`] and call [`Session::execute_statement`], so authorization,
 //! commit bookkeeping and audit live here once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use autolake_sql::ParsedStatement;
 use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::optimizer::{Analyzer, AnalyzerRule};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
-use futures::TryStreamExt;
-use serde::Deserialize;
 
+use crate::context::StatementContext;
+pub use crate::context::{Engine, EngineConfig, StatementResult};
 use crate::error::{Error, Result};
-use crate::governance::audit::{AuditLog, AuditedStream, Entry, Outcome};
-use crate::governance::{Governance, Securable};
-use crate::lake::cache::FileCache;
+pub use crate::exec::ingest::{IfExists, IfMissing, Ingest};
+use crate::governance::Securable;
+use crate::governance::accounts::UserStore;
+use crate::governance::audit::{AuditedStream, Entry, Outcome};
 use crate::lake::catalog::LakeCatalog;
-use crate::lake::system::SystemSchema;
-use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, Lake};
-use crate::models::ModelRegistry;
+use crate::lake::{DEFAULT_SCHEMA, INTERNAL_CATALOG, LAKE_CATALOG, TIME_TRAVEL_SCHEMA};
 use crate::principal::{Access, Action, Interface, Object, Principal};
-use crate::sources::Sources;
 
-/// Catalog and schema holding the per-statement time-travel snapshots.
-pub(crate) const INTERNAL_CATALOG: &str = "__autolake";
-pub(crate) const TIME_TRAVEL_SCHEMA: &str = "time_travel";
-
-/// How an engine is opened: the lake and its storage options.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EngineConfig {
-    /// Lake root URI.
-    pub lake: String,
-    /// Object-store options for the lake root (S3 endpoint, keys, …).
-    pub storage_options: HashMap<String, String>,
-    /// Compute device: `auto`, `cpu` or `cuda[:N]`.
-    pub device: String,
-    /// Opens the engine without data boundaries and audit log: the
-    /// baseline of the governance benchmark, settable from Rust only
-    /// (never from a configuration file or the command line).
-    #[serde(skip)]
-    pub ungoverned: bool,
-}
-
-impl EngineConfig {
-    /// A configuration for the lake at `uri`, with defaults otherwise.
-    pub fn for_lake(uri: impl Into<String>) -> Self {
-        Self {
-            lake: uri.into(),
-            device: "auto".to_string(),
-            ..Self::default()
-        }
-    }
-}
-
-/// A lake opened for work: shared by every session of a process.
-#[derive(Debug)]
-pub struct Engine {
-    lake: Arc<Lake>,
-    config: EngineConfig,
-    governance: Arc<Governance>,
-    audit: Arc<AuditLog>,
-    system: Arc<SystemSchema>,
-    files: Arc<FileCache>,
-    models: Arc<ModelRegistry>,
-    sources: Arc<Sources>,
-    jobs: Arc<crate::jobs::Jobs>,
+/// One principal's conversation with the engine: the funnel every
+/// interface goes through.
+pub struct Session {
+    pub(crate) cx: StatementContext,
 }
 
 impl Engine {
-    /// Opens the lake of `config`, failing with a clear error when it
-    /// cannot be reached.
-    pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
-        let device = crate::models::engine_device(&config.device)?;
-        let lake = Lake::open(&config.lake, &config.storage_options).await?;
-        let files: Arc<FileCache> = Arc::default();
-        let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
-        let sources = Arc::new(Sources::new(Arc::clone(&lake)));
-        let governance = Arc::new(Governance::new(Arc::clone(&lake)));
-        let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned);
-        audit.start_flusher();
-        let mut system = SystemSchema::new(Arc::clone(&lake), Arc::clone(&files));
-        let owners = Arc::clone(&governance);
-        system.set_table_owners(Arc::new(move |table| {
-            owners
-                .cached()
-                .owners
-                .get(&Securable::table(table))
-                .cloned()
-        }));
-        system.add(
-            "users",
-            Arc::new(crate::governance::tables::UsersTable {
-                users: crate::serve::users::UserStore::new(Arc::clone(&lake)),
-            }),
-        );
-        system.add(
-            "grants",
-            Arc::new(crate::governance::tables::GrantsTable {
-                governance: Arc::clone(&governance),
-            }),
-        );
-        system.add_delta(
-            &crate::governance::audit::audit_table().table,
-            crate::governance::audit::audit_schema(),
-        );
-        system.add(
-            "models",
-            Arc::new(crate::models::ModelsTable {
-                registry: Arc::clone(&models),
-            }),
-        );
-        system.add(
-            "sources",
-            Arc::new(crate::sources::SourcesTable {
-                sources: Arc::clone(&sources),
-            }),
-        );
-        system.add_delta(
-            &crate::exec::sources::lineage_table().table,
-            crate::exec::sources::lineage_schema(),
-        );
-        let jobs = Arc::new(crate::jobs::Jobs::new(Arc::clone(&lake)));
-        system.add(
-            "jobs",
-            Arc::new(crate::jobs::JobsTable {
-                jobs: Arc::clone(&jobs),
-            }),
-        );
-        system.add_delta(&crate::jobs::runs_table().table, crate::jobs::runs_schema());
-        Ok(Arc::new(Self {
-            lake,
-            config,
-            governance,
-            audit,
-            system: Arc::new(system),
-            files,
-            models,
-            sources,
-            jobs,
-        }))
-    }
-
-    /// Decoded scans of lake tables kept in memory (off unless a budget
-    /// is set, as `autolake serve` does).
-    pub fn scan_cache(&self) -> &crate::lake::cache::DataCache {
-        self.files.data()
-    }
-
-    /// The lake's jobs.
-    pub fn jobs(&self) -> &Arc<crate::jobs::Jobs> {
-        &self.jobs
-    }
-
-    /// The lake.
-    pub fn lake(&self) -> &Arc<Lake> {
-        &self.lake
-    }
-
-    /// The configuration the engine was opened with.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
     /// A new session for `principal` arriving through `interface`.
     pub fn session(self: &Arc<Self>, principal: Principal, interface: Interface) -> Session {
         Session::new(Arc::clone(self), principal, interface)
     }
 
-    /// The model registry.
-    pub fn models(&self) -> &Arc<ModelRegistry> {
-        &self.models
-    }
-
-    /// The lake's sources.
-    pub fn sources(&self) -> &Arc<Sources> {
-        &self.sources
-    }
-
-    /// Users' roles, grants, owners, policies and masks.
-    pub fn governance(&self) -> &Arc<Governance> {
-        &self.governance
-    }
-
-    /// The audit log.
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.audit
-    }
-
-    /// Commits what is still buffered (the audit log): call before the
-    /// process exits.
-    pub async fn close(&self) -> Result<()> {
-        self.audit.close().await
-    }
-}
-
-/// The output of one statement: a stream of record batches.
-pub struct StatementResult {
-    /// The statement's kind (`SELECT`, `INSERT`, …).
-    pub kind: &'static str,
-    /// Whether the statement returns rows a user asked for (queries,
-    /// SHOW/DESCRIBE, maintenance reports) rather than a status.
-    pub returns_rows: bool,
-    stream: SendableRecordBatchStream,
-}
-
-impl StatementResult {
-    pub(crate) fn stream(kind: &'static str, stream: SendableRecordBatchStream) -> Self {
-        Self {
-            kind,
-            returns_rows: true,
-            stream,
+    /// The login entry of the funnel: checks `name`'s password against the
+    /// lake's accounts and audits the attempt, refused ones included; a
+    /// session for the user when the password is right, `None` otherwise
+    /// (one answer for an unknown user and a wrong password).
+    pub async fn login(
+        self: &Arc<Self>,
+        users: &UserStore,
+        name: &str,
+        password: &str,
+        interface: Interface,
+    ) -> Result<Option<Session>> {
+        let user = users.authenticate(name, password).await;
+        let claimed = Principal {
+            name: name.to_string(),
+            roles: Vec::new(),
+            stored: true,
+        };
+        let roles = match &user {
+            Ok(Some(u)) => u.roles.clone(),
+            _ => Vec::new(),
+        };
+        let mut entry = Entry::new(&claimed, roles, interface);
+        entry.kind = "LOGIN".to_string();
+        entry.statement = format!("LOGIN {name}");
+        match &user {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                entry.outcome = Outcome::Denied;
+                entry.error = Some("invalid user name or password".to_string());
+            }
+            Err(e) => {
+                entry.outcome = Outcome::Failure;
+                entry.error = Some(e.to_string());
+            }
         }
-    }
-
-    pub(crate) fn batches(
-        kind: &'static str,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Self {
-        let stream = futures::stream::iter(batches.into_iter().map(Ok));
-        Self::stream(
-            kind,
-            Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
-        )
-    }
-
-    pub(crate) fn status(mut self) -> Self {
-        self.returns_rows = false;
-        self
-    }
-
-    /// The schema of the rows.
-    pub fn schema(&self) -> SchemaRef {
-        self.stream.schema()
-    }
-
-    /// The rows as a stream (a large result is never materialised).
-    pub fn into_stream(self) -> SendableRecordBatchStream {
-        self.stream
-    }
-
-    /// All rows, collected.
-    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
-        Ok(self.stream.try_collect().await?)
-    }
-}
-
-/// One principal's conversation with the engine.
-pub struct Session {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) principal: Principal,
-    pub(crate) interface: Interface,
-    pub(crate) ctx: SessionContext,
-    pub(crate) catalog: Arc<LakeCatalog>,
-    pub(crate) time_travel: Arc<MemorySchemaProvider>,
-    /// The job run this session executes, if any.
-    pub(crate) job: Option<Arc<crate::jobs::JobRun>>,
-}
-
-impl std::fmt::Debug for StatementResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatementResult")
-            .field("kind", &self.kind)
-            .field("returns_rows", &self.returns_rows)
-            .field("schema", &self.stream.schema())
-            .finish()
+        self.audit.record(entry);
+        Ok(user?.map(|u| self.session(u.principal(), interface)))
     }
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("principal", &self.principal)
-            .field("interface", &self.interface)
-            .field("lake", &self.engine.lake.uri())
+            .field("principal", &self.cx.principal)
+            .field("interface", &self.cx.interface)
+            .field("lake", &self.cx.engine.lake.uri())
             .finish()
     }
 }
@@ -357,7 +157,7 @@ impl Session {
         let ctx = SessionContext::new_with_state(state);
         let catalog = Arc::new(LakeCatalog::new(
             Arc::clone(&engine.lake),
-            Arc::clone(&engine.system),
+            Arc::clone(&engine.system) as _,
             Arc::clone(&engine.files),
             ctx.copied_config(),
         ));
@@ -379,47 +179,39 @@ impl Session {
             ctx.register_udf(udf);
         }
         Self {
-            engine,
-            principal,
-            interface,
-            ctx,
-            catalog,
-            time_travel,
-            job: None,
+            cx: StatementContext {
+                engine,
+                principal,
+                interface,
+                ctx,
+                catalog,
+                time_travel,
+                job: None,
+            },
         }
     }
 
     /// The same session executing a job's run: `table_changes('t')` reads
     /// the run's inputs and every commit carries the run's transaction.
     pub(crate) fn with_job(mut self, run: Arc<crate::jobs::JobRun>) -> Self {
-        self.job = Some(run);
+        self.cx.job = Some(run);
         self
-    }
-
-    /// The stamp of a commit made by this session for a statement of
-    /// `kind`.
-    pub(crate) fn stamp(&self, kind: &str) -> crate::lake::write::CommitStamp {
-        let stamp = crate::lake::write::CommitStamp::new(&self.principal, kind, self.interface);
-        match &self.job {
-            Some(run) => run.stamp(stamp),
-            None => stamp,
-        }
     }
 
     /// Who this session runs as.
     pub fn principal(&self) -> &Principal {
-        &self.principal
+        &self.cx.principal
     }
 
     /// The engine behind the session.
     pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+        &self.cx.engine
     }
 
     /// The DataFusion context (for embedding programs that register their
     /// own tables or functions).
     pub fn context(&self) -> &SessionContext {
-        &self.ctx
+        &self.cx.ctx
     }
 
     /// Parses `sql` into statements without running anything. Text that
@@ -431,14 +223,39 @@ impl Session {
             entry.statement = autolake_sql::redact(sql.trim());
             entry.outcome = Outcome::Failure;
             entry.error = Some(e.to_string());
-            self.engine.audit.record(entry);
+            self.cx.engine.audit.record(entry);
             Error::from(e)
         })
     }
 
+    /// Parses `sql`, which must hold exactly one statement (a client's
+    /// request, a job's stored statement); audited as [`Session::parse`].
+    pub fn parse_one(&self, sql: &str) -> Result<ParsedStatement> {
+        let mut statements = self.parse(sql)?;
+        if statements.len() != 1 {
+            let e = Error::invalid(format!(
+                "expected exactly one statement, found {}",
+                statements.len()
+            ));
+            let mut entry = self.audit_entry();
+            entry.kind = "PARSE".to_string();
+            entry.statement = autolake_sql::redact(sql.trim());
+            entry.outcome = Outcome::Failure;
+            entry.error = Some(e.to_string());
+            self.cx.engine.audit.record(entry);
+            return Err(e);
+        }
+        Ok(statements.remove(0))
+    }
+
     fn audit_entry(&self) -> Entry {
-        let roles = self.engine.governance.cached().roles_of(&self.principal);
-        Entry::new(&self.principal, roles, self.interface)
+        let roles = self
+            .cx
+            .engine
+            .governance
+            .cached()
+            .roles_of(&self.cx.principal);
+        Entry::new(&self.cx.principal, roles, self.cx.interface)
     }
 
     /// Runs every statement of `sql` in order and collects the last
@@ -470,7 +287,7 @@ impl Session {
                 returns_rows: result.returns_rows,
                 stream: Box::pin(AuditedStream::new(
                     result.stream,
-                    Arc::clone(&self.engine.audit),
+                    Arc::clone(&self.cx.engine.audit),
                     entry,
                     started,
                     !result.returns_rows,
@@ -479,10 +296,34 @@ impl Session {
             Err(e) => {
                 entry.error = Some(e.to_string());
                 entry.duration_ms = started.elapsed().as_millis() as i64;
-                self.engine.audit.record(entry);
+                self.cx.engine.audit.record(entry);
                 Err(e)
             }
         }
+    }
+
+    /// The funnel's policy steps before a statement runs or is planned:
+    /// fresh catalog names, models and governance state, the statement's
+    /// accesses (reading a source's table is using the source), and the
+    /// privilege check. `objects` gets what the audit entry lists, also when
+    /// the check fails.
+    async fn admit(
+        &self,
+        parsed: &ParsedStatement,
+        objects: &mut Vec<String>,
+    ) -> Result<Vec<Access>> {
+        self.cx
+            .catalog
+            .refresh(&self.cx.ctx.copied_config())
+            .await?;
+        self.cx.engine.models.refresh().await?;
+        let state = self.cx.engine.governance.state().await?;
+        let mut accesses = crate::exec::accesses(&self.cx, &parsed.statement)?;
+        crate::exec::sources::attach(&self.cx, &parsed.statement, &accesses).await?;
+        self.source_reads(&mut accesses).await?;
+        *objects = describe(&accesses);
+        state.check(&self.cx.principal, &accesses)?;
+        Ok(accesses)
     }
 
     async fn checked_run(
@@ -490,51 +331,54 @@ impl Session {
         parsed: &ParsedStatement,
         objects: &mut Vec<String>,
     ) -> Result<StatementResult> {
-        self.catalog.refresh(&self.ctx.copied_config()).await?;
-        self.engine.models.refresh().await?;
-        let state = self.engine.governance.state().await?;
-        let mut accesses = crate::exec::accesses(self, &parsed.statement)?;
-        crate::exec::sources::attach(self, &parsed.statement, &accesses).await?;
-        self.source_reads(&mut accesses).await?;
-        *objects = describe(&accesses);
-        state.check(&self.principal, &accesses)?;
+        let accesses = self.admit(parsed, objects).await?;
         if accesses
             .iter()
             .any(|a| a.object == Object::System("audit_log".to_string()))
         {
             // A reader sees every statement made before its own.
-            self.engine.audit.flush().await?;
+            self.cx.engine.audit.flush().await?;
         }
-        let result = crate::exec::run(self, &parsed.statement, &parsed.text).await?;
-        self.after(&parsed.statement, &accesses).await?;
+        let result = crate::exec::run(&self.cx, &parsed.statement, &parsed.text).await?;
+        self.after(Some(&parsed.statement), &accesses).await?;
         Ok(result)
     }
 
-    /// Records in the audit log work done outside a statement (a bulk
-    /// ingest): `rows` written, or the error.
-    pub(crate) fn record(
-        &self,
-        kind: &str,
-        text: String,
-        objects: Vec<String>,
-        result: &Result<u64>,
-        started: std::time::Instant,
-    ) {
+    /// The bulk-ingest entry of the funnel: the upload's accesses checked
+    /// as a statement's are, the rows written in one stamped commit,
+    /// ownership of a table it created recorded, one audit entry with the
+    /// rows written or the error.
+    pub async fn ingest(&self, request: Ingest) -> Result<u64> {
+        let started = std::time::Instant::now();
         let mut entry = self.audit_entry();
-        entry.kind = kind.to_string();
-        entry.statement = text;
-        entry.objects = objects;
-        entry.outcome = Outcome::of(result);
+        entry.kind = "INGEST".to_string();
+        entry.statement = format!("INGEST INTO {}", request.table);
+        entry.objects = vec![format!(
+            "table {}.{}",
+            request.table.schema, request.table.table
+        )];
+        let result = self.admitted_ingest(request).await;
+        entry.outcome = Outcome::of(&result);
         entry.error = result.as_ref().err().map(|e| e.to_string());
         entry.rows = result.as_ref().ok().map(|r| *r as i64);
         entry.duration_ms = started.elapsed().as_millis() as i64;
-        self.engine.audit.record(entry);
+        self.cx.engine.audit.record(entry);
+        result
+    }
+
+    async fn admitted_ingest(&self, request: Ingest) -> Result<u64> {
+        let (target, accesses) = crate::exec::ingest::plan(&self.cx, &request).await?;
+        let state = self.cx.engine.governance.state().await?;
+        state.check(&self.cx.principal, &accesses)?;
+        let rows = crate::exec::ingest::run(&self.cx, request, target).await?;
+        self.after(None, &accesses).await?;
+        Ok(rows)
     }
 
     /// Whether this session's principal may read `catalog.schema.table`
     /// (metadata listings show only such tables).
     pub fn may_read(&self, catalog: &str, schema: &str, table: &str) -> bool {
-        let object = crate::exec::read_object(&datafusion::common::TableReference::full(
+        let object = crate::names::read_object(&datafusion::common::TableReference::full(
             catalog, schema, table,
         ));
         let object = match object {
@@ -549,17 +393,12 @@ impl Session {
             action: Action::Select,
             object,
         };
-        self.engine
+        self.cx
+            .engine
             .governance
             .cached()
-            .check(&self.principal, std::slice::from_ref(&access))
+            .check(&self.cx.principal, std::slice::from_ref(&access))
             .is_ok()
-    }
-
-    /// Checks accesses made outside a statement (a bulk ingest).
-    pub(crate) async fn authorize(&self, accesses: &[Access]) -> Result<()> {
-        let state = self.engine.governance.state().await?;
-        state.check(&self.principal, accesses)
     }
 
     /// Reading a source's table (`src.schema.table`) is using the source.
@@ -568,7 +407,7 @@ impl Session {
         for access in accesses.iter() {
             if let Object::Other(text) = &access.object
                 && let [catalog, _, _] = text.splitn(3, '.').collect::<Vec<_>>().as_slice()
-                && self.engine.sources.get(catalog).await?.is_some()
+                && self.cx.engine.sources.get(catalog).await?.is_some()
             {
                 more.push(Access {
                     action: Action::Select,
@@ -580,28 +419,33 @@ impl Session {
         Ok(())
     }
 
-    /// Ownership follows a statement that created or dropped objects.
-    async fn after(&self, statement: &autolake_sql::Statement, accesses: &[Access]) -> Result<()> {
-        let governance = &self.engine.governance;
+    /// Ownership follows a statement (or an ingest) that created or
+    /// dropped objects.
+    async fn after(
+        &self,
+        statement: Option<&autolake_sql::Statement>,
+        accesses: &[Access],
+    ) -> Result<()> {
+        let governance = &self.cx.engine.governance;
         for access in accesses {
             let Some(object) = Securable::of(&access.object) else {
                 continue;
             };
             // A job's statement creates its objects when it runs, not now.
-            if matches!(statement, autolake_sql::Statement::CreateJob(_))
+            if matches!(statement, Some(autolake_sql::Statement::CreateJob(_)))
                 && !matches!(object, Securable::Job(_))
             {
                 continue;
             }
             match access.action {
-                Action::Create => governance.own(&object, &self.principal.name).await?,
+                Action::Create => governance.own(&object, &self.cx.principal.name).await?,
                 Action::Drop => {
                     let one_version = matches!(
                         statement,
-                        autolake_sql::Statement::DropModel {
+                        Some(autolake_sql::Statement::DropModel {
                             version: Some(_),
                             ..
-                        }
+                        })
                     );
                     if !one_version {
                         governance.forget(&object).await?;
@@ -613,9 +457,11 @@ impl Session {
         Ok(())
     }
 
-    /// The result schema of a query, planned without running it (for
-    /// prepared statements); `None` for other statements or when it cannot
-    /// be planned before its parameters are bound.
+    /// The plan-only entry of the funnel: the result schema of a query,
+    /// admitted as if it ran and planned without running it (for prepared
+    /// statements); `None` for other statements or when it cannot be
+    /// planned before its parameters are bound. A refused plan is audited
+    /// once; a planned one is audited when it runs.
     pub async fn plan_query(&self, parsed: &ParsedStatement) -> Option<SchemaRef> {
         use autolake_sql::sqlparser::ast::Statement as S;
         let autolake_sql::Statement::Sql(df) = &parsed.statement else {
@@ -627,14 +473,26 @@ impl Session {
         if !matches!(s.as_ref(), S::Query(_)) {
             return None;
         }
-        self.catalog.refresh(&self.ctx.copied_config()).await.ok()?;
-        let state = self.engine.governance.state().await.ok()?;
-        let accesses = crate::exec::accesses(self, &parsed.statement).ok()?;
-        state.check(&self.principal, &accesses).ok()?;
-        crate::exec::sources::attach(self, &parsed.statement, &accesses)
+        let mut objects = Vec::new();
+        match self.admit(parsed, &mut objects).await {
+            Ok(_) => {}
+            Err(e) => {
+                let error = e.to_string();
+                if matches!(Outcome::of::<()>(&Err(e)), Outcome::Denied) {
+                    let mut entry = self.audit_entry();
+                    entry.kind = parsed.statement.kind().to_string();
+                    entry.statement = parsed.display_text();
+                    entry.objects = objects;
+                    entry.outcome = Outcome::Denied;
+                    entry.error = Some(error);
+                    self.cx.engine.audit.record(entry);
+                }
+                return None;
+            }
+        }
+        let plan = crate::exec::query::plan(&self.cx, df.as_ref().clone())
             .await
             .ok()?;
-        let plan = crate::exec::plan(self, df.as_ref().clone()).await.ok()?;
         Some(Arc::new(plan.schema().as_arrow().clone()))
     }
 
@@ -642,21 +500,18 @@ impl Session {
     /// that can be reached (statements do this themselves; metadata
     /// listings call it first).
     pub async fn refresh_catalog(&self) -> Result<()> {
-        self.catalog.refresh(&self.ctx.copied_config()).await?;
-        crate::exec::sources::attach_all(self).await;
+        self.cx
+            .catalog
+            .refresh(&self.cx.ctx.copied_config())
+            .await?;
+        crate::exec::sources::attach_all(&self.cx).await;
         Ok(())
     }
 
     /// Shorthand: parse and run exactly one statement.
     pub async fn sql(&self, sql: &str) -> Result<StatementResult> {
-        let mut statements = self.parse(sql)?;
-        if statements.len() != 1 {
-            return Err(Error::invalid(format!(
-                "expected exactly one statement, found {}",
-                statements.len()
-            )));
-        }
-        self.execute_statement(&statements.remove(0)).await
+        let parsed = self.parse_one(sql)?;
+        self.execute_statement(&parsed).await
     }
 }
 

@@ -20,17 +20,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMillisecondBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use async_trait::async_trait;
 use autolake_connectors::{OpenedSource, Registry};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lake::docs::DocStore;
-use crate::lake::system::SystemTable;
-use crate::lake::{LAKE_CATALOG, Lake, SYSTEM_SCHEMA};
+use crate::lake::{LAKE_CATALOG, Lake, SYSTEM_SCHEMA, TableName};
 
 /// A source definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,7 +50,7 @@ const RESERVED: [&str; 4] = [
     LAKE_CATALOG,
     SYSTEM_SCHEMA,
     "datafusion",
-    crate::session::INTERNAL_CATALOG,
+    crate::lake::INTERNAL_CATALOG,
 ];
 
 /// The sources of a lake and the ones opened by this process.
@@ -233,49 +230,28 @@ fn connector_error(e: autolake_connectors::Error) -> Error {
     }
 }
 
-/// `system.sources`: one row per source, options redacted.
-#[derive(Debug)]
-pub(crate) struct SourcesTable {
-    pub(crate) sources: Arc<Sources>,
+/// Where sync runs are recorded.
+pub(crate) fn lineage_table() -> TableName {
+    TableName::new(SYSTEM_SCHEMA, "lineage")
 }
 
-#[async_trait]
-impl SystemTable for SourcesTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("type", DataType::Utf8, false),
-            Field::new("options", DataType::Utf8, false),
-            Field::new("owner", DataType::Utf8, false),
-            Field::new(
-                "created_at",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
-        ]))
-    }
-
-    async fn rows(&self) -> Result<Vec<RecordBatch>> {
-        let mut name = StringBuilder::new();
-        let mut kind = StringBuilder::new();
-        let mut options = StringBuilder::new();
-        let mut owner = StringBuilder::new();
-        let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
-        for s in self.sources.list().await? {
-            name.append_value(&s.name);
-            kind.append_value(&s.source_type);
-            let shown = self.sources.shown_options(&s);
-            options.append_value(serde_json::to_string(&shown).unwrap_or_default());
-            owner.append_value(&s.owner);
-            created.append_value(s.created_at.timestamp_millis());
-        }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(name.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(options.finish()),
-            Arc::new(owner.finish()),
-            Arc::new(created.finish()),
-        ];
-        Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
-    }
+/// Columns of `system.lineage`: one row per sync run.
+pub(crate) fn lineage_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("target", DataType::Utf8, false),
+        Field::new("run", DataType::Int64, false),
+        Field::new("mode", DataType::Utf8, false),
+        Field::new("cursor_column", DataType::Utf8, true),
+        Field::new("cursor", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("rejected", DataType::Int64, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new(
+            "synced_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("user", DataType::Utf8, false),
+    ]))
 }

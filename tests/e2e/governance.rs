@@ -543,3 +543,112 @@ async fn a_policy_the_files_prove_true_costs_nothing_and_one_file_brings_it_back
     let old = "SELECT count(*) FROM pay VERSION AS OF 1";
     assert_eq!(one(&cleo, old).await, "2000");
 }
+
+/// Every entry of the funnel (a statement, a plan only, a bulk ingest, a
+/// login) refuses what its user may not do, changes nothing, and leaves
+/// exactly one audit entry saying so.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_funnel_entry_refuses_once_and_changes_nothing() {
+    use autolake_engine::governance::accounts::UserStore;
+    use autolake_engine::lake::TableName;
+    use autolake_engine::session::{IfExists, IfMissing, Ingest};
+
+    let lake = lake().await;
+    lake.admin.execute(SETUP).await.unwrap();
+    let nob = user(&lake.engine, "nob");
+    let audited = |statement: &'static str| {
+        let admin = &lake.admin;
+        async move {
+            rows(
+                admin,
+                &format!(
+                    "SELECT kind, outcome FROM system.audit_log \
+                     WHERE user = 'nob' AND statement LIKE '{statement}%' ORDER BY seq"
+                ),
+            )
+            .await
+        }
+    };
+
+    // A statement.
+    denied(
+        nob.execute("INSERT INTO sales.orders VALUES (9, 'EU', 1.0, 'x')")
+            .await,
+    );
+    assert_eq!(
+        one(&lake.admin, "SELECT count(*) FROM sales.orders").await,
+        "4"
+    );
+    assert_eq!(audited("INSERT INTO sales.orders").await, ["INSERT|denied"]);
+
+    // A plan only (a prepared statement's schema): no schema for a query
+    // its user may not run.
+    let parsed = nob
+        .parse_one("SELECT ssn FROM sales.orders WHERE id = $1")
+        .unwrap();
+    assert!(nob.plan_query(&parsed).await.is_none());
+    assert_eq!(
+        audited("SELECT ssn FROM sales.orders").await,
+        ["SELECT|denied"]
+    );
+
+    // A bulk ingest, into a table that exists and into a new one.
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        "id",
+        std::sync::Arc::new(arrow::array::Int32Array::from(vec![7])) as _,
+    )])
+    .unwrap();
+    for (table, if_exists) in [("orders", IfExists::Append), ("copied", IfExists::Fail)] {
+        let result = nob
+            .ingest(Ingest {
+                table: TableName::new("sales", table),
+                batches: vec![batch.clone()],
+                if_exists: Some(if_exists),
+                if_missing: Some(IfMissing::Create),
+            })
+            .await;
+        assert!(
+            matches!(result, Err(Error::PermissionDenied(_))),
+            "{table}: {result:?}"
+        );
+        assert_eq!(
+            audited(if table == "orders" {
+                "INGEST INTO lake.sales.orders"
+            } else {
+                "INGEST INTO lake.sales.copied"
+            })
+            .await,
+            ["INGEST|denied"]
+        );
+    }
+    assert_eq!(
+        one(&lake.admin, "SELECT count(*) FROM sales.orders").await,
+        "4"
+    );
+    assert!(
+        lake.admin
+            .execute("SELECT * FROM sales.copied")
+            .await
+            .is_err()
+    );
+
+    // A login: a wrong password gets no session; the right one does.
+    let users = UserStore::new(Arc::clone(lake.engine.lake()));
+    let refused = lake
+        .engine
+        .login(&users, "nob", "wrong", Interface::FlightSql)
+        .await
+        .unwrap();
+    assert!(refused.is_none());
+    let signed_in = lake
+        .engine
+        .login(&users, "nob", "pw-nob", Interface::FlightSql)
+        .await
+        .unwrap()
+        .expect("the right password signs in");
+    assert_eq!(signed_in.principal().name, "nob");
+    assert_eq!(
+        audited("LOGIN nob").await,
+        ["LOGIN|denied", "LOGIN|success"]
+    );
+}

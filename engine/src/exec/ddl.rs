@@ -14,11 +14,12 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use deltalake::protocol::SaveMode;
 
-use super::{count_result, done, ident_name, lake_schema, lake_table};
+use super::query::{count_result, done};
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
 use crate::lake::write;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, TableName};
-use crate::session::{Session, StatementResult};
+use crate::names::{ident_name, lake_schema, lake_table};
 
 pub(super) fn schema_object_name(name: &SchemaName) -> ObjectName {
     match name {
@@ -28,15 +29,15 @@ pub(super) fn schema_object_name(name: &SchemaName) -> ObjectName {
 }
 
 pub(super) async fn create_schema(
-    session: &Session,
+    cx: &StatementContext,
     name: &SchemaName,
     if_not_exists: bool,
 ) -> Result<StatementResult> {
     let schema = lake_schema(&schema_object_name(name))?;
-    let created = session
+    let created = cx
         .engine
         .lake()
-        .create_schema(&schema, &session.principal.name)
+        .create_schema(&schema, &cx.principal.name)
         .await?;
     if !created && !if_not_exists {
         return Err(Error::AlreadyExists {
@@ -48,12 +49,12 @@ pub(super) async fn create_schema(
 }
 
 pub(super) async fn drop_schemas(
-    session: &Session,
+    cx: &StatementContext,
     names: &[ObjectName],
     if_exists: bool,
     cascade: bool,
 ) -> Result<StatementResult> {
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     for name in names {
         let schema = lake_schema(name)?;
         if schema == DEFAULT_SCHEMA {
@@ -76,11 +77,11 @@ pub(super) async fn drop_schemas(
 }
 
 pub(super) async fn drop_tables(
-    session: &Session,
+    cx: &StatementContext,
     names: &[ObjectName],
     if_exists: bool,
 ) -> Result<StatementResult> {
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     for name in names {
         let table = lake_table(name)?;
         if lake.load_table(&table).await?.is_none() {
@@ -93,8 +94,7 @@ pub(super) async fn drop_tables(
             });
         }
         lake.drop_table(&table).await?;
-        session
-            .engine
+        cx.engine
             .scan_cache()
             .forget_under(&lake.table_path(&table));
     }
@@ -102,12 +102,12 @@ pub(super) async fn drop_tables(
 }
 
 pub(super) async fn create_table(
-    session: &Session,
+    cx: &StatementContext,
     create: &ast::CreateTable,
     kind: &'static str,
 ) -> Result<StatementResult> {
     let name = lake_table(&create.name)?;
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     if !lake.schema_exists(&name.schema).await? {
         return Err(Error::NotFound {
             kind: "schema",
@@ -142,8 +142,8 @@ pub(super) async fn create_table(
     for_datafusion.hive_distribution = ast::HiveDistributionStyle::NONE;
     for_datafusion.if_not_exists = false;
     for_datafusion.or_replace = false;
-    let plan = super::plan(
-        session,
+    let plan = super::query::plan(
+        cx,
         DFStatement::Statement(Box::new(ast::Statement::CreateTable(for_datafusion))),
     )
     .await?;
@@ -154,7 +154,7 @@ pub(super) async fn create_table(
     };
     let schema = cmt.input.schema().as_arrow().clone();
     check_partition_columns(&name, &schema, &partition_by)?;
-    let stamp = session.stamp(kind);
+    let stamp = cx.stamp(kind);
     // Replacing writes against the loaded table, so its files are removed
     // in the same commit.
     let handle = match existing {
@@ -167,7 +167,7 @@ pub(super) async fn create_table(
             handle,
             &name,
             Arc::unwrap_or_clone(cmt.input),
-            Arc::new(session.ctx.state()),
+            Arc::new(cx.ctx.state()),
             if exists {
                 SaveMode::Overwrite
             } else {
@@ -194,7 +194,7 @@ fn check_partition_columns(
         if schema.field_with_name(col).is_err() {
             return Err(Error::invalid(format!(
                 "PARTITIONED BY column {col} is not a column of {name} (columns: {})",
-                super::column_names(schema.fields())
+                crate::names::column_names(schema.fields())
             )));
         }
     }
@@ -207,12 +207,12 @@ fn check_partition_columns(
 }
 
 pub(super) async fn alter_table(
-    session: &Session,
+    cx: &StatementContext,
     alter: &ast::AlterTable,
     kind: &'static str,
 ) -> Result<StatementResult> {
     let name = lake_table(&alter.name)?;
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     let Some(table) = lake.load_table(&name).await? else {
         if alter.if_exists {
             return Ok(done(kind));
@@ -259,10 +259,10 @@ pub(super) async fn alter_table(
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let probe = super::parse_one_df(&format!(
+    let probe = super::query::parse_one_df(&format!(
         "CREATE TABLE __autolake_new_columns ({columns_sql})"
     ))?;
-    let plan = super::plan(session, probe).await?;
+    let plan = super::query::plan(cx, probe).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmt)) = plan else {
         return Err(Error::invalid("could not plan the new columns"));
     };
@@ -274,7 +274,7 @@ pub(super) async fn alter_table(
         )));
     }
     let fields = write::delta_fields(&name, &schema)?;
-    let stamp = session.stamp(kind);
+    let stamp = cx.stamp(kind);
     table
         .add_columns()
         .with_fields(fields)

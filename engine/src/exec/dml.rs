@@ -18,21 +18,22 @@ use datafusion::logical_expr::{LogicalPlan, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
 use deltalake::protocol::SaveMode;
 
-use super::{count_result, ident_name, lake_table};
+use super::query::count_result;
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
 use crate::lake::TableName;
 use crate::lake::write;
-use crate::session::{Session, StatementResult};
+use crate::names::{ident_name, lake_table, write_target};
 
 pub(super) async fn insert(
-    session: &Session,
+    cx: &StatementContext,
     statement: &DFStatement,
     target: TableName,
     kind: &'static str,
 ) -> Result<StatementResult> {
-    let table = session.engine.lake().require_table(&target).await?;
-    bounded(session, &target, kind, None, &[])?;
-    let plan = super::plan(session, statement.clone()).await?;
+    let table = cx.engine.lake().require_table(&target).await?;
+    bounded(cx, &target, kind, None, &[])?;
+    let plan = super::query::plan(cx, statement.clone()).await?;
     let LogicalPlan::Dml(dml) = plan else {
         return Err(Error::invalid(format!(
             "INSERT into {target}: unexpected plan"
@@ -47,12 +48,12 @@ pub(super) async fn insert(
             )));
         }
     };
-    let stamp = session.stamp(kind);
+    let stamp = cx.stamp(kind);
     let (_, rows) = write::write_plan(
         table,
         &target,
         std::sync::Arc::unwrap_or_clone(dml.input),
-        std::sync::Arc::new(session.ctx.state()),
+        std::sync::Arc::new(cx.ctx.state()),
         mode,
         None,
         false,
@@ -63,7 +64,7 @@ pub(super) async fn insert(
 }
 
 pub(super) async fn update(
-    session: &Session,
+    cx: &StatementContext,
     update: &ast::Update,
     kind: &'static str,
 ) -> Result<StatementResult> {
@@ -72,16 +73,16 @@ pub(super) async fn update(
             "UPDATE … FROM and joins are not supported on lake tables: use MERGE INTO",
         ));
     }
-    let name = lake_table(&single_table(&update.table.relation)?)?;
-    let table = session.engine.lake().require_table(&name).await?;
-    let stamp = session.stamp(kind);
+    let name = lake_table(&write_target(&update.table.relation)?)?;
+    let table = cx.engine.lake().require_table(&name).await?;
+    let stamp = cx.stamp(kind);
     let columns = table_columns(&table)?;
     let mut read: Vec<&Expr> = update.selection.iter().collect();
     read.extend(update.assignments.iter().map(|a| &a.value));
-    let predicate = bounded(session, &name, kind, update.selection.as_ref(), &read)?;
+    let predicate = bounded(cx, &name, kind, update.selection.as_ref(), &read)?;
     let mut builder = table
         .update()
-        .with_session_state(std::sync::Arc::new(session.ctx.state()))
+        .with_session_state(std::sync::Arc::new(cx.ctx.state()))
         .with_commit_properties(stamp.properties());
     if let Some(pred) = predicate {
         builder = builder.with_predicate(pred);
@@ -98,15 +99,14 @@ pub(super) async fn update(
 /// and the row policies bounding the principal's view of the table (see
 /// [`super::governance::bounded_predicate`]).
 fn bounded(
-    session: &Session,
+    cx: &StatementContext,
     table: &TableName,
     kind: &str,
     own: Option<&Expr>,
     read: &[&Expr],
 ) -> Result<Option<String>> {
-    let state = session.engine.governance().cached();
-    let policies =
-        super::governance::bounded_predicate(&state, &session.principal, table, kind, read)?;
+    let state = cx.engine.governance().cached();
+    let policies = super::governance::bounded_predicate(&state, &cx.principal, table, kind, read)?;
     Ok(match (own, policies) {
         (Some(own), Some(p)) => Some(format!("({}) AND {}", delta_sql(own), delta_sql(&p))),
         (Some(own), None) => Some(delta_sql(own)),
@@ -120,7 +120,7 @@ pub(super) fn delete_target(delete: &ast::Delete) -> Result<ObjectName> {
         ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
     };
     match (from.as_slice(), delete.using.as_ref()) {
-        ([t], None) if t.joins.is_empty() && delete.tables.is_empty() => single_table(&t.relation),
+        ([t], None) if t.joins.is_empty() && delete.tables.is_empty() => write_target(&t.relation),
         _ => Err(Error::invalid(
             "DELETE from several tables or with USING is not supported on lake tables: use MERGE INTO",
         )),
@@ -128,18 +128,18 @@ pub(super) fn delete_target(delete: &ast::Delete) -> Result<ObjectName> {
 }
 
 pub(super) async fn delete(
-    session: &Session,
+    cx: &StatementContext,
     delete: &ast::Delete,
     kind: &'static str,
 ) -> Result<StatementResult> {
     let name = lake_table(&delete_target(delete)?)?;
-    let table = session.engine.lake().require_table(&name).await?;
-    let stamp = session.stamp(kind);
+    let table = cx.engine.lake().require_table(&name).await?;
+    let stamp = cx.stamp(kind);
     let read: Vec<&Expr> = delete.selection.iter().collect();
-    let predicate = bounded(session, &name, kind, delete.selection.as_ref(), &read)?;
+    let predicate = bounded(cx, &name, kind, delete.selection.as_ref(), &read)?;
     let mut builder = table
         .delete()
-        .with_session_state(std::sync::Arc::new(session.ctx.state()))
+        .with_session_state(std::sync::Arc::new(cx.ctx.state()))
         .with_commit_properties(stamp.properties());
     if let Some(pred) = predicate {
         builder = builder.with_predicate(pred);
@@ -149,16 +149,16 @@ pub(super) async fn delete(
 }
 
 pub(super) async fn merge(
-    session: &Session,
+    cx: &StatementContext,
     merge: &ast::Merge,
     kind: &'static str,
 ) -> Result<StatementResult> {
-    let target_name = single_table(&merge.table)?;
+    let target_name = write_target(&merge.table)?;
     let name = lake_table(&target_name)?;
     let target_alias = factor_alias(&merge.table).unwrap_or_else(|| name.table.clone());
-    let table = session.engine.lake().require_table(&name).await?;
+    let table = cx.engine.lake().require_table(&name).await?;
     let columns = table_columns(&table)?;
-    bounded(session, &name, kind, None, &[])?;
+    bounded(cx, &name, kind, None, &[])?;
 
     // The source is planned by DataFusion, so it may be any table, a
     // subquery, or an older version of a table.
@@ -204,15 +204,15 @@ pub(super) async fn merge(
             "MERGE source and target are both named {source_alias}: give one an alias"
         )));
     }
-    let source_plan = super::plan(session, super::parse_one_df(&source_sql)?).await?;
-    let source = datafusion::dataframe::DataFrame::new(session.ctx.state(), source_plan);
+    let source_plan = super::query::plan(cx, super::query::parse_one_df(&source_sql)?).await?;
+    let source = datafusion::dataframe::DataFrame::new(cx.ctx.state(), source_plan);
 
-    let stamp = session.stamp(kind);
+    let stamp = cx.stamp(kind);
     let mut builder = table
         .merge(source, delta_sql(&merge.on))
         .with_source_alias(&source_alias)
         .with_target_alias(&target_alias)
-        .with_session_state(std::sync::Arc::new(session.ctx.state()))
+        .with_session_state(std::sync::Arc::new(cx.ctx.state()))
         .with_commit_properties(stamp.properties());
     for clause in &merge.clauses {
         let predicate = clause.predicate.as_ref().map(delta_sql);
@@ -365,24 +365,6 @@ fn last_ident(name: &ObjectName) -> Result<String> {
         .and_then(|p| p.as_ident())
         .map(ident_name)
         .ok_or_else(|| Error::invalid(format!("invalid column name {name}")))
-}
-
-/// The single table a statement targets.
-pub(crate) fn single_table(factor: &TableFactor) -> Result<ObjectName> {
-    match factor {
-        TableFactor::Table {
-            name,
-            version: None,
-            args: None,
-            ..
-        } => Ok(name.clone()),
-        TableFactor::Table { name, .. } => Err(Error::invalid(format!(
-            "{name}: cannot write to a past version or a table function"
-        ))),
-        other => Err(Error::invalid(format!(
-            "cannot write to {other}: name a lake table"
-        ))),
-    }
 }
 
 fn factor_alias(factor: &TableFactor) -> Option<String> {

@@ -20,18 +20,94 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use arrow::datatypes::{DataType, UInt64Type};
 use autolake_sql::{CreateMonitor, DriftCheck, DriftReference};
 use autolake_udfs::drift::{DriftTest, check_function};
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, cast, lit};
 
-use super::{ident_name, lake_table, parse_one_df, plan};
+use super::query::datafusion_statement;
+use super::query::{parse_one_df, plan};
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
 use crate::lake::{LAKE_CATALOG, TableName};
 use crate::monitor::{self, Monitor};
-use crate::session::{Session, StatementResult};
+use crate::names::{ident_name, lake_table};
+use crate::principal::{Access, Action, Object};
+use autolake_sql::{Family, Statement};
+
+/// What a drift statement touches: a check reads its table and its
+/// samples' queries; a monitor is created, run or dropped.
+pub(super) fn accesses(
+    cx: &StatementContext,
+    statement: &Statement,
+    out: &mut Vec<Access>,
+) -> Result<()> {
+    let monitor = |action, name| -> Result<Access> {
+        Ok(Access {
+            action,
+            object: Object::Monitor(monitor::monitor_name(name)?),
+        })
+    };
+    match statement {
+        Statement::CheckDrift(c) => check_accesses(cx, c, out)?,
+        Statement::CreateMonitor(m) => {
+            out.push(monitor(Action::Create, &m.name)?);
+            check_accesses(cx, &m.check, out)?;
+        }
+        Statement::RunMonitor(name) => out.push(monitor(Action::Select, name)?),
+        Statement::DropMonitor { name, .. } => out.push(monitor(Action::Drop, name)?),
+        Statement::ShowMonitors => {}
+        other => return Err(super::reads::outside(Family::Drift, other)),
+    }
+    Ok(())
+}
+
+/// A drift check reads its table and whatever its sample queries read.
+fn check_accesses(
+    cx: &StatementContext,
+    check: &autolake_sql::DriftCheck,
+    out: &mut Vec<Access>,
+) -> Result<()> {
+    out.push(Access {
+        action: Action::Select,
+        object: Object::Table(lake_table(&check.table)?),
+    });
+    let queries = [
+        match &check.reference {
+            autolake_sql::DriftReference::Query(q) => Some(q),
+            autolake_sql::DriftReference::At(_) => None,
+        },
+        check.current.as_ref(),
+    ];
+    for query in queries.into_iter().flatten() {
+        super::reads::query_accesses(cx, query, out)?;
+    }
+    Ok(())
+}
+
+/// Runs a drift statement.
+pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<StatementResult> {
+    match statement {
+        Statement::CheckDrift(c) => check_drift(cx, c).await,
+        Statement::CreateMonitor(m) => create_monitor(cx, m).await,
+        Statement::RunMonitor(name) => run_monitor(cx, name).await,
+        Statement::DropMonitor { name, if_exists } => drop_monitor(cx, name, *if_exists).await,
+        Statement::ShowMonitors => {
+            datafusion_statement(
+                cx,
+                parse_one_df(
+                    "SELECT name, \"table\", schedule, owner \
+                 FROM lake.system.monitors ORDER BY name",
+                )?,
+                statement.kind(),
+            )
+            .await
+        }
+        other => Err(super::reads::outside(Family::Drift, other)),
+    }
+}
 
 /// The flag column marking current rows in the unioned samples.
 const CURRENT_FLAG: &str = "__autolake_is_current";
@@ -45,18 +121,6 @@ pub(crate) struct ColumnDrift {
     pub(crate) p_value: Option<f64>,
     pub(crate) threshold: f64,
     pub(crate) drift_detected: bool,
-}
-
-/// The columns of a `CHECK DRIFT` result.
-pub(crate) fn result_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("column", DataType::Utf8, false),
-        Field::new("test", DataType::Utf8, false),
-        Field::new("statistic", DataType::Float64, false),
-        Field::new("p_value", DataType::Float64, true),
-        Field::new("threshold", DataType::Float64, false),
-        Field::new("drift_detected", DataType::Boolean, false),
-    ]))
 }
 
 fn result_columns(rows: &[ColumnDrift]) -> Vec<ArrayRef> {
@@ -81,10 +145,13 @@ fn result_columns(rows: &[ColumnDrift]) -> Vec<ArrayRef> {
 }
 
 /// `CHECK DRIFT …`
-pub(crate) async fn check_drift(session: &Session, check: &DriftCheck) -> Result<StatementResult> {
-    let prepared = prepare(session, check).await?;
+pub(crate) async fn check_drift(
+    cx: &StatementContext,
+    check: &DriftCheck,
+) -> Result<StatementResult> {
+    let prepared = prepare(cx, check).await?;
     let rows = prepared.run().await?;
-    let schema = result_schema();
+    let schema = crate::monitor::result_schema();
     let batch = RecordBatch::try_new(Arc::clone(&schema), result_columns(&rows))?;
     Ok(StatementResult::batches("CHECK DRIFT", schema, vec![batch]))
 }
@@ -102,9 +169,9 @@ pub(crate) struct PreparedCheck {
 
 /// Plans a check: resolves the table, both samples and the columns, and
 /// checks each column's type against the test, without reading data.
-pub(crate) async fn prepare(session: &Session, check: &DriftCheck) -> Result<PreparedCheck> {
+pub(crate) async fn prepare(cx: &StatementContext, check: &DriftCheck) -> Result<PreparedCheck> {
     let table = lake_table(&check.table)?;
-    let version = session
+    let version = cx
         .engine
         .lake()
         .require_table(&table)
@@ -130,8 +197,8 @@ pub(crate) async fn prepare(session: &Session, check: &DriftCheck) -> Result<Pre
         Some(q) => q.to_string(),
         None => format!("SELECT * FROM {qualified}"),
     };
-    let reference = sample(session, &reference_sql, "reference").await?;
-    let current = sample(session, &current_sql, "current").await?;
+    let reference = sample(cx, &reference_sql, "reference").await?;
+    let current = sample(cx, &current_sql, "current").await?;
 
     let field = |frame: &DataFrame, name: &str| {
         frame
@@ -167,7 +234,7 @@ pub(crate) async fn prepare(session: &Session, check: &DriftCheck) -> Result<Pre
     } else {
         for ident in &check.columns {
             let name = ident_name(ident);
-            let names = |frame: &DataFrame| super::column_names(frame.schema().fields());
+            let names = |frame: &DataFrame| crate::names::column_names(frame.schema().fields());
             let Some(f) = field(&current, &name) else {
                 return Err(Error::invalid(format!(
                     "CHECK DRIFT on {table}: column {name} is not in the current sample \
@@ -305,13 +372,13 @@ impl PreparedCheck {
 }
 
 /// Plans one sample's query, naming the side in any error.
-async fn sample(session: &Session, sql: &str, side: &str) -> Result<DataFrame> {
+async fn sample(cx: &StatementContext, sql: &str, side: &str) -> Result<DataFrame> {
     let statement = parse_one_df(sql)?;
-    let plan = plan(session, statement).await.map_err(|e| match e {
+    let plan = plan(cx, statement).await.map_err(|e| match e {
         Error::NotFound { .. } | Error::Invalid(_) | Error::ReadOnly(_) => e,
         other => Error::invalid(format!("the {side} sample cannot be planned: {other}")),
     })?;
-    Ok(DataFrame::new(session.ctx.state(), plan))
+    Ok(DataFrame::new(cx.ctx.state(), plan))
 }
 
 /// A column type as SQL users know it.
@@ -333,56 +400,56 @@ fn quote(name: &str) -> String {
 
 /// `CREATE MONITOR …`: validates the check by planning it, then saves it.
 pub(crate) async fn create_monitor(
-    session: &Session,
+    cx: &StatementContext,
     create: &CreateMonitor,
 ) -> Result<StatementResult> {
     let name = monitor::monitor_name(&create.name)?;
     monitor::validate_schedule(&create.schedule)?;
-    let prepared = prepare(session, &create.check).await?;
+    let prepared = prepare(cx, &create.check).await?;
     let monitor = Monitor {
         name: name.clone(),
         table: prepared.table.to_string(),
         check: create.check.to_string(),
         schedule: create.schedule.clone(),
-        owner: session.principal.name.clone(),
+        owner: cx.principal.name.clone(),
         created_at: chrono::Utc::now(),
     };
-    let store = monitor::MonitorStore::new(Arc::clone(session.engine.lake()));
+    let store = monitor::MonitorStore::new(Arc::clone(cx.engine.lake()));
     if !store.create(&monitor).await? && !create.if_not_exists {
         return Err(Error::AlreadyExists {
             kind: "monitor",
             name,
         });
     }
-    Ok(super::done("CREATE MONITOR"))
+    Ok(super::query::done("CREATE MONITOR"))
 }
 
 /// `DROP MONITOR [IF EXISTS] name`; its metrics stay in
 /// `system.drift_metrics`.
 pub(crate) async fn drop_monitor(
-    session: &Session,
+    cx: &StatementContext,
     name: &autolake_sql::sqlparser::ast::ObjectName,
     if_exists: bool,
 ) -> Result<StatementResult> {
     let name = monitor::monitor_name(name)?;
-    let store = monitor::MonitorStore::new(Arc::clone(session.engine.lake()));
+    let store = monitor::MonitorStore::new(Arc::clone(cx.engine.lake()));
     if !store.delete(&name).await? && !if_exists {
         return Err(Error::NotFound {
             kind: "monitor",
             name,
         });
     }
-    Ok(super::done("DROP MONITOR"))
+    Ok(super::query::done("DROP MONITOR"))
 }
 
 /// `RUN MONITOR name`: runs the check now, appends its rows to
 /// `system.drift_metrics` and returns them.
 pub(crate) async fn run_monitor(
-    session: &Session,
+    cx: &StatementContext,
     name: &autolake_sql::sqlparser::ast::ObjectName,
 ) -> Result<StatementResult> {
     let name = monitor::monitor_name(name)?;
-    let lake = Arc::clone(session.engine.lake());
+    let lake = Arc::clone(cx.engine.lake());
     let store = monitor::MonitorStore::new(Arc::clone(&lake));
     let Some(saved) = store.get(&name).await? else {
         return Err(Error::NotFound {
@@ -402,13 +469,13 @@ pub(crate) async fn run_monitor(
             )));
         }
     };
-    let prepared = prepare(session, &check).await?;
+    let prepared = prepare(cx, &check).await?;
     let (table, version) = (prepared.table.clone(), prepared.version);
     let rows = prepared.run().await?;
-    let schema = result_schema();
+    let schema = crate::monitor::result_schema();
     let result = RecordBatch::try_new(Arc::clone(&schema), result_columns(&rows))?;
     let batch = metrics_batch(&name, &table, version, &result)?;
-    append_metrics(session, batch.clone()).await?;
+    append_metrics(cx, batch.clone()).await?;
     Ok(StatementResult::batches(
         "RUN MONITOR",
         monitor::metrics_schema(),
@@ -442,33 +509,33 @@ fn metrics_batch(
 /// Records the result of a job's `CHECK DRIFT` in `system.drift_metrics`
 /// under the job's name, as a monitor run is; returns the rows recorded.
 pub(crate) async fn record(
-    session: &Session,
+    cx: &StatementContext,
     job: &str,
     check: &DriftCheck,
     batches: &[RecordBatch],
 ) -> Result<i64> {
-    let table = super::lake_table(&check.table)?;
-    let version = session
+    let table = crate::names::lake_table(&check.table)?;
+    let version = cx
         .engine
         .lake()
         .require_table(&table)
         .await?
         .version()
         .unwrap_or(0) as i64;
-    let result = arrow::compute::concat_batches(&result_schema(), batches)?;
+    let result = arrow::compute::concat_batches(&crate::monitor::result_schema(), batches)?;
     let batch = metrics_batch(job, &table, version, &result)?;
     let rows = batch.num_rows() as i64;
-    append_metrics(session, batch).await?;
+    append_metrics(cx, batch).await?;
     Ok(rows)
 }
 
 /// Appends rows to `system.drift_metrics` in one commit, creating the
 /// table with the first run.
-async fn append_metrics(session: &Session, batch: RecordBatch) -> Result<()> {
-    let stamp = session.stamp("RUN MONITOR");
+async fn append_metrics(cx: &StatementContext, batch: RecordBatch) -> Result<()> {
+    let stamp = cx.stamp("RUN MONITOR");
     crate::lake::write::append_system(
-        session.engine.lake(),
-        &session.ctx,
+        cx.engine.lake(),
+        &cx.ctx,
         &monitor::metrics_table(),
         batch,
         &stamp,

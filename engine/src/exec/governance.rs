@@ -15,13 +15,14 @@ use chrono::Utc;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::ExprSchemable;
 
-use super::{done, ident_name, lake_schema, lake_table, single_name};
+use super::query::done;
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
+use crate::governance::accounts::UserStore;
 use crate::governance::{BUILTIN_ROLES, Holder, Mask, Policy, Privilege, Securable, State};
 use crate::lake::{LAKE_CATALOG, TableName};
+use crate::names::{ident_name, lake_schema, lake_table, single_name};
 use crate::principal::{Access, Action, Object, Principal};
-use crate::serve::users::UserStore;
-use crate::session::{Session, StatementResult};
 
 /// The object a `GRANT`/`ALTER … OWNER TO` names.
 pub(crate) fn securable(kind: &str, name: &ObjectName) -> Result<Securable> {
@@ -110,330 +111,466 @@ pub(crate) fn accesses(principal: &Principal, g: &G, out: &mut Vec<Access>) -> R
 }
 
 /// Runs a governance statement (already authorized).
-pub(crate) async fn run(session: &Session, g: &G) -> Result<StatementResult> {
-    let kind = g.kind();
-    let engine = &session.engine;
-    let governance = engine.governance();
-    let users = UserStore::new(Arc::clone(engine.lake()));
+pub(crate) async fn run(cx: &StatementContext, g: &G) -> Result<StatementResult> {
     // Loaded for this statement by the session before it was checked.
-    let state = governance.cached();
-    let by = session.principal.name.as_str();
+    let state = cx.engine.governance().cached();
     match g {
         G::CreateUser {
             name,
             if_not_exists,
             password,
             roles,
-        } => {
-            let name = ident_name(name);
-            crate::lake::validate_name("user", &name)?;
-            let roles: Vec<String> = roles.iter().map(ident_name).collect();
-            for r in &roles {
-                require_role(&state, r)?;
-            }
-            if users.get(&name).await?.is_some() {
-                if *if_not_exists {
-                    return Ok(done(kind));
-                }
-                return Err(Error::AlreadyExists { kind: "user", name });
-            }
-            users.create(&name, password, roles).await?;
-            governance.changed().await?;
-        }
+        } => create_user(cx, &state, name, *if_not_exists, password, roles).await?,
         G::AlterUserPassword { name, password } => {
-            users.set_password(&ident_name(name), password).await?;
+            accounts(cx)
+                .set_password(&ident_name(name), password)
+                .await?;
         }
-        G::DropUser { name, if_exists } => {
-            let name = ident_name(name);
-            if name == "admin" {
-                return Err(Error::invalid(
-                    "user admin cannot be dropped: it is the lake's first administrator",
-                ));
-            }
-            if name == session.principal.name {
-                return Err(Error::invalid(format!("user {name} cannot drop itself")));
-            }
-            if !users.delete(&name).await? && !*if_exists {
-                return Err(Error::NotFound { kind: "user", name });
-            }
-            for grant in state
-                .grants
-                .iter()
-                .filter(|g| g.holder == Holder::User(name.clone()))
-            {
-                governance
-                    .revoke(&grant.holder, grant.privilege, &grant.object)
-                    .await?;
-            }
-            governance.changed().await?;
-        }
+        G::DropUser { name, if_exists } => drop_user(cx, &state, name, *if_exists).await?,
         G::CreateRole {
             name,
             if_not_exists,
-        } => {
-            let name = ident_name(name);
-            crate::lake::validate_name("role", &name)?;
-            if BUILTIN_ROLES.contains(&name.as_str()) || state.roles.contains(&name) {
-                if *if_not_exists {
-                    return Ok(done(kind));
-                }
-                return Err(Error::AlreadyExists { kind: "role", name });
-            }
-            governance.create_role(&name, by).await?;
-        }
-        G::DropRole { name, if_exists } => {
-            let name = ident_name(name);
-            if BUILTIN_ROLES.contains(&name.as_str()) {
-                return Err(Error::invalid(format!(
-                    "role {name} is built in and cannot be dropped"
-                )));
-            }
-            if !state.roles.contains(&name) {
-                if *if_exists {
-                    return Ok(done(kind));
-                }
-                return Err(Error::NotFound { kind: "role", name });
-            }
-            for (user, roles) in &state.users {
-                if roles.contains(&name) {
-                    let kept = roles.iter().filter(|r| **r != name).cloned().collect();
-                    users.set_roles(user, kept).await?;
-                }
-            }
-            governance.drop_role(&name).await?;
-        }
+        } => create_role(cx, &state, name, *if_not_exists).await?,
+        G::DropRole { name, if_exists } => drop_role(cx, &state, name, *if_exists).await?,
         G::RoleMembership { grant, role, user } => {
-            let (role, user) = (ident_name(role), ident_name(user));
-            require_role(&state, &role)?;
-            let mut roles = users.require(&user).await?.roles;
-            if *grant {
-                if !roles.contains(&role) {
-                    roles.push(role);
-                }
-            } else {
-                roles.retain(|r| *r != role);
-            }
-            users.set_roles(&user, roles).await?;
-            governance.changed().await?;
+            role_membership(cx, &state, *grant, role, user).await?
         }
         G::Privileges {
             grant,
-            privileges,
+            privileges: words,
             object_kind,
             object,
             grantee,
-        } => {
-            let object = securable(object_kind, object)?;
-            require_exists(session, &object).await?;
-            let holder = match grantee {
-                Grantee::User(u) => {
-                    let u = ident_name(u);
-                    if !state.users.contains_key(&u) && u != "admin" {
-                        return Err(Error::NotFound {
-                            kind: "user",
-                            name: u,
-                        });
-                    }
-                    Holder::User(u)
-                }
-                Grantee::Role(r) => {
-                    let r = ident_name(r);
-                    require_role(&state, &r)?;
-                    Holder::Role(r)
-                }
-            };
-            for privilege in expand(privileges, &object)? {
-                if *grant {
-                    governance.grant(&holder, privilege, &object, by).await?;
-                } else {
-                    governance.revoke(&holder, privilege, &object).await?;
-                }
-            }
-            governance.changed().await?;
-        }
-        G::ShowGrants(grantee) => return show_grants(session, &state, grantee.as_ref()),
-        G::ShowUsers => {
-            let mut rows: Vec<(String, String)> = state
-                .users
-                .iter()
-                .map(|(u, r)| (u.clone(), r.join(",")))
-                .collect();
-            rows.sort();
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("roles", DataType::Utf8, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    strings(rows.iter().map(|r| r.0.as_str())),
-                    strings(rows.iter().map(|r| r.1.as_str())),
-                ],
-            )?;
-            return Ok(StatementResult::batches(kind, schema, vec![batch]));
-        }
-        G::ShowRoles => {
-            let mut rows: Vec<(String, bool)> = BUILTIN_ROLES
-                .iter()
-                .map(|r| (r.to_string(), true))
-                .chain(state.roles.iter().map(|r| (r.clone(), false)))
-                .collect();
-            rows.sort();
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("builtin", DataType::Boolean, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    strings(rows.iter().map(|r| r.0.as_str())),
-                    Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.1)))),
-                ],
-            )?;
-            return Ok(StatementResult::batches(kind, schema, vec![batch]));
-        }
+        } => privileges(cx, &state, *grant, words, object_kind, object, grantee).await?,
+        G::ShowGrants(grantee) => return show_grants(cx, &state, grantee.as_ref()),
+        G::ShowUsers => return show_users(&state),
+        G::ShowRoles => return show_roles(&state),
         G::CreatePolicy {
             name,
             table,
             to,
             using,
-        } => {
-            let name = ident_name(name);
-            crate::lake::validate_name("policy", &name)?;
-            let table = lake_table(table)?;
-            let to: Vec<String> = to.iter().map(ident_name).collect();
-            for r in &to {
-                if !state.users.contains_key(r) && require_role(&state, r).is_err() {
-                    return Err(Error::NotFound {
-                        kind: "role or user",
-                        name: r.clone(),
-                    });
-                }
-            }
-            let using = using.to_string();
-            let schema = table_schema(session, &table).await?;
-            let expr = plan_expr(session, &using, &schema)
-                .map_err(|e| Error::invalid(format!("policy {name} on {table}: {e}")))?;
-            let data_type = expr.to_field(&schema)?.1.data_type().clone();
-            if data_type != DataType::Boolean {
-                return Err(Error::invalid(format!(
-                    "policy {name} on {table}: USING needs a boolean predicate, got {data_type}"
-                )));
-            }
-            let policy = Policy {
-                name: name.clone(),
-                table: key(&table),
-                to,
-                using,
-                created_by: by.to_string(),
-                created_at: Utc::now(),
-            };
-            if !governance.create_policy(&policy).await? {
-                return Err(Error::AlreadyExists {
-                    kind: "policy",
-                    name: format!("{name} on {table}"),
-                });
-            }
-        }
+        } => create_policy(cx, &state, name, table, to, using).await?,
         G::DropPolicy {
             name,
             table,
             if_exists,
-        } => {
-            let name = ident_name(name);
-            let table = lake_table(table)?;
-            if !governance.drop_policy(&key(&table), &name).await? && !*if_exists {
-                return Err(Error::NotFound {
-                    kind: "policy",
-                    name: format!("{name} on {table}"),
-                });
-            }
-        }
+        } => drop_policy(cx, name, table, *if_exists).await?,
         G::Mask {
             table,
             column,
             mask,
-        } => {
-            let table = lake_table(table)?;
-            let schema = table_schema(session, &table).await?;
-            let column = ident_name(column);
-            let Some((_, field)) = schema
-                .iter()
-                .find(|(_, f)| f.name().eq_ignore_ascii_case(&column))
-            else {
-                return Err(Error::NotFound {
-                    kind: "column",
-                    name: format!(
-                        "{column} of {table} (its columns: {})",
-                        super::column_names(schema.fields())
-                    ),
-                });
-            };
-            let column = field.name().clone();
-            match mask {
-                None => {
-                    if !governance.drop_mask(&key(&table), &column).await? {
-                        return Err(Error::NotFound {
-                            kind: "mask",
-                            name: format!("on column {column} of {table}"),
-                        });
-                    }
-                }
-                Some(mask) => {
-                    let text = mask.to_string();
-                    let expr = plan_expr(session, &text, &schema)
-                        .map_err(|e| Error::invalid(format!("mask of {table}.{column}: {e}")))?;
-                    let data_type = expr.to_field(&schema)?.1.data_type().clone();
-                    check_mask_type(&table, &column, field.data_type(), &data_type)?;
-                    governance
-                        .set_mask(&Mask {
-                            table: key(&table),
-                            column,
-                            mask: text,
-                            created_by: by.to_string(),
-                            created_at: Utc::now(),
-                        })
-                        .await?;
-                }
-            }
-        }
+        } => set_mask(cx, table, column, mask.as_ref()).await?,
         G::AlterOwner {
             object_kind,
             object,
             owner,
-        } => {
-            let object = securable(object_kind, object)?;
-            require_exists(session, &object).await?;
-            let owner = ident_name(owner);
-            if !state.users.contains_key(&owner) && owner != "admin" {
-                return Err(Error::NotFound {
-                    kind: "user",
-                    name: owner,
-                });
-            }
-            governance.set_owner(&object, &owner).await?;
+        } => alter_owner(cx, &state, object_kind, object, owner).await?,
+        G::VerifyAuditLog => return verify_audit_log(cx).await,
+    }
+    Ok(done(g.kind()))
+}
+
+/// The lake's accounts.
+fn accounts(cx: &StatementContext) -> UserStore {
+    UserStore::new(Arc::clone(cx.engine.lake()))
+}
+
+/// `CREATE USER`.
+async fn create_user(
+    cx: &StatementContext,
+    state: &State,
+    name: &ast::Ident,
+    if_not_exists: bool,
+    password: &str,
+    roles: &[ast::Ident],
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let users = accounts(cx);
+    let name = ident_name(name);
+    crate::lake::validate_name("user", &name)?;
+    let roles: Vec<String> = roles.iter().map(ident_name).collect();
+    for r in &roles {
+        require_role(&state, r)?;
+    }
+    if users.get(&name).await?.is_some() {
+        if if_not_exists {
+            return Ok(());
         }
-        G::VerifyAuditLog => {
-            let (intact, entries, first_bad, detail) = engine.audit().verify().await?;
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("intact", DataType::Boolean, false),
-                Field::new("entries", DataType::Int64, false),
-                Field::new("first_bad_seq", DataType::Int64, true),
-                Field::new("detail", DataType::Utf8, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![
-                    Arc::new(BooleanArray::from(vec![intact])),
-                    Arc::new(Int64Array::from(vec![entries])),
-                    Arc::new(Int64Array::from(vec![first_bad])),
-                    strings([detail.as_str()].into_iter()),
-                ],
-            )?;
-            return Ok(StatementResult::batches(kind, schema, vec![batch]));
+        return Err(Error::AlreadyExists { kind: "user", name });
+    }
+    users.create(&name, password, roles).await?;
+    governance.changed().await?;
+    Ok(())
+}
+
+/// `DROP USER`: its grants go with it.
+async fn drop_user(
+    cx: &StatementContext,
+    state: &State,
+    name: &ast::Ident,
+    if_exists: bool,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let users = accounts(cx);
+    let name = ident_name(name);
+    if name == "admin" {
+        return Err(Error::invalid(
+            "user admin cannot be dropped: it is the lake's first administrator",
+        ));
+    }
+    if name == cx.principal.name {
+        return Err(Error::invalid(format!("user {name} cannot drop itself")));
+    }
+    if !users.delete(&name).await? && !if_exists {
+        return Err(Error::NotFound { kind: "user", name });
+    }
+    for grant in state
+        .grants
+        .iter()
+        .filter(|g| g.holder == Holder::User(name.clone()))
+    {
+        governance
+            .revoke(&grant.holder, grant.privilege, &grant.object)
+            .await?;
+    }
+    governance.changed().await?;
+    Ok(())
+}
+
+/// `CREATE ROLE`.
+async fn create_role(
+    cx: &StatementContext,
+    state: &State,
+    name: &ast::Ident,
+    if_not_exists: bool,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let by = cx.principal.name.as_str();
+    let name = ident_name(name);
+    crate::lake::validate_name("role", &name)?;
+    if BUILTIN_ROLES.contains(&name.as_str()) || state.roles.contains(&name) {
+        if if_not_exists {
+            return Ok(());
+        }
+        return Err(Error::AlreadyExists { kind: "role", name });
+    }
+    governance.create_role(&name, by).await?;
+    Ok(())
+}
+
+/// `DROP ROLE`: its members lose it.
+async fn drop_role(
+    cx: &StatementContext,
+    state: &State,
+    name: &ast::Ident,
+    if_exists: bool,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let users = accounts(cx);
+    let name = ident_name(name);
+    if BUILTIN_ROLES.contains(&name.as_str()) {
+        return Err(Error::invalid(format!(
+            "role {name} is built in and cannot be dropped"
+        )));
+    }
+    if !state.roles.contains(&name) {
+        if if_exists {
+            return Ok(());
+        }
+        return Err(Error::NotFound { kind: "role", name });
+    }
+    for (user, roles) in &state.users {
+        if roles.contains(&name) {
+            let kept = roles.iter().filter(|r| **r != name).cloned().collect();
+            users.set_roles(user, kept).await?;
         }
     }
-    Ok(done(kind))
+    governance.drop_role(&name).await?;
+    Ok(())
+}
+
+/// `GRANT ROLE r TO u` and `REVOKE ROLE r FROM u`.
+async fn role_membership(
+    cx: &StatementContext,
+    state: &State,
+    grant: bool,
+    role: &ast::Ident,
+    user: &ast::Ident,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let users = accounts(cx);
+    let (role, user) = (ident_name(role), ident_name(user));
+    require_role(&state, &role)?;
+    let mut roles = users.require(&user).await?.roles;
+    if grant {
+        if !roles.contains(&role) {
+            roles.push(role);
+        }
+    } else {
+        roles.retain(|r| *r != role);
+    }
+    users.set_roles(&user, roles).await?;
+    governance.changed().await?;
+    Ok(())
+}
+
+/// `GRANT` and `REVOKE` of privileges.
+async fn privileges(
+    cx: &StatementContext,
+    state: &State,
+    grant: bool,
+    privileges: &[String],
+    object_kind: &str,
+    object: &ObjectName,
+    grantee: &Grantee,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let by = cx.principal.name.as_str();
+    let object = securable(object_kind, object)?;
+    require_exists(cx, &object).await?;
+    let holder = match grantee {
+        Grantee::User(u) => {
+            let u = ident_name(u);
+            if !state.users.contains_key(&u) && u != "admin" {
+                return Err(Error::NotFound {
+                    kind: "user",
+                    name: u,
+                });
+            }
+            Holder::User(u)
+        }
+        Grantee::Role(r) => {
+            let r = ident_name(r);
+            require_role(&state, &r)?;
+            Holder::Role(r)
+        }
+    };
+    for privilege in expand(privileges, &object)? {
+        if grant {
+            governance.grant(&holder, privilege, &object, by).await?;
+        } else {
+            governance.revoke(&holder, privilege, &object).await?;
+        }
+    }
+    governance.changed().await?;
+    Ok(())
+}
+
+/// `SHOW USERS`.
+fn show_users(state: &State) -> Result<StatementResult> {
+    let mut rows: Vec<(String, String)> = state
+        .users
+        .iter()
+        .map(|(u, r)| (u.clone(), r.join(",")))
+        .collect();
+    rows.sort();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("roles", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            strings(rows.iter().map(|r| r.0.as_str())),
+            strings(rows.iter().map(|r| r.1.as_str())),
+        ],
+    )?;
+    Ok(StatementResult::batches("SHOW USERS", schema, vec![batch]))
+}
+
+/// `SHOW ROLES`.
+fn show_roles(state: &State) -> Result<StatementResult> {
+    let mut rows: Vec<(String, bool)> = BUILTIN_ROLES
+        .iter()
+        .map(|r| (r.to_string(), true))
+        .chain(state.roles.iter().map(|r| (r.clone(), false)))
+        .collect();
+    rows.sort();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("builtin", DataType::Boolean, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            strings(rows.iter().map(|r| r.0.as_str())),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.1)))),
+        ],
+    )?;
+    Ok(StatementResult::batches("SHOW ROLES", schema, vec![batch]))
+}
+
+/// `CREATE POLICY`: its predicate must plan, as a boolean, against its
+/// table.
+async fn create_policy(
+    cx: &StatementContext,
+    state: &State,
+    name: &ast::Ident,
+    table: &ObjectName,
+    to: &[ast::Ident],
+    using: &ast::Expr,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let by = cx.principal.name.as_str();
+    let name = ident_name(name);
+    crate::lake::validate_name("policy", &name)?;
+    let table = lake_table(table)?;
+    let to: Vec<String> = to.iter().map(ident_name).collect();
+    for r in &to {
+        if !state.users.contains_key(r) && require_role(&state, r).is_err() {
+            return Err(Error::NotFound {
+                kind: "role or user",
+                name: r.clone(),
+            });
+        }
+    }
+    let using = using.to_string();
+    let schema = table_schema(cx, &table).await?;
+    let expr = plan_expr(cx, &using, &schema)
+        .map_err(|e| Error::invalid(format!("policy {name} on {table}: {e}")))?;
+    let data_type = expr.to_field(&schema)?.1.data_type().clone();
+    if data_type != DataType::Boolean {
+        return Err(Error::invalid(format!(
+            "policy {name} on {table}: USING needs a boolean predicate, got {data_type}"
+        )));
+    }
+    let policy = Policy {
+        name: name.clone(),
+        table: key(&table),
+        to,
+        using,
+        created_by: by.to_string(),
+        created_at: Utc::now(),
+    };
+    if !governance.create_policy(&policy).await? {
+        return Err(Error::AlreadyExists {
+            kind: "policy",
+            name: format!("{name} on {table}"),
+        });
+    }
+    Ok(())
+}
+
+/// `DROP POLICY`.
+async fn drop_policy(
+    cx: &StatementContext,
+    name: &ast::Ident,
+    table: &ObjectName,
+    if_exists: bool,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let name = ident_name(name);
+    let table = lake_table(table)?;
+    if !governance.drop_policy(&key(&table), &name).await? && !if_exists {
+        return Err(Error::NotFound {
+            kind: "policy",
+            name: format!("{name} on {table}"),
+        });
+    }
+    Ok(())
+}
+
+/// `ALTER TABLE … ALTER COLUMN … SET MASK` and `DROP MASK`: a mask must
+/// plan against its table and keep the column's type.
+async fn set_mask(
+    cx: &StatementContext,
+    table: &ObjectName,
+    column: &ast::Ident,
+    mask: Option<&ast::Expr>,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let by = cx.principal.name.as_str();
+    let table = lake_table(table)?;
+    let schema = table_schema(cx, &table).await?;
+    let column = ident_name(column);
+    let Some((_, field)) = schema
+        .iter()
+        .find(|(_, f)| f.name().eq_ignore_ascii_case(&column))
+    else {
+        return Err(Error::NotFound {
+            kind: "column",
+            name: format!(
+                "{column} of {table} (its columns: {})",
+                crate::names::column_names(schema.fields())
+            ),
+        });
+    };
+    let column = field.name().clone();
+    match mask {
+        None => {
+            if !governance.drop_mask(&key(&table), &column).await? {
+                return Err(Error::NotFound {
+                    kind: "mask",
+                    name: format!("on column {column} of {table}"),
+                });
+            }
+        }
+        Some(mask) => {
+            let text = mask.to_string();
+            let expr = plan_expr(cx, &text, &schema)
+                .map_err(|e| Error::invalid(format!("mask of {table}.{column}: {e}")))?;
+            let data_type = expr.to_field(&schema)?.1.data_type().clone();
+            check_mask_type(&table, &column, field.data_type(), &data_type)?;
+            governance
+                .set_mask(&Mask {
+                    table: key(&table),
+                    column,
+                    mask: text,
+                    created_by: by.to_string(),
+                    created_at: Utc::now(),
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `ALTER … OWNER TO`.
+async fn alter_owner(
+    cx: &StatementContext,
+    state: &State,
+    object_kind: &str,
+    object: &ObjectName,
+    owner: &ast::Ident,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let object = securable(object_kind, object)?;
+    require_exists(cx, &object).await?;
+    let owner = ident_name(owner);
+    if !state.users.contains_key(&owner) && owner != "admin" {
+        return Err(Error::NotFound {
+            kind: "user",
+            name: owner,
+        });
+    }
+    governance.set_owner(&object, &owner).await?;
+    Ok(())
+}
+
+/// `VERIFY AUDIT LOG`: walks the hash chain.
+async fn verify_audit_log(cx: &StatementContext) -> Result<StatementResult> {
+    let (intact, entries, first_bad, detail) = cx.engine.audit().verify().await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("intact", DataType::Boolean, false),
+        Field::new("entries", DataType::Int64, false),
+        Field::new("first_bad_seq", DataType::Int64, true),
+        Field::new("detail", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(BooleanArray::from(vec![intact])),
+            Arc::new(Int64Array::from(vec![entries])),
+            Arc::new(Int64Array::from(vec![first_bad])),
+            strings([detail.as_str()].into_iter()),
+        ],
+    )?;
+    Ok(StatementResult::batches(
+        "VERIFY AUDIT LOG",
+        schema,
+        vec![batch],
+    ))
 }
 
 fn key(table: &TableName) -> String {
@@ -492,8 +629,8 @@ fn expand(words: &[String], object: &Securable) -> Result<Vec<Privilege>> {
     Ok(out)
 }
 
-async fn require_exists(session: &Session, object: &Securable) -> Result<()> {
-    let engine = &session.engine;
+async fn require_exists(cx: &StatementContext, object: &Securable) -> Result<()> {
+    let engine = &cx.engine;
     let exists = match object {
         Securable::Catalog => true,
         Securable::Schema(s) => engine.lake().schema_exists(s).await?,
@@ -523,19 +660,19 @@ async fn require_exists(session: &Session, object: &Securable) -> Result<()> {
     }
 }
 
-async fn table_schema(session: &Session, table: &TableName) -> Result<DFSchema> {
-    let delta = session.engine.lake().require_table(table).await?;
+async fn table_schema(cx: &StatementContext, table: &TableName) -> Result<DFSchema> {
+    let delta = cx.engine.lake().require_table(table).await?;
     let arrow = delta.snapshot()?.snapshot().arrow_schema();
     Ok(DFSchema::try_from(arrow.as_ref().clone())?)
 }
 
 fn plan_expr(
-    session: &Session,
+    cx: &StatementContext,
     sql: &str,
     schema: &DFSchema,
 ) -> Result<datafusion::logical_expr::Expr> {
     Ok(crate::governance::boundaries::plan_sql_expr(
-        &session.ctx.state(),
+        &cx.ctx.state(),
         sql,
         schema,
     )?)
@@ -566,17 +703,17 @@ fn check_mask_type(
 }
 
 fn show_grants(
-    session: &Session,
+    cx: &StatementContext,
     state: &State,
     grantee: Option<&Grantee>,
 ) -> Result<StatementResult> {
     let (holder_user, holder_role) = match grantee {
-        None => (Some(session.principal.name.clone()), None),
+        None => (Some(cx.principal.name.clone()), None),
         Some(Grantee::User(u)) => (Some(ident_name(u)), None),
         Some(Grantee::Role(r)) => (None, Some(ident_name(r))),
     };
     let roles: Vec<String> = match &holder_user {
-        Some(u) if *u == session.principal.name => state.roles_of(&session.principal),
+        Some(u) if *u == cx.principal.name => state.roles_of(&cx.principal),
         Some(u) => state.users.get(u).cloned().unwrap_or_default(),
         None => holder_role.iter().cloned().collect(),
     };

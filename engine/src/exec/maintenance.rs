@@ -11,11 +11,41 @@ use deltalake::operations::vacuum::VacuumMode;
 use futures::TryStreamExt;
 use serde_json::Value;
 
-use super::lake_table;
 use super::time_travel::load_at_timestamp;
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
 use crate::lake::write;
-use crate::session::{Session, StatementResult};
+use crate::names::lake_table;
+use crate::principal::{Access, Action, Object};
+use autolake_sql::{Family, Statement};
+
+/// What a maintenance statement touches: reading a table's history, or
+/// altering the table.
+pub(super) fn accesses(statement: &Statement, out: &mut Vec<Access>) -> Result<()> {
+    let (action, table) = match statement {
+        Statement::DescribeHistory(h) => (Action::Select, &h.table),
+        Statement::Restore(r) => (Action::Alter, &r.table),
+        Statement::Optimize(o) => (Action::Alter, &o.table),
+        Statement::Vacuum(v) => (Action::Alter, &v.table),
+        other => return Err(super::reads::outside(Family::Maintenance, other)),
+    };
+    out.push(Access {
+        action,
+        object: Object::Table(lake_table(table)?),
+    });
+    Ok(())
+}
+
+/// Runs a maintenance statement.
+pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<StatementResult> {
+    match statement {
+        Statement::DescribeHistory(h) => describe_history(cx, h).await,
+        Statement::Restore(r) => restore(cx, r).await,
+        Statement::Optimize(o) => optimize(cx, o).await,
+        Statement::Vacuum(v) => vacuum(cx, v).await,
+        other => Err(super::reads::outside(Family::Maintenance, other)),
+    }
+}
 
 fn kv_result(kind: &'static str, rows: Vec<(&str, i64)>) -> Result<StatementResult> {
     let schema = Arc::new(Schema::new(vec![
@@ -33,11 +63,11 @@ fn kv_result(kind: &'static str, rows: Vec<(&str, i64)>) -> Result<StatementResu
 }
 
 pub(super) async fn describe_history(
-    session: &Session,
+    cx: &StatementContext,
     h: &DescribeHistory,
 ) -> Result<StatementResult> {
     let name = lake_table(&h.table)?;
-    let table = session.engine.lake().require_table(&name).await?;
+    let table = cx.engine.lake().require_table(&name).await?;
     let latest = table.version().unwrap_or(0);
     let infos: Vec<_> = table.history(h.limit).try_collect().await?;
 
@@ -114,9 +144,9 @@ pub(super) async fn describe_history(
     ))
 }
 
-pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementResult> {
+pub(super) async fn restore(cx: &StatementContext, r: &Restore) -> Result<StatementResult> {
     let name = lake_table(&r.table)?;
-    let table = session.engine.lake().require_table(&name).await?;
+    let table = cx.engine.lake().require_table(&name).await?;
     let latest = table.version().unwrap_or(0);
     let target = match &r.to {
         TimeTravel::Version(v) => {
@@ -129,7 +159,7 @@ pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementR
             *v as u64
         }
         TimeTravel::Timestamp(ts) => {
-            let mut at = session.engine.lake().table_handle(&name)?;
+            let mut at = cx.engine.lake().table_handle(&name)?;
             load_at_timestamp(&mut at, &name, ts).await?;
             at.version().unwrap_or(0)
         }
@@ -141,7 +171,7 @@ pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementR
             vec![("num_restored_files", 0), ("num_removed_files", 0)],
         );
     }
-    let stamp = session.stamp("RESTORE");
+    let stamp = cx.stamp("RESTORE");
     let (_, metrics) = table
         .restore()
         .with_version_to_restore(target)
@@ -157,9 +187,9 @@ pub(super) async fn restore(session: &Session, r: &Restore) -> Result<StatementR
     )
 }
 
-pub(super) async fn optimize(session: &Session, o: &Optimize) -> Result<StatementResult> {
+pub(super) async fn optimize(cx: &StatementContext, o: &Optimize) -> Result<StatementResult> {
     let name = lake_table(&o.table)?;
-    let table = session.engine.lake().require_table(&name).await?;
+    let table = cx.engine.lake().require_table(&name).await?;
     let schema = table.snapshot()?.schema();
     let partitions = table.snapshot()?.metadata().partition_columns().to_vec();
     let mut zorder = Vec::with_capacity(o.zorder_by.len());
@@ -187,11 +217,11 @@ pub(super) async fn optimize(session: &Session, o: &Optimize) -> Result<Statemen
     } else {
         OptimizeType::ZOrder(zorder)
     };
-    let stamp = session.stamp("OPTIMIZE");
+    let stamp = cx.stamp("OPTIMIZE");
     let (_, metrics) = table
         .optimize()
         .with_type(optimize_type)
-        .with_session_state(Arc::new(session.ctx.state()))
+        .with_session_state(Arc::new(cx.ctx.state()))
         .with_commit_properties(stamp.properties())
         .await
         .map_err(|e| write::write_error(&name, e))?;
@@ -220,11 +250,11 @@ fn relative(root: &object_store::path::Path, path: &object_store::path::Path) ->
         .unwrap_or_else(|| path.to_string())
 }
 
-pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementResult> {
+pub(super) async fn vacuum(cx: &StatementContext, v: &Vacuum) -> Result<StatementResult> {
     let name = lake_table(&v.table)?;
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     let table = lake.require_table(&name).await?;
-    let stamp = session.stamp("VACUUM");
+    let stamp = cx.stamp("VACUUM");
     let mut builder = table
         .vacuum()
         // Full: also removes files no commit references (a failed write's).
@@ -250,7 +280,7 @@ pub(super) async fn vacuum(session: &Session, v: &Vacuum) -> Result<StatementRes
         .await?;
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
     if !v.dry_run {
-        session.engine.scan_cache().forget_under(&root);
+        cx.engine.scan_cache().forget_under(&root);
     }
     let mut deleted: Vec<String> = metrics
         .files_deleted

@@ -23,15 +23,80 @@ use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::TryStreamExt;
 
-use super::{datafusion_statement, parse_one_df, read_object, time_travel};
+use super::query::{datafusion_statement, parse_one_df};
+use super::time_travel;
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
+use crate::lake::{INTERNAL_CATALOG, TIME_TRAVEL_SCHEMA};
 use crate::models::{Lineage, ModelRecord, metrics_json};
+use crate::names::read_object;
 use crate::principal::Object;
-use crate::session::{INTERNAL_CATALOG, Session, StatementResult, TIME_TRAVEL_SCHEMA};
+use crate::principal::{Access, Action};
+use autolake_sql::{Family, Statement};
+
+/// What a model statement touches: the model, and what its query reads.
+pub(super) fn accesses(
+    cx: &StatementContext,
+    statement: &Statement,
+    out: &mut Vec<Access>,
+) -> Result<()> {
+    let model = |action, name| -> Result<Access> {
+        Ok(Access {
+            action,
+            object: Object::Model(model_name(name)?),
+        })
+    };
+    match statement {
+        Statement::CreateModel(m) => {
+            out.push(model(Action::Create, &m.name)?);
+            super::reads::query_accesses(cx, &m.query, out)?;
+        }
+        Statement::DescribeModel { name, .. } => out.push(model(Action::Select, name)?),
+        Statement::AlterModelStage { name, .. } => out.push(model(Action::Alter, name)?),
+        Statement::DropModel { name, .. } => out.push(model(Action::Drop, name)?),
+        Statement::EvaluateModel { name, query, .. } => {
+            out.push(model(Action::Select, name)?);
+            super::reads::query_accesses(cx, query, out)?;
+        }
+        Statement::ShowModels => {}
+        other => return Err(super::reads::outside(Family::Models, other)),
+    }
+    Ok(())
+}
+
+/// Runs a model statement; `text` is the statement as written (a model
+/// records its training statement).
+pub(super) async fn run(
+    cx: &StatementContext,
+    statement: &Statement,
+    text: &str,
+) -> Result<StatementResult> {
+    match statement {
+        Statement::CreateModel(m) => create_model(cx, m, text).await,
+        Statement::ShowModels => show_models(cx).await,
+        Statement::DescribeModel { name, version } => describe_model(cx, name, *version).await,
+        Statement::AlterModelStage {
+            name,
+            stage,
+            version,
+        } => alter_stage(cx, name, stage, *version).await,
+        Statement::DropModel {
+            name,
+            version,
+            if_exists,
+        } => drop_model(cx, name, *version, *if_exists).await,
+        Statement::EvaluateModel {
+            name,
+            version,
+            query,
+        } => evaluate_model(cx, name, *version, query).await,
+        other => Err(super::reads::outside(Family::Models, other)),
+    }
+}
 
 /// A model name written in SQL: one identifier.
 pub(crate) fn model_name(name: &ObjectName) -> Result<String> {
-    super::single_name("model", name)
+    crate::names::single_name("model", name)
 }
 
 /// A query's statement form.
@@ -42,27 +107,27 @@ fn query_statement(query: &ast::Query) -> DFStatement {
 /// Plans a query (time travel resolved) and returns its plan and the lake
 /// tables and versions it reads.
 async fn plan_with_lineage(
-    session: &Session,
+    cx: &StatementContext,
     query: &ast::Query,
 ) -> Result<(datafusion::logical_expr::LogicalPlan, Vec<Lineage>)> {
-    let statement = time_travel::rewrite(session, query_statement(query)).await?;
+    let statement = time_travel::rewrite(cx, query_statement(query)).await?;
     let mut lineage = Vec::new();
-    for r in session.ctx.state().resolve_table_references(&statement)? {
-        if crate::jobs::changes::is_function_name(&r) {
+    for r in cx.ctx.state().resolve_table_references(&statement)? {
+        if super::changes::is_function_name(&r) {
             continue;
         }
-        if let Some(l) = lineage_of(session, &r).await?
+        if let Some(l) = lineage_of(cx, &r).await?
             && !lineage.contains(&l)
         {
             lineage.push(l);
         }
     }
-    let statement = crate::jobs::changes::rewrite(session, statement).await?;
-    let plan = super::rewritten_plan(session, statement).await?;
+    let statement = super::changes::rewrite(cx, statement).await?;
+    let plan = super::query::rewritten_plan(cx, statement).await?;
     Ok((plan, lineage))
 }
 
-async fn lineage_of(session: &Session, r: &TableReference) -> Result<Option<Lineage>> {
+async fn lineage_of(cx: &StatementContext, r: &TableReference) -> Result<Option<Lineage>> {
     let resolved = r
         .clone()
         .resolve(crate::lake::LAKE_CATALOG, crate::lake::DEFAULT_SCHEMA);
@@ -83,7 +148,7 @@ async fn lineage_of(session: &Session, r: &TableReference) -> Result<Option<Line
     }
     match read_object(r) {
         Object::Table(t) => {
-            let version = match session.engine.lake().load_table(&t).await? {
+            let version = match cx.engine.lake().load_table(&t).await? {
                 Some(table) => table.version().unwrap_or(0),
                 None => return Ok(None),
             };
@@ -98,7 +163,7 @@ async fn lineage_of(session: &Session, r: &TableReference) -> Result<Option<Line
 
 /// `CREATE MODEL`.
 pub(crate) async fn create_model(
-    session: &Session,
+    cx: &StatementContext,
     create: &CreateModel,
     text: &str,
 ) -> Result<StatementResult> {
@@ -109,13 +174,13 @@ pub(crate) async fn create_model(
     let device = match &options.device {
         Some(d) => resolve_device(DeviceChoice::parse(d).map_err(Error::invalid)?)
             .map_err(Error::invalid)?,
-        None => session.engine.models().device().clone(),
+        None => cx.engine.models().device().clone(),
     };
     let started = Instant::now();
-    let (plan, lineage) = plan_with_lineage(session, &create.query).await?;
+    let (plan, lineage) = plan_with_lineage(cx, &create.query).await?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let mut collector = Collector::new(&name, kind, &schema, options.target.as_deref())?;
-    let mut stream = session
+    let mut stream = cx
         .ctx
         .execute_logical_plan(plan)
         .await?
@@ -141,14 +206,14 @@ pub(crate) async fn create_model(
         validation_rows: trained.validation_rows as u64,
         device: autolake_udfs::ml::device::device_name(&device),
         train_seconds,
-        owner: session.principal().name.clone(),
+        owner: cx.principal.name.clone(),
         created_at: chrono::Utc::now(),
         sql: text.to_string(),
         options: create.options.clone(),
         lineage,
         tensors: String::new(),
     };
-    let version = session
+    let version = cx
         .engine
         .models()
         .register(record.clone(), &trained.model)
@@ -186,16 +251,16 @@ pub(crate) async fn create_model(
 /// `EVALUATE MODEL m [VERSION n] ON (SELECT …)`: the model's metrics on
 /// the query's rows, whose columns are matched to features by name.
 pub(crate) async fn evaluate_model(
-    session: &Session,
+    cx: &StatementContext,
     name: &ObjectName,
     version: Option<u64>,
     query: &ast::Query,
 ) -> Result<StatementResult> {
     let name = model_name(name)?;
-    let found = session.engine.models().get(&name, version)?;
+    let found = cx.engine.models().get(&name, version)?;
     let model = Arc::clone(&found.model);
     let spec = model.spec().clone();
-    let (plan, _) = plan_with_lineage(session, query).await?;
+    let (plan, _) = plan_with_lineage(cx, query).await?;
     let columns: Vec<String> = plan
         .schema()
         .fields()
@@ -225,7 +290,7 @@ pub(crate) async fn evaluate_model(
         Some(t) => Some(position(&t.name, "the target")?),
         None => None,
     };
-    let mut stream = session
+    let mut stream = cx
         .ctx
         .execute_logical_plan(plan)
         .await?
@@ -338,9 +403,9 @@ pub(crate) async fn evaluate_model(
 }
 
 /// `SHOW MODELS`: the latest version of each model, and the production one.
-pub(crate) async fn show_models(session: &Session) -> Result<StatementResult> {
+pub(crate) async fn show_models(cx: &StatementContext) -> Result<StatementResult> {
     datafusion_statement(
-        session,
+        cx,
         parse_one_df(
             "SELECT name, max(version) AS latest_version, \
                     max(CASE WHEN stage = 'production' THEN version END) AS production_version, \
@@ -355,19 +420,19 @@ pub(crate) async fn show_models(session: &Session) -> Result<StatementResult> {
 
 /// `DESCRIBE MODEL m [VERSION n]`: its versions as `system.models` rows.
 pub(crate) async fn describe_model(
-    session: &Session,
+    cx: &StatementContext,
     name: &ObjectName,
     version: Option<u64>,
 ) -> Result<StatementResult> {
     let name = model_name(name)?;
     // Existence (and a useful error) first.
-    session.engine.models().get(&name, version)?;
+    cx.engine.models().get(&name, version)?;
     let filter = match version {
         Some(v) => format!(" AND version = {v}"),
         None => String::new(),
     };
     datafusion_statement(
-        session,
+        cx,
         parse_one_df(&format!(
             "SELECT * FROM lake.system.models WHERE name = '{name}'{filter} ORDER BY version"
         ))?,
@@ -378,18 +443,14 @@ pub(crate) async fn describe_model(
 
 /// `ALTER MODEL m SET STAGE 's' [VERSION n]`.
 pub(crate) async fn alter_stage(
-    session: &Session,
+    cx: &StatementContext,
     name: &ObjectName,
     stage: &str,
     version: Option<u64>,
 ) -> Result<StatementResult> {
     let name = model_name(name)?;
     let stage = stage.to_lowercase();
-    let version = session
-        .engine
-        .models()
-        .set_stage(&name, version, &stage)
-        .await?;
+    let version = cx.engine.models().set_stage(&name, version, &stage).await?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("version", DataType::Int64, false),
@@ -408,18 +469,18 @@ pub(crate) async fn alter_stage(
 
 /// `DROP MODEL [IF EXISTS] m [VERSION n]`.
 pub(crate) async fn drop_model(
-    session: &Session,
+    cx: &StatementContext,
     name: &ObjectName,
     version: Option<u64>,
     if_exists: bool,
 ) -> Result<StatementResult> {
     let name = model_name(name)?;
-    let dropped = session.engine.models().drop_model(&name, version).await?;
+    let dropped = cx.engine.models().drop_model(&name, version).await?;
     if !dropped && !if_exists {
         return Err(Error::NotFound {
             kind: "model",
             name,
         });
     }
-    Ok(super::done("DROP MODEL"))
+    Ok(super::query::done("DROP MODEL"))
 }

@@ -45,9 +45,9 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use autolake_connectors::rows::{BadRows, rejected_batch, validated_table};
-use autolake_connectors::{FileFormat, as_files_table};
+use arrow::datatypes::{DataType, Field, Schema};
+use autolake_connectors::rows::{BadRows, rejected_batch};
+use autolake_connectors::{FileFormat, as_files_table, validated_table};
 use autolake_sql::sqlparser::ast::ObjectName;
 use autolake_sql::{CreateSource, SyncTable};
 use chrono::Utc;
@@ -58,20 +58,88 @@ use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::{Expr, cast, ident, lit};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
-use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use super::{datafusion_statement, done, ident_name, lake_schema, lake_table, parse_one_df};
+use super::query::{datafusion_statement, done, parse_one_df};
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
+use crate::lake::INTERNAL_CATALOG;
+use crate::lake::ledger;
 use crate::lake::write::{CommitStamp, append_system, write_error, write_plan};
-use crate::lake::{LAKE_CATALOG, SYSTEM_SCHEMA, TableName};
+use crate::lake::{LAKE_CATALOG, TableName};
+use crate::names::ident_name_part;
+use crate::names::{ident_name, lake_schema, lake_table};
+use crate::principal::Action;
 use crate::principal::{Access, Object};
-use crate::session::{INTERNAL_CATALOG, Session, StatementResult};
 use crate::sources::Source;
+use autolake_sql::{Family, Statement};
+
+/// What a source statement touches: the source, the source table read,
+/// and the lake table or schema written.
+pub(super) fn accesses(statement: &Statement, out: &mut Vec<Access>) -> Result<()> {
+    let source = |action, name| -> Result<Access> {
+        Ok(Access {
+            action,
+            object: Object::Source(source_name(name)?),
+        })
+    };
+    match statement {
+        Statement::CreateSource(c) => out.push(source(Action::Create, &c.name)?),
+        Statement::DropSource { name, .. } => out.push(source(Action::Drop, name)?),
+        Statement::SyncTable(s) => {
+            match s.from.0.as_slice() {
+                // A message stream: the source itself.
+                [part] => out.push(Access {
+                    action: Action::Select,
+                    object: Object::Source(ident_name_part(part)?),
+                }),
+                _ => {
+                    let (src, schema, table) = source_table(&s.from)?;
+                    out.push(Access {
+                        action: Action::Select,
+                        object: Object::Other(format!("{src}.{schema}.{table}")),
+                    });
+                }
+            }
+            let target = lake_table(&s.target)?;
+            for action in [Action::Insert, Action::Update, Action::Delete] {
+                out.push(Access {
+                    action,
+                    object: Object::Table(target.clone()),
+                });
+            }
+        }
+        Statement::SyncSource {
+            source: name,
+            schema,
+        } => {
+            out.push(source(Action::Select, name)?);
+            out.push(Access {
+                action: Action::Create,
+                object: Object::Schema(lake_schema(schema)?),
+            });
+        }
+        Statement::ShowSources => {}
+        other => return Err(super::reads::outside(Family::Sources, other)),
+    }
+    Ok(())
+}
+
+/// Runs a source statement.
+pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<StatementResult> {
+    match statement {
+        Statement::CreateSource(c) => create_source(cx, c).await,
+        Statement::ShowSources => show_sources(cx).await,
+        Statement::DropSource { name, if_exists } => drop_source(cx, name, *if_exists).await,
+        Statement::SyncTable(s) => sync_table(cx, s).await,
+        Statement::SyncSource { source, schema } => sync_source(cx, source, schema).await,
+        other => Err(super::reads::outside(Family::Sources, other)),
+    }
+}
 
 /// A source name written in SQL: one identifier.
 pub(crate) fn source_name(name: &ObjectName) -> Result<String> {
-    super::single_name("source", name)
+    crate::names::single_name("source", name)
 }
 
 /// `src.schema.table` written in SQL.
@@ -79,7 +147,7 @@ pub(crate) fn source_table(name: &ObjectName) -> Result<(String, String, String)
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(super::ident_name_part)
+        .map(crate::names::ident_name_part)
         .collect::<Result<_>>()?;
     match parts.as_slice() {
         [s, sc, t] => Ok((s.clone(), sc.clone(), t.clone())),
@@ -92,7 +160,7 @@ pub(crate) fn source_table(name: &ObjectName) -> Result<(String, String, String)
 /// Opens the sources a statement reads and registers them with the
 /// session's DataFusion context (see [`crate::sources`]).
 pub(crate) async fn attach(
-    session: &Session,
+    cx: &StatementContext,
     statement: &autolake_sql::Statement,
     accesses: &[Access],
 ) -> Result<()> {
@@ -104,7 +172,7 @@ pub(crate) async fn attach(
         _ => false,
     };
     if accesses.iter().any(listing) {
-        attach_all(session).await;
+        attach_all(cx).await;
     }
     for access in accesses {
         if let Object::Other(text) = &access.object {
@@ -119,8 +187,8 @@ pub(crate) async fn attach(
     if let autolake_sql::Statement::SyncSource { source, .. } = statement {
         wanted.push((source_name(source)?, None));
     }
-    let sources = session.engine.sources();
-    let state = session.ctx.state();
+    let sources = cx.engine.sources();
+    let state = cx.ctx.state();
     for (name, table) in wanted {
         if name == "information_schema" {
             continue;
@@ -135,12 +203,11 @@ pub(crate) async fn attach(
             }
         }
         match opened {
-            Some((_, o)) => register(session, &name, &o),
+            Some((_, o)) => register(cx, &name, &o),
             None => {
                 // Dropped (maybe by another process): forget it here too.
-                if session.ctx.catalog(&name).is_some() {
-                    session
-                        .ctx
+                if cx.ctx.catalog(&name).is_some() {
+                    cx.ctx
                         .register_catalog(&name, Arc::new(MemoryCatalogProvider::new()));
                 }
             }
@@ -149,44 +216,45 @@ pub(crate) async fn attach(
     Ok(())
 }
 
-fn register(session: &Session, name: &str, opened: &autolake_connectors::OpenedSource) {
+fn register(cx: &StatementContext, name: &str, opened: &autolake_connectors::OpenedSource) {
     for (url, store) in &opened.stores {
-        session.ctx.register_object_store(url, Arc::clone(store));
+        cx.ctx.register_object_store(url, Arc::clone(store));
     }
-    session
-        .ctx
-        .register_catalog(name, Arc::clone(&opened.catalog));
+    cx.ctx.register_catalog(name, Arc::clone(&opened.catalog));
 }
 
 /// Attaches every source that can be opened, for listings (information
 /// schema, Flight SQL metadata); one that cannot is left out, not an
 /// error for the listing.
-pub(crate) async fn attach_all(session: &Session) {
-    let sources = session.engine.sources();
+pub(crate) async fn attach_all(cx: &StatementContext) {
+    let sources = cx.engine.sources();
     let Ok(all) = sources.list().await else {
         return;
     };
-    let state = session.ctx.state();
+    let state = cx.ctx.state();
     for source in all {
         if sources.recently_failed(&source.name) {
             continue;
         }
         if let Ok(Some((_, opened))) = sources.open(&source.name, &state).await {
-            register(session, &source.name, &opened);
+            register(cx, &source.name, &opened);
         }
     }
 }
 
 /// `CREATE SOURCE`: checked, opened once (so a wrong URL or password fails
 /// now, not at first use), then saved.
-pub(crate) async fn create_source(session: &Session, c: &CreateSource) -> Result<StatementResult> {
+pub(crate) async fn create_source(
+    cx: &StatementContext,
+    c: &CreateSource,
+) -> Result<StatementResult> {
     let name = source_name(&c.name)?;
-    let sources = session.engine.sources();
+    let sources = cx.engine.sources();
     let source = Source {
         name: name.clone(),
         source_type: c.source_type.clone(),
         options: c.options.iter().cloned().collect::<BTreeMap<_, _>>(),
-        owner: session.principal.name.clone(),
+        owner: cx.principal.name.clone(),
         created_at: Utc::now(),
     };
     sources.validate(&source)?;
@@ -199,7 +267,7 @@ pub(crate) async fn create_source(session: &Session, c: &CreateSource) -> Result
             name,
         });
     }
-    let opened = sources.check(&source, &session.ctx.state()).await?;
+    let opened = sources.check(&source, &cx.ctx.state()).await?;
     if !sources.create(&source).await? {
         sources.forget(&name);
         if c.if_not_exists {
@@ -210,65 +278,73 @@ pub(crate) async fn create_source(session: &Session, c: &CreateSource) -> Result
             name,
         });
     }
-    register(session, &name, &opened);
+    register(cx, &name, &opened);
     Ok(done("CREATE SOURCE"))
 }
 
 /// `DROP SOURCE`: the definition goes; lake tables synced from it stay.
 pub(crate) async fn drop_source(
-    session: &Session,
+    cx: &StatementContext,
     name: &ObjectName,
     if_exists: bool,
 ) -> Result<StatementResult> {
     let name = source_name(name)?;
-    if !session.engine.sources().drop_source(&name).await? && !if_exists {
+    if !cx.engine.sources().drop_source(&name).await? && !if_exists {
         return Err(Error::NotFound {
             kind: "source",
             name,
         });
     }
-    if session.ctx.catalog(&name).is_some() {
-        session
-            .ctx
+    if cx.ctx.catalog(&name).is_some() {
+        cx.ctx
             .register_catalog(&name, Arc::new(MemoryCatalogProvider::new()));
     }
     Ok(done("DROP SOURCE"))
 }
 
 /// `SHOW SOURCES`.
-pub(crate) async fn show_sources(session: &Session) -> Result<StatementResult> {
+pub(crate) async fn show_sources(cx: &StatementContext) -> Result<StatementResult> {
     datafusion_statement(
-        session,
+        cx,
         parse_one_df("SELECT name, type, options, owner FROM lake.system.sources ORDER BY name")?,
         "SHOW SOURCES",
     )
     .await
 }
 
-/// Where sync runs are recorded.
-pub(crate) fn lineage_table() -> TableName {
-    TableName::new(SYSTEM_SCHEMA, "lineage")
+/// How a sync run writes its target, decided by what exists and what the
+/// statement says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncMode {
+    /// No target yet: the source's rows copied into a new table.
+    Copy,
+    /// A target and neither cursor nor key: its rows replaced.
+    Refresh,
+    /// `INCREMENTAL ON c` without a key: the rows past the cursor added.
+    Append,
+    /// A key: the rows past the cursor (or all) merged on the key.
+    Merge,
 }
 
-/// Columns of `system.lineage`: one row per sync run.
-pub(crate) fn lineage_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("target", DataType::Utf8, false),
-        Field::new("run", DataType::Int64, false),
-        Field::new("mode", DataType::Utf8, false),
-        Field::new("cursor_column", DataType::Utf8, true),
-        Field::new("cursor", DataType::Utf8, true),
-        Field::new("rows", DataType::Int64, false),
-        Field::new("rejected", DataType::Int64, false),
-        Field::new("version", DataType::Int64, false),
-        Field::new(
-            "synced_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("user", DataType::Utf8, false),
-    ]))
+impl SyncMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Copy => "copy",
+            SyncMode::Refresh => "refresh",
+            SyncMode::Append => "append",
+            SyncMode::Merge => "merge",
+        }
+    }
+
+    /// The mode a commit's info records.
+    fn recorded(text: Option<&str>) -> Self {
+        match text {
+            Some("append") => SyncMode::Append,
+            Some("merge") => SyncMode::Merge,
+            Some("refresh") => SyncMode::Refresh,
+            _ => SyncMode::Copy,
+        }
+    }
 }
 
 /// What one sync run did.
@@ -277,7 +353,7 @@ struct Run {
     source: String,
     target: String,
     run: i64,
-    mode: &'static str,
+    mode: SyncMode,
     cursor_column: Option<String>,
     cursor: Option<String>,
     rows: i64,
@@ -299,7 +375,7 @@ impl Run {
             text(&|r| Some(r.source.clone())),
             text(&|r| Some(r.target.clone())),
             int(&|r| r.run),
-            text(&|r| Some(r.mode.to_string())),
+            text(&|r| Some(r.mode.as_str().to_string())),
             text(&|r| r.cursor_column.clone()),
             text(&|r| r.cursor.clone()),
             int(&|r| r.rows),
@@ -311,7 +387,10 @@ impl Run {
             ),
             text(&|r| Some(r.user.clone())),
         ];
-        Ok(RecordBatch::try_new(lineage_schema(), columns)?)
+        Ok(RecordBatch::try_new(
+            crate::sources::lineage_schema(),
+            columns,
+        )?)
     }
 
     /// The statement's result: one row per run.
@@ -332,7 +411,9 @@ impl Run {
             Arc::new(StringArray::from_iter_values(
                 runs.iter().map(|r| r.target.clone()),
             )),
-            Arc::new(StringArray::from_iter_values(runs.iter().map(|r| r.mode))),
+            Arc::new(StringArray::from_iter_values(
+                runs.iter().map(|r| r.mode.as_str()),
+            )),
             Arc::new(Int64Array::from_iter_values(runs.iter().map(|r| r.rows))),
             Arc::new(Int64Array::from_iter_values(
                 runs.iter().map(|r| r.rejected),
@@ -348,21 +429,21 @@ impl Run {
 }
 
 /// `SYNC TABLE t FROM src.schema.table [INCREMENTAL ON c] [KEY (…)]`.
-pub(crate) async fn sync_table(session: &Session, s: &SyncTable) -> Result<StatementResult> {
+pub(crate) async fn sync_table(cx: &StatementContext, s: &SyncTable) -> Result<StatementResult> {
     let target = lake_table(&s.target)?;
     if let [part] = s.from.0.as_slice() {
-        let name = super::ident_name_part(part)?;
-        if let Some(source) = super::streams::stream_source(session, &name).await? {
+        let name = crate::names::ident_name_part(part)?;
+        if let Some(source) = super::streams::stream_source(cx, &name).await? {
             if s.incremental_on.is_some() || !s.key.is_empty() {
                 return Err(Error::invalid(format!(
                     "SYNC TABLE {target} FROM {name}: a message stream is appended as it arrives; INCREMENTAL ON and KEY do not apply"
                 )));
             }
-            return super::streams::sync_stream(session, &target, &source).await;
+            return super::streams::sync_stream(cx, &target, &source).await;
         }
     }
     let (src, schema, table) = source_table(&s.from)?;
-    if session.engine.sources().get(&src).await?.is_none() {
+    if cx.engine.sources().get(&src).await?.is_none() {
         return Err(Error::NotFound {
             kind: "source",
             name: src,
@@ -370,7 +451,7 @@ pub(crate) async fn sync_table(session: &Session, s: &SyncTable) -> Result<State
     }
     let cursor = s.incremental_on.as_ref().map(ident_name);
     let key: Vec<String> = s.key.iter().map(ident_name).collect();
-    let run = sync_one(session, &target, (&src, &schema, &table), cursor, &key).await?;
+    let run = sync_one(cx, &target, (&src, &schema, &table), cursor, &key).await?;
     Run::result("SYNC TABLE", &[run])
 }
 
@@ -379,23 +460,23 @@ pub(crate) async fn sync_table(session: &Session, s: &SyncTable) -> Result<State
 /// source's default schema keep their names; others are named
 /// `<schema>_<table>`.
 pub(crate) async fn sync_source(
-    session: &Session,
+    cx: &StatementContext,
     source: &ObjectName,
     schema: &ObjectName,
 ) -> Result<StatementResult> {
     let src = source_name(source)?;
     let into = lake_schema(schema)?;
-    let sources = session.engine.sources();
-    let Some((def, opened)) = sources.open(&src, &session.ctx.state()).await? else {
+    let sources = cx.engine.sources();
+    let Some((def, opened)) = sources.open(&src, &cx.ctx.state()).await? else {
         return Err(Error::NotFound {
             kind: "source",
             name: src,
         });
     };
     let (default_schema, skipped) = sources.schemas_of(&def);
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     if !lake.schema_exists(&into).await? {
-        lake.create_schema(&into, &session.principal.name).await?;
+        lake.create_schema(&into, &cx.principal.name).await?;
     }
     let mut schemas = opened.catalog.schema_names();
     schemas.sort();
@@ -433,7 +514,7 @@ pub(crate) async fn sync_source(
     for (schema_name, t, target) in tables {
         crate::lake::validate_name("table", &target)?;
         let name = TableName::new(&into, &target);
-        let run = sync_one(session, &name, (&src, &schema_name, &t), None, &[])
+        let run = sync_one(cx, &name, (&src, &schema_name, &t), None, &[])
             .await
             .map_err(|e| {
                 let done: Vec<String> = runs.iter().map(|r: &Run| r.target.clone()).collect();
@@ -453,14 +534,14 @@ pub(crate) async fn sync_source(
 
 /// One sync run of one table.
 async fn sync_one(
-    session: &Session,
+    cx: &StatementContext,
     target: &TableName,
     (src, schema, table): (&str, &str, &str),
     cursor_column: Option<String>,
     key: &[String],
 ) -> Result<Run> {
     let source_text = format!("{src}.{schema}.{table}");
-    let provider = session
+    let provider = cx
         .ctx
         .table_provider(TableReference::full(src, schema, table))
         .await
@@ -488,34 +569,27 @@ async fn sync_one(
             )));
         }
     }
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     let existing = lake.load_table(target).await?;
-    let app_id = format!("autolake.sync:{source_text}");
-    let last_run = match &existing {
-        Some(t) => t
-            .snapshot()?
-            .transaction_version(t.log_store().as_ref(), &app_id)
-            .await?
-            .unwrap_or(0),
-        None => 0,
-    };
+    let app_id = ledger::sync_app(&source_text);
+    let last_run = ledger::committed_or_zero(existing.as_ref(), &app_id).await?;
     let recorded = match &existing {
-        Some(t) => repair_lineage(session, t, target, &source_text, last_run).await?,
+        Some(t) => repair_lineage(cx, t, target, &source_text, last_run).await?,
         None => 0,
     };
     // Runs that found nothing new commit nothing but are recorded: number
     // after both.
     let run = last_run.max(recorded) + 1;
     let mode = match (existing.is_some(), cursor_column.is_some(), key.is_empty()) {
-        (false, _, _) => "copy",
-        (true, false, true) => "refresh",
-        (true, true, true) => "append",
-        (true, _, false) => "merge",
+        (false, _, _) => SyncMode::Copy,
+        (true, false, true) => SyncMode::Refresh,
+        (true, true, true) => SyncMode::Append,
+        (true, _, false) => SyncMode::Merge,
     };
 
     // The cursor, from the committed target.
     let cursor = match (&existing, &cursor_column) {
-        (Some(t), Some(c)) => max_of(session, t, c, target).await?,
+        (Some(t), Some(c)) => max_of(cx, t, c, target).await?,
         _ => None,
     };
 
@@ -526,7 +600,7 @@ async fn sync_one(
             Some(files) if files.format != FileFormat::Parquet => validated_table(files, bad)?,
             _ => Arc::clone(&provider),
         };
-        let mut frame = session.ctx.read_table(input)?;
+        let mut frame = cx.ctx.read_table(input)?;
         if let (Some(c), Some(value)) = (&cursor_column, &cursor) {
             frame = frame.filter(ident(c).gt(lit(value.clone())))?;
         }
@@ -558,32 +632,25 @@ async fn sync_one(
                 rows: 0,
                 rejected: 0,
                 version: t.version().unwrap_or(0) as i64,
-                user: session.principal.name.clone(),
+                user: cx.principal.name.clone(),
             };
-            append_lineage(session, std::slice::from_ref(&record)).await?;
+            append_lineage(cx, std::slice::from_ref(&record)).await?;
             return Ok(record);
         }
     }
     let bad = BadRows::default();
     let frame = build(Arc::clone(&bad))?;
 
-    let stamp = session
+    let stamp = cx
         .stamp("SYNC TABLE")
         .with_transaction(&app_id, run)
         .with_info("autolake.sync.source", json!(source_text))
         .with_info("autolake.sync.run", json!(run))
-        .with_info("autolake.sync.mode", json!(mode));
+        .with_info("autolake.sync.mode", json!(mode.as_str()));
     let (written, rows) = match existing {
         None => {
             let handle = lake.table_handle(target)?;
-            append(
-                session,
-                handle,
-                target,
-                frame.into_unoptimized_plan(),
-                &stamp,
-            )
-            .await?
+            append(cx, handle, target, frame.into_unoptimized_plan(), &stamp).await?
         }
         Some(t) if key.is_empty() => {
             let save = if cursor_column.is_some() {
@@ -596,7 +663,7 @@ async fn sync_one(
                 t,
                 target,
                 plan,
-                Arc::new(session.ctx.state()),
+                Arc::new(cx.ctx.state()),
                 save,
                 None,
                 save == SaveMode::Overwrite,
@@ -604,16 +671,16 @@ async fn sync_one(
             )
             .await?
         }
-        Some(t) => merge_on_key(session, t, target, frame, key, &stamp).await?,
+        Some(t) => merge_on_key(cx, t, target, frame, key, &stamp).await?,
     };
     let version = written.version().unwrap_or(0) as i64;
 
     let rejected = std::mem::take(&mut *bad.lock().unwrap_or_else(|e| e.into_inner()));
     if !rejected.is_empty() {
-        write_rejected(session, target, &source_schema, &rejected, &app_id, run).await?;
+        write_rejected(cx, target, &source_schema, &rejected, &app_id, run).await?;
     }
     let cursor_after = match &cursor_column {
-        Some(c) => max_of(session, &written, c, target)
+        Some(c) => max_of(cx, &written, c, target)
             .await?
             .map(|v| scalar_text(&v)),
         None => None,
@@ -628,15 +695,15 @@ async fn sync_one(
         rows: rows as i64,
         rejected: rejected.len() as i64,
         version,
-        user: session.principal.name.clone(),
+        user: cx.principal.name.clone(),
     };
-    append_lineage(session, std::slice::from_ref(&record)).await?;
+    append_lineage(cx, std::slice::from_ref(&record)).await?;
     Ok(record)
 }
 
 /// Upserts `frame` into `table` on `key`; every source column is set.
 async fn merge_on_key(
-    session: &Session,
+    cx: &StatementContext,
     table: DeltaTable,
     target: &TableName,
     frame: DataFrame,
@@ -662,7 +729,7 @@ async fn merge_on_key(
         .with_source_alias("s")
         .with_target_alias("t")
         .with_merge_schema(true)
-        .with_session_state(Arc::new(session.ctx.state()))
+        .with_session_state(Arc::new(cx.ctx.state()))
         .with_commit_properties(stamp.properties())
         .when_matched_update(|u| {
             updates
@@ -719,7 +786,7 @@ fn delta_compatible(frame: DataFrame, source: &str) -> Result<DataFrame> {
 
 /// The largest value of `column` in a committed version of a table.
 async fn max_of(
-    session: &Session,
+    cx: &StatementContext,
     table: &DeltaTable,
     column: &str,
     name: &TableName,
@@ -735,7 +802,7 @@ async fn max_of(
         )));
     }
     let provider = table.table_provider().await?;
-    let batches = session
+    let batches = cx
         .ctx
         .read_table(provider)?
         .aggregate(vec![], vec![max(ident(column)).alias("m")])?
@@ -765,7 +832,7 @@ fn scalar_text(v: &ScalarValue) -> String {
 
 /// Appends a run's bad rows to `<target>__rejected`, once per run.
 async fn write_rejected(
-    session: &Session,
+    cx: &StatementContext,
     target: &TableName,
     schema: &Schema,
     rows: &[autolake_connectors::rows::BadRow],
@@ -773,15 +840,10 @@ async fn write_rejected(
     run: i64,
 ) -> Result<()> {
     let name = TableName::new(&target.schema, format!("{}__rejected", target.table));
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     let existing = lake.load_table(&name).await?;
     if let Some(t) = &existing {
-        let done = t
-            .snapshot()?
-            .transaction_version(t.log_store().as_ref(), app_id)
-            .await?
-            .unwrap_or(0);
-        if done >= run {
+        if ledger::committed_or_zero(Some(t), app_id).await? >= run {
             return Ok(());
         }
     }
@@ -790,16 +852,16 @@ async fn write_rejected(
         Some(t) => t,
         None => lake.table_handle(&name)?,
     };
-    let stamp = session.stamp("SYNC TABLE").with_transaction(app_id, run);
-    let plan = session.ctx.read_batch(batch)?.into_unoptimized_plan();
-    append(session, handle, &name, plan, &stamp).await?;
+    let stamp = cx.stamp("SYNC TABLE").with_transaction(app_id, run);
+    let plan = cx.ctx.read_batch(batch)?.into_unoptimized_plan();
+    append(cx, handle, &name, plan, &stamp).await?;
     Ok(())
 }
 
 /// Appends the rows of `plan` in one commit (creating the table when
 /// `handle` is not loaded).
 async fn append(
-    session: &Session,
+    cx: &StatementContext,
     handle: DeltaTable,
     name: &TableName,
     plan: datafusion::logical_expr::LogicalPlan,
@@ -809,7 +871,7 @@ async fn append(
         handle,
         name,
         plan,
-        Arc::new(session.ctx.state()),
+        Arc::new(cx.ctx.state()),
         SaveMode::Append,
         None,
         false,
@@ -818,12 +880,12 @@ async fn append(
     .await
 }
 
-async fn append_lineage(session: &Session, runs: &[Run]) -> Result<()> {
-    let stamp = session.stamp("SYNC TABLE");
+async fn append_lineage(cx: &StatementContext, runs: &[Run]) -> Result<()> {
+    let stamp = cx.stamp("SYNC TABLE");
     append_system(
-        session.engine.lake(),
-        &session.ctx,
-        &lineage_table(),
+        cx.engine.lake(),
+        &cx.ctx,
+        &crate::sources::lineage_table(),
         Run::lineage_batch(runs)?,
         &stamp,
     )
@@ -833,17 +895,17 @@ async fn append_lineage(session: &Session, runs: &[Run]) -> Result<()> {
 /// Writes the lineage row of a committed run whose process died before
 /// recording it; returns the last run recorded.
 async fn repair_lineage(
-    session: &Session,
+    cx: &StatementContext,
     table: &DeltaTable,
     target: &TableName,
     source: &str,
     committed: i64,
 ) -> Result<i64> {
-    let lake = session.engine.lake();
-    let recorded = match lake.load_table(&lineage_table()).await? {
+    let lake = cx.engine.lake();
+    let recorded = match lake.load_table(&crate::sources::lineage_table()).await? {
         None => 0,
         Some(lineage) => {
-            let batches = session
+            let batches = cx
                 .ctx
                 .read_table(lineage.table_provider().await?)?
                 .filter(
@@ -866,33 +928,22 @@ async fn repair_lineage(
     if recorded >= committed {
         return Ok(recorded);
     }
-    // Find the run's commit in the target's history.
-    // Newest first: entry i is version latest - i.
-    let latest = table.version().unwrap_or(0) as i64;
-    let history: Vec<_> = table.history(Some(100)).try_collect().await?;
-    let Some((i, info)) = history.iter().enumerate().find(|(_, c)| {
-        c.info.get("autolake.sync.run").and_then(Value::as_i64) == Some(committed)
-            && c.info.get("autolake.sync.source").and_then(Value::as_str) == Some(source)
-    }) else {
-        return Ok(recorded);
-    };
-    let metric = |k: &str| {
-        info.info
-            .get("operationMetrics")
-            .and_then(|m| m.get(k))
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-    };
-    let mode = match info.info.get("autolake.sync.mode").and_then(Value::as_str) {
-        Some("append") => "append",
-        Some("merge") => "merge",
-        Some("refresh") => "refresh",
-        _ => "copy",
-    };
-    let rows = if mode == "merge" {
-        metric("num_target_rows_inserted") + metric("num_target_rows_updated")
+    // The run committed but its lineage row was lost: rebuild the row from
+    // the run's commit.
+    let found = ledger::find_commit(
+        table,
+        &format!("sync run {committed} of {source} into {target}"),
+        &[
+            ("autolake.sync.run", json!(committed)),
+            ("autolake.sync.source", json!(source)),
+        ],
+    )
+    .await?;
+    let mode = SyncMode::recorded(found.get("autolake.sync.mode").and_then(Value::as_str));
+    let rows = if mode == SyncMode::Merge {
+        found.metric("num_target_rows_inserted") + found.metric("num_target_rows_updated")
     } else {
-        metric("num_added_rows")
+        found.metric("num_added_rows")
     };
     let run = Run {
         source: source.to_string(),
@@ -903,18 +954,9 @@ async fn repair_lineage(
         cursor: None,
         rows,
         rejected: 0,
-        version: latest - i as i64,
-        user: info
-            .user_name
-            .clone()
-            .or_else(|| {
-                info.info
-                    .get("userName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .unwrap_or_default(),
+        version: found.version,
+        user: found.user(),
     };
-    append_lineage(session, &[run]).await?;
+    append_lineage(cx, &[run]).await?;
     Ok(committed)
 }

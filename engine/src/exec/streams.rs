@@ -25,11 +25,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::delta_datafusion::DataFusionMixins;
 use deltalake::protocol::SaveMode;
 
-use super::count_result;
+use super::query::count_result;
+use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
-use crate::lake::TableName;
 use crate::lake::write::write_plan;
-use crate::session::{Session, StatementResult};
+use crate::lake::{TableName, ledger};
 use crate::sources::Source;
 
 /// The most messages one run reads.
@@ -41,11 +41,11 @@ pub(crate) fn is_stream(source_type: &str) -> bool {
 }
 
 pub(crate) async fn sync_stream(
-    session: &Session,
+    cx: &StatementContext,
     target: &TableName,
     source: &Source,
 ) -> Result<StatementResult> {
-    let lake = session.engine.lake();
+    let lake = cx.engine.lake();
     let table = lake.load_table(target).await?.ok_or_else(|| {
         Error::invalid(format!(
             "SYNC TABLE {target} FROM {}: create {target} first; its columns say which fields of each JSON message are kept",
@@ -53,12 +53,8 @@ pub(crate) async fn sync_stream(
         ))
     })?;
     let schema: SchemaRef = Arc::new(table.snapshot()?.snapshot().input_schema().as_ref().clone());
-    let app = format!("autolake.stream:{}", source.name);
-    let committed = table
-        .snapshot()?
-        .transaction_version(table.log_store().as_ref(), &app)
-        .await?
-        .unwrap_or(0);
+    let app = ledger::stream_app(&source.name);
+    let committed = ledger::committed_or_zero(Some(&table), &app).await?;
     // The broker's record of what this target has read: a durable
     // JetStream consumer, or an MQTT persistent session (its client id
     // names the source definition, so a source made again starts afresh).
@@ -119,21 +115,21 @@ pub(crate) async fn sync_stream(
             )),
         }
     }
-    let stamp = session
+    let stamp = cx
         .stamp("SYNC TABLE")
         .with_transaction(&app, version)
         .with_info("autolake.stream.source", serde_json::json!(source.name));
     if !bad.is_empty() {
-        write_rejected(session, target, &bad, &stamp).await?;
+        write_rejected(cx, target, &bad, &stamp).await?;
     }
     let rows = arrow::compute::concat_batches(&schema, &good)?;
     let written = rows.num_rows() as u64;
-    let plan = session.ctx.read_batch(rows)?.into_unoptimized_plan();
+    let plan = cx.ctx.read_batch(rows)?.into_unoptimized_plan();
     write_plan(
         table,
         target,
         plan,
-        Arc::new(session.ctx.state()),
+        Arc::new(cx.ctx.state()),
         SaveMode::Append,
         None,
         false,
@@ -168,7 +164,7 @@ fn decode(schema: &SchemaRef, payload: &[u8]) -> std::result::Result<RecordBatch
 
 /// Appends undecodable messages to `<table>_rejected`.
 async fn write_rejected(
-    session: &Session,
+    cx: &StatementContext,
     target: &TableName,
     bad: &[(String, String, String, i64)],
     stamp: &crate::lake::write::CommitStamp,
@@ -199,13 +195,12 @@ async fn write_rejected(
     ];
     let batch = RecordBatch::try_new(schema, columns)?;
     // Created with the first rejected message, appended to after.
-    crate::lake::write::append_system(session.engine.lake(), &session.ctx, &name, batch, stamp)
-        .await
+    crate::lake::write::append_system(cx.engine.lake(), &cx.ctx, &name, batch, stamp).await
 }
 
 /// A stream source's definition, if `name` is one.
-pub(crate) async fn stream_source(session: &Session, name: &str) -> Result<Option<Source>> {
-    Ok(session
+pub(crate) async fn stream_source(cx: &StatementContext, name: &str) -> Result<Option<Source>> {
+    Ok(cx
         .engine
         .sources()
         .get(name)

@@ -19,24 +19,28 @@ use datafusion::catalog::SchemaProvider;
 use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
 use deltalake::DeltaTableError;
 
-use super::lake_table;
+use crate::context::StatementContext;
 use crate::error::{Error, Result};
-use crate::session::{INTERNAL_CATALOG, Session, TIME_TRAVEL_SCHEMA};
+use crate::lake::{INTERNAL_CATALOG, TIME_TRAVEL_SCHEMA};
+use crate::names::lake_table;
 
 /// Resolves every versioned table reference in `statement`.
-pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Result<DFStatement> {
+pub(crate) async fn rewrite(
+    cx: &StatementContext,
+    mut statement: DFStatement,
+) -> Result<DFStatement> {
     let mut collect = Collect::default();
     visit_df(&mut statement, &mut collect);
     if collect.found.is_empty() {
         return Ok(statement);
     }
-    for name in session.time_travel.table_names() {
-        session.time_travel.deregister_table(&name)?;
+    for name in cx.time_travel.table_names() {
+        cx.time_travel.deregister_table(&name)?;
     }
     let mut snapshots = Vec::new();
     for (i, (name, version)) in collect.found.into_iter().enumerate() {
         let table_name = lake_table(&name)?;
-        let mut table = session.engine.lake().require_table(&table_name).await?;
+        let mut table = cx.engine.lake().require_table(&table_name).await?;
         let latest = table.version().unwrap_or(0);
         let label = match &version {
             TableVersion::VersionAsOf(expr) => {
@@ -80,14 +84,12 @@ pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Re
             }
         };
         let private = format!("{}.{}@{label}#{i}", table_name.schema, table_name.table);
-        let provider = session
+        let provider = cx
             .catalog
             .scan_settings()
             .provider(&table_name, &table)
             .await?;
-        session
-            .time_travel
-            .register_table(private.clone(), provider)?;
+        cx.time_travel.register_table(private.clone(), provider)?;
         snapshots.push((private, table_name.table));
     }
     let mut apply = Apply {

@@ -51,6 +51,7 @@ use sha2::{Digest, Sha256};
 
 use super::hex;
 use crate::error::{Error, Result};
+use crate::lake::ledger;
 use crate::lake::write::CommitStamp;
 use crate::lake::{Lake, SYSTEM_SCHEMA, TableName};
 use crate::principal::{Interface, Principal};
@@ -238,12 +239,6 @@ struct StoredHead {
     #[serde(flatten)]
     head: Head,
     version: i64,
-}
-
-/// The application-transaction id recording how much of a journal is
-/// committed.
-fn journal_app(id: &str) -> String {
-    format!("autolake.audit:{id}")
 }
 
 /// One process's journal file, locked while the process lives.
@@ -506,7 +501,7 @@ impl AuditLog {
         }
         let transactions: Vec<(String, i64)> = covered
             .into_iter()
-            .map(|(id, lines)| (journal_app(id), lines))
+            .map(|(id, lines)| (ledger::journal_app(id), lines))
             .collect();
         let rows: Vec<Row> = buffered.iter().map(|b| b.row.clone()).collect();
         let result = self.commit(&mut chained, &rows, &transactions).await;
@@ -576,15 +571,9 @@ impl AuditLog {
                     }
                 }
             }
-            let app = journal_app(&id);
-            let committed = match self.lake.load_table(&audit_table()).await? {
-                Some(table) => table
-                    .snapshot()?
-                    .transaction_version(table.log_store().as_ref(), &app)
-                    .await?
-                    .unwrap_or(0),
-                None => 0,
-            };
+            let app = ledger::journal_app(&id);
+            let table = self.lake.load_table(&audit_table()).await?;
+            let committed = ledger::committed_or_zero(table.as_ref(), &app).await?;
             let total = rows.len() as i64;
             if committed < total {
                 let rest = &rows[committed.max(0) as usize..];

@@ -45,27 +45,22 @@
 //! policy. One file the proof does not cover (a row the policy excludes, a
 //! null, missing statistics) keeps the policy on the whole scan.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{ArrayRef, BooleanArray, StringArray};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
-use async_trait::async_trait;
-use datafusion::catalog::{Session as DFSession, TableProvider};
+use arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, Constraints, DFSchema, Statistics};
-use datafusion::datasource::{DefaultTableSource, TableType, provider_as_source};
+use datafusion::common::{Column, DFSchema};
+use datafusion::datasource::{DefaultTableSource, provider_as_source};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, Filter, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TableProviderFilterPushDown, TableScan, TableScanBuilder, Volatility,
-    cast,
+    ScalarUDFImpl, Signature, TableScan, TableScanBuilder, Volatility, cast,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
@@ -80,80 +75,8 @@ use datafusion_datasource::file_scan_config::FileScanConfig;
 use datafusion_datasource::source::DataSourceExec;
 
 use super::{Governance, Privilege, Securable, State, denied, proof};
-use crate::lake::TableName;
+use crate::lake::table::LakeTable;
 use crate::principal::Principal;
-
-/// A lake table's provider, carrying the table's name.
-#[derive(Debug)]
-pub(crate) struct LakeTable {
-    name: TableName,
-    inner: Arc<dyn TableProvider>,
-    governed: bool,
-}
-
-impl LakeTable {
-    /// Wraps the provider reading `name`.
-    pub(crate) fn new(name: TableName, inner: Arc<dyn TableProvider>) -> Self {
-        Self {
-            name,
-            inner,
-            governed: false,
-        }
-    }
-}
-
-#[async_trait]
-impl TableProvider for LakeTable {
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
-    }
-
-    fn constraints(&self) -> Option<&Constraints> {
-        self.inner.constraints()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.inner.table_type()
-    }
-
-    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
-        self.inner.get_logical_plan()
-    }
-
-    fn get_column_default(&self, column: &str) -> Option<&Expr> {
-        self.inner.get_column_default(column)
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn DFSession,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        self.inner.scan(state, projection, filters, limit).await
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
-    }
-
-    fn statistics(&self) -> Option<Statistics> {
-        self.inner.statistics()
-    }
-
-    async fn insert_into(
-        &self,
-        state: &dyn DFSession,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        self.inner.insert_into(state, input, insert_op).await
-    }
-}
 
 /// The analyzer rule applying privileges, row policies and masks.
 #[derive(Debug)]

@@ -44,10 +44,10 @@
 //! and owns the schema `sandbox` in effect; `auditor` reads `system.*`
 //! and changes nothing.
 
+pub mod accounts;
 pub mod audit;
 pub(crate) mod boundaries;
 mod proof;
-pub(crate) mod tables;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -616,7 +616,7 @@ impl Governance {
 
     /// Marks a change, so every process reloads at its next statement.
     pub async fn changed(&self) -> Result<()> {
-        let token = crate::serve::users::random_token(16);
+        let token = crate::governance::accounts::random_token(16);
         self.lake
             .store()
             .put(
@@ -651,7 +651,7 @@ impl Governance {
     }
 
     async fn load(&self) -> Result<State> {
-        let users = crate::serve::users::UserStore::new(Arc::clone(&self.lake))
+        let users = crate::governance::accounts::UserStore::new(Arc::clone(&self.lake))
             .list()
             .await?
             .into_iter()

@@ -24,7 +24,6 @@ use deltalake::DeltaTable;
 
 use super::cache::FileCache;
 use super::scan::LakeScan;
-use super::system::SystemSchema;
 use super::{DEFAULT_SCHEMA, Lake, SYSTEM_SCHEMA, TableName};
 use crate::error::Result;
 
@@ -33,7 +32,7 @@ use crate::error::Result;
 pub struct LakeCatalog {
     lake: Arc<Lake>,
     schemas: RwLock<BTreeMap<String, Arc<LakeSchema>>>,
-    system: Arc<SystemSchema>,
+    system: Arc<dyn SchemaProvider>,
     scan_settings: ScanSettings,
 }
 
@@ -106,10 +105,7 @@ impl ScanSettings {
         } else {
             table.table_provider().with_session(self.session()).await?
         };
-        Ok(Arc::new(crate::governance::boundaries::LakeTable::new(
-            name.clone(),
-            inner,
-        )))
+        Ok(Arc::new(super::table::LakeTable::new(name.clone(), inner)))
     }
 }
 
@@ -117,7 +113,7 @@ impl LakeCatalog {
     /// A catalog over `lake` whose `system` schema is `system`.
     pub fn new(
         lake: Arc<Lake>,
-        system: Arc<SystemSchema>,
+        system: Arc<dyn SchemaProvider>,
         files: Arc<FileCache>,
         config: SessionConfig,
     ) -> Self {

@@ -16,8 +16,9 @@
 pub mod cache;
 pub mod catalog;
 pub mod docs;
+pub(crate) mod ledger;
 pub mod scan;
-pub mod system;
+pub(crate) mod table;
 pub mod write;
 
 use std::collections::{BTreeSet, HashMap};
@@ -43,6 +44,9 @@ pub const DEFAULT_SCHEMA: &str = "public";
 pub const LAKE_CATALOG: &str = "lake";
 /// Name of AutoLake's read-only schema.
 pub const SYSTEM_SCHEMA: &str = "system";
+/// Catalog and schema holding the per-statement time-travel snapshots.
+pub(crate) const INTERNAL_CATALOG: &str = "__autolake";
+pub(crate) const TIME_TRAVEL_SCHEMA: &str = "time_travel";
 const SCHEMA_MARKER: &str = ".schema.json";
 
 /// A schema or table of the lake, by schema and name.

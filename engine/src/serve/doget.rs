@@ -27,7 +27,7 @@
 //!   the client reads, and a client that goes away drops the body, which
 //!   closes the channel between them and so ends the task and the query.
 //!   An error half-way ends the stream with the error's gRPC status in the
-//!   trailers, mapped as every other error is ([`super::flight::status`]).
+//!   trailers, mapped as every other error is ([`super::status::status`]).
 //!
 //! Copying is not what costs most when messages are small: each piece is
 //! one HTTP/2 frame, and each frame one round of body poll, flow-control
@@ -69,7 +69,7 @@ use tonic::Status;
 use tonic::codegen::Bytes;
 use tonic::codegen::http::{HeaderMap, HeaderValue};
 
-use super::flight::status;
+use super::status::status;
 use crate::error::Error;
 
 /// The gRPC path of `DoGet`.

@@ -47,7 +47,7 @@ use arrow_flight::sql::{
     CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
     CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
     CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable,
-    SqlInfo, TicketStatementQuery, XdbcDataType,
+    SqlInfo, TableExistsOption, TableNotExistOption, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
@@ -62,11 +62,12 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::users::{UserStore, random_token};
+use super::status::status;
 use super::{doget, params};
-use crate::error::{Error, ErrorKind};
-use crate::principal::{Interface, Principal};
-use crate::session::{Engine, Session};
+use crate::error::Error;
+use crate::governance::accounts::{UserStore, random_token};
+use crate::principal::Interface;
+use crate::session::{Engine, IfExists, IfMissing, Ingest, Session};
 
 /// Base64 for Basic credentials, with or without padding (Go clients,
 /// ADBC's among them, leave it out).
@@ -408,17 +409,8 @@ impl AutoLakeFlightSql {
         session: &Session,
         sql: &str,
     ) -> Result<crate::session::StatementResult, Status> {
-        let mut parsed = session.parse(sql).map_err(status)?;
-        if parsed.len() != 1 {
-            return Err(Status::invalid_argument(format!(
-                "expected one statement per request, got {}",
-                parsed.len()
-            )));
-        }
-        session
-            .execute_statement(&parsed.remove(0))
-            .await
-            .map_err(status)
+        let parsed = session.parse_one(sql).map_err(status)?;
+        session.execute_statement(&parsed).await.map_err(status)
     }
 
     fn park(&self, token: &str, stream: SendableRecordBatchStream) -> String {
@@ -680,22 +672,6 @@ fn sql_info() -> SqlInfoData {
     b.build().expect("static SQL info is valid")
 }
 
-/// Maps an engine error to a gRPC status: the one place this is decided,
-/// by the error's kind.
-pub fn status(e: Error) -> Status {
-    let message = e.to_string();
-    match e.kind() {
-        ErrorKind::InvalidArgument => Status::invalid_argument(message),
-        ErrorKind::NotFound => Status::not_found(message),
-        ErrorKind::AlreadyExists => Status::already_exists(message),
-        ErrorKind::PermissionDenied => Status::permission_denied(message),
-        ErrorKind::Conflict => Status::aborted(message),
-        ErrorKind::ResourceExhausted => Status::resource_exhausted(message),
-        ErrorKind::Unavailable => Status::unavailable(message),
-        ErrorKind::Internal => Status::internal(message),
-    }
-}
-
 #[tonic::async_trait]
 impl FlightSqlService for AutoLakeFlightSql {
     type FlightService = AutoLakeFlightSql;
@@ -725,31 +701,15 @@ impl FlightSqlService for AutoLakeFlightSql {
         let (name, password) = decoded
             .split_once(':')
             .ok_or_else(|| Status::unauthenticated("malformed Basic credentials"))?;
-        let user = self
-            .users
-            .authenticate(name, password)
+        // The funnel's login entry audits the attempt, refused ones too.
+        let session = self
+            .engine
+            .login(&self.users, name, password, Interface::FlightSql)
             .await
-            .map_err(status)?;
-        // Logins, refused ones included, are audited like statements.
-        let mut entry = crate::governance::audit::Entry::new(
-            &Principal {
-                name: name.to_string(),
-                roles: Vec::new(),
-                stored: true,
-            },
-            user.as_ref().map(|u| u.roles.clone()).unwrap_or_default(),
-            Interface::FlightSql,
-        );
-        entry.kind = "LOGIN".to_string();
-        entry.statement = format!("LOGIN {name}");
-        if user.is_none() {
-            entry.outcome = crate::governance::audit::Outcome::Denied;
-            entry.error = Some("invalid user name or password".to_string());
-        }
-        self.engine.audit().record(entry);
-        let user = user.ok_or_else(|| Status::unauthenticated("invalid user name or password"))?;
+            .map_err(status)?
+            .ok_or_else(|| Status::unauthenticated("invalid user name or password"))?;
         let token = random_token(32);
-        let session = Arc::new(self.engine.session(user.principal(), Interface::FlightSql));
+        let session = Arc::new(session);
         self.logins.insert(
             token.clone(),
             Login {
@@ -960,17 +920,11 @@ impl FlightSqlService for AutoLakeFlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let (token, session) = self.session(&request)?;
-        let parsed = session.parse(&query.query).map_err(status)?;
-        if parsed.len() != 1 {
-            return Err(Status::invalid_argument(format!(
-                "expected one statement to prepare, got {}",
-                parsed.len()
-            )));
-        }
+        let parsed = session.parse_one(&query.query).map_err(status)?;
         let count = params::count_placeholders(&query.query).map_err(status)?;
         // The result schema, when the statement is a query DataFusion can
         // plan with its parameters unknown.
-        let dataset_schema = match session.plan_query(&parsed[0]).await {
+        let dataset_schema = match session.plan_query(&parsed).await {
             Some(schema) => schema_bytes(&schema)?,
             None => Default::default(),
         };
@@ -1125,24 +1079,28 @@ impl FlightSqlService for AutoLakeFlightSql {
                 .unwrap_or_else(|| crate::lake::DEFAULT_SCHEMA.to_string()),
             command.table,
         );
+        let if_exists = match options.if_exists() {
+            TableExistsOption::Unspecified => None,
+            TableExistsOption::Fail => Some(IfExists::Fail),
+            TableExistsOption::Append => Some(IfExists::Append),
+            TableExistsOption::Replace => Some(IfExists::Replace),
+        };
+        let if_missing = match options.if_not_exist() {
+            TableNotExistOption::Unspecified => None,
+            TableNotExistOption::Create => Some(IfMissing::Create),
+            TableNotExistOption::Fail => Some(IfMissing::Fail),
+        };
         let batches = Self::put_batches(request).await?;
-        let started = std::time::Instant::now();
-        let result = super::ingest::ingest(
-            &session,
-            &table,
-            batches,
-            options.if_not_exist(),
-            options.if_exists(),
-        )
-        .await;
-        session.record(
-            "INGEST",
-            format!("INGEST INTO {table}"),
-            vec![format!("table {}.{}", table.schema, table.table)],
-            &result,
-            started,
-        );
-        Ok(result.map_err(status)? as i64)
+        let rows = session
+            .ingest(Ingest {
+                table,
+                batches,
+                if_exists,
+                if_missing,
+            })
+            .await
+            .map_err(status)?;
+        Ok(rows as i64)
     }
 
     async fn get_flight_info_primary_keys(

@@ -26,9 +26,8 @@
 mod doget;
 pub mod flight;
 mod http2;
-mod ingest;
 mod params;
-pub mod users;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
+use crate::governance::accounts::UserStore;
 use crate::session::Engine;
 
 /// How a server is started.
@@ -76,7 +76,7 @@ pub fn default_scan_cache() -> u64 {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     engine.scan_cache().set_budget(options.scan_cache);
-    let users = users::UserStore::new(Arc::clone(engine.lake()));
+    let users = UserStore::new(Arc::clone(engine.lake()));
     let admin_password = std::env::var("AUTOLAKE_ADMIN_PASSWORD").ok();
     if let Some(generated) = users.ensure_admin(admin_password.as_deref()).await? {
         eprintln!(
@@ -146,7 +146,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     // Due work is looked for five times a second, so a job every second
     // starts within 200 ms of being due.
     let scheduler = options.scheduler.then(|| {
-        crate::jobs::Scheduler::new(Arc::clone(&engine)).spawn(Duration::from_millis(200))
+        crate::scheduler::Scheduler::new(Arc::clone(&engine)).spawn(Duration::from_millis(200))
     });
     let signals = async move {
         shutdown_signal().await;

@@ -1,70 +1,15 @@
-//! `system.users` and `system.grants`: governance state as tables (read by
-//! admins and auditors only; see [`super::PROTECTED_SYSTEM_TABLES`]).
+//! `system.grants`: one row per granted privilege and per owned object; read
+//! by admins and auditors only.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 
-use super::{Governance, Holder};
+use super::table::{SystemTable, strings, utc_millis};
 use crate::error::Result;
-use crate::lake::system::SystemTable;
-use crate::serve::users::UserStore;
-
-fn utc_millis() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-fn strings(values: Vec<String>) -> ArrayRef {
-    Arc::new(StringArray::from(values))
-}
-
-/// `system.users`: name, roles, created_at (never a password hash).
-#[derive(Debug)]
-pub(crate) struct UsersTable {
-    pub(crate) users: UserStore,
-}
-
-#[async_trait]
-impl SystemTable for UsersTable {
-    fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("roles", DataType::Utf8, false),
-            Field::new("created_at", utc_millis(), false),
-        ]))
-    }
-
-    async fn rows(&self) -> Result<Vec<RecordBatch>> {
-        let users = self.users.list().await?;
-        let batch = RecordBatch::try_new(
-            self.schema(),
-            vec![
-                strings(users.iter().map(|u| u.name.clone()).collect()),
-                strings(users.iter().map(|u| u.roles.join(",")).collect()),
-                Arc::new(
-                    TimestampMillisecondArray::from_iter_values(
-                        users.iter().map(|u| u.created_at.timestamp_millis()),
-                    )
-                    .with_timezone("UTC"),
-                ),
-            ],
-        )?;
-        Ok(vec![batch])
-    }
-}
-
-/// grantee type, grantee, privilege, object type, object, grantor, granted at.
-type GrantRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-);
+use crate::governance::{Governance, Holder};
 
 /// `system.grants`: one row per granted privilege and per owned object.
 #[derive(Debug)]
@@ -139,3 +84,14 @@ impl SystemTable for GrantsTable {
         Ok(vec![batch])
     }
 }
+
+/// grantee type, grantee, privilege, object type, object, grantor, granted at.
+type GrantRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+);

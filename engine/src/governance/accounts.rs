@@ -1,4 +1,6 @@
-//! Users who may connect to `autolake serve`, kept in the lake.
+//! Accounts: the users who may connect (`autolake serve`), kept in the
+//! lake with their roles and password hashes, and the random tokens
+//! handed out as generated passwords and session handles.
 //!
 //! One JSON document per user at `<lake>/users/<name>.json` with the
 //! password as an argon2id PHC string (salted; the password itself is

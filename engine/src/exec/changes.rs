@@ -27,8 +27,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use autolake_sql::sqlparser::ast::{
     self, FunctionArg, FunctionArgExpr, Ident, ObjectName, TableAlias, TableFactor, Value,
@@ -40,25 +39,26 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, col, lit};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, col};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::limit::GlobalLimitExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 
-use crate::exec::time_travel::visit_df;
 use deltalake::delta_datafusion::DataFusionMixins;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 
+use super::time_travel::visit_df;
+use crate::context::StatementContext;
 use crate::error::{Error, Result};
-use crate::governance::boundaries::LakeTable;
+use crate::jobs::window::{Windowing, instant_literal};
 use crate::lake::TableName;
+use crate::lake::table::LakeTable;
+use crate::lake::{INTERNAL_CATALOG, TIME_TRAVEL_SCHEMA};
 use crate::principal::Object;
-use crate::session::{INTERNAL_CATALOG, Session, TIME_TRAVEL_SCHEMA};
 
 /// The function's name.
 pub(crate) const FUNCTION: &str = "table_changes";
@@ -87,144 +87,17 @@ pub(crate) fn is_function_name(r: &TableReference) -> bool {
     matches!(r, TableReference::Bare { table } if table.as_ref() == FUNCTION)
 }
 
-/// Event-time windows of a job's run: which rows of the input belong to
-/// the windows that close now.
-#[derive(Debug, Clone)]
-pub(crate) struct Windowing {
-    /// The event-time column.
-    pub(crate) column: String,
-    /// Window length, microseconds.
-    pub(crate) size: i64,
-    /// Distance between window starts, microseconds (= size when tumbling).
-    pub(crate) slide: i64,
-    /// Start of the first window closing in this run (`None`: every
-    /// window up to `last_start`).
-    pub(crate) first_start: Option<i64>,
-    /// Start of the last window closing in this run.
-    pub(crate) last_start: i64,
-}
-
-impl Windowing {
-    /// The windows that close when the watermark moves from `previous`
-    /// (exclusive) to `current` (inclusive): those whose end falls in
-    /// between. `None` when none does.
-    pub(crate) fn closing(
-        column: String,
-        size: i64,
-        slide: i64,
-        previous: Option<i64>,
-        current: i64,
-    ) -> Option<Self> {
-        // Window starts are multiples of `slide`; a window [s, s + size)
-        // closes once the watermark reaches s + size.
-        let last_start = floor_div(current - size, slide) * slide;
-        let first_start = previous.map(|w| (floor_div(w - size, slide) + 1) * slide);
-        if first_start.is_some_and(|f| f > last_start) {
-            return None;
-        }
-        Some(Self {
-            column,
-            size,
-            slide,
-            first_start,
-            last_start,
-        })
-    }
-
-    /// Event times before this are late once the watermark is `watermark`:
-    /// at least one of their windows has already closed.
-    pub(crate) fn late_before(size: i64, slide: i64, watermark: i64) -> i64 {
-        floor_div(watermark - size, slide) * slide + size
-    }
-
-    /// The rows of `batch` copied once per closing window they fall in,
-    /// with `window_start` and `window_end` appended.
-    fn assign(&self, batch: &RecordBatch, ts: usize, schema: &SchemaRef) -> DFResult<RecordBatch> {
-        let micros = to_micros(batch.column(ts))?;
-        let mut rows = Vec::new();
-        let mut starts = Vec::new();
-        for (i, t) in micros.iter().enumerate() {
-            let Some(t) = t else { continue };
-            let hi = floor_div(t, self.slide);
-            let lo = floor_div(t - self.size, self.slide) + 1;
-            for k in lo..=hi {
-                let s = k * self.slide;
-                if s <= self.last_start && self.first_start.is_none_or(|f| s >= f) {
-                    rows.push(i as u32);
-                    starts.push(s);
-                }
-            }
-        }
-        let taken = arrow::compute::take_record_batch(batch, &UInt32Array::from(rows))?;
-        let mut columns = taken.columns().to_vec();
-        let ends: Vec<i64> = starts.iter().map(|s| s + self.size).collect();
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(starts).with_timezone("UTC"),
-        ));
-        columns.push(Arc::new(
-            TimestampMicrosecondArray::from(ends).with_timezone("UTC"),
-        ));
-        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
-    }
-}
-
-fn floor_div(a: i64, b: i64) -> i64 {
-    a.div_euclid(b)
-}
-
-/// A timestamp column as microseconds since the epoch.
-pub(crate) fn to_micros(
-    array: &ArrayRef,
-) -> DFResult<arrow::array::PrimitiveArray<TimestampMicrosecondType>> {
-    let cast = arrow::compute::cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-    Ok(cast.as_primitive::<TimestampMicrosecondType>().clone())
-}
-
-/// A literal of the column type `t` holding the instant `micros`.
-pub(crate) fn instant_literal(t: &DataType, micros: i64) -> Result<Expr> {
-    let value = match t {
-        DataType::Timestamp(unit, tz) => {
-            let v = match unit {
-                TimeUnit::Second => micros.div_euclid(1_000_000),
-                TimeUnit::Millisecond => micros.div_euclid(1_000),
-                TimeUnit::Microsecond => micros,
-                TimeUnit::Nanosecond => micros.saturating_mul(1_000),
-            };
-            match unit {
-                TimeUnit::Second => ScalarValue::TimestampSecond(Some(v), tz.clone()),
-                TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(Some(v), tz.clone()),
-                TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(Some(v), tz.clone()),
-                TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(v), tz.clone()),
-            }
-        }
-        DataType::Date32 => ScalarValue::Date32(Some(micros.div_euclid(86_400_000_000) as i32)),
-        other => {
-            return Err(Error::invalid(format!(
-                "an event-time column must be a timestamp or a date, found {other}"
-            )));
-        }
-    };
-    Ok(lit(value))
-}
-
-/// What a job's run says `table_changes('t')` means.
-#[derive(Debug, Clone)]
-pub(crate) struct JobInputs {
-    /// Per input table: last version consumed (exclusive; -1 for none)
-    /// and the version pinned for this run (inclusive).
-    pub(crate) ranges: std::collections::BTreeMap<String, (i64, i64)>,
-    /// The run's closing windows, when the job is windowed.
-    pub(crate) windows: Option<Windowing>,
-}
-
 /// Resolves every `table_changes(…)` call of `statement`.
-pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Result<DFStatement> {
+pub(crate) async fn rewrite(
+    cx: &StatementContext,
+    mut statement: DFStatement,
+) -> Result<DFStatement> {
     let mut collect = Collect::default();
     visit_df(&mut statement, &mut collect);
     if collect.found.is_empty() {
         return Ok(statement);
     }
-    let schema = &session.time_travel;
+    let schema = &cx.time_travel;
     for name in datafusion::catalog::SchemaProvider::table_names(schema.as_ref()) {
         if name.starts_with("changes:") {
             datafusion::catalog::SchemaProvider::deregister_table(schema.as_ref(), &name)?;
@@ -233,7 +106,7 @@ pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Re
     let mut registered = Vec::new();
     for (i, call) in collect.found.into_iter().enumerate() {
         let call = call?;
-        let provider = provider(session, &call).await?;
+        let provider = provider(cx, &call).await?;
         let private = format!("changes:{}#{i}", call.table);
         datafusion::catalog::SchemaProvider::register_table(
             schema.as_ref(),
@@ -250,11 +123,11 @@ pub(crate) async fn rewrite(session: &Session, mut statement: DFStatement) -> Re
 }
 
 /// The provider one call reads.
-async fn provider(session: &Session, call: &Call) -> Result<Arc<dyn TableProvider>> {
-    let lake = session.engine.lake();
+async fn provider(cx: &StatementContext, call: &Call) -> Result<Arc<dyn TableProvider>> {
+    let lake = cx.engine.lake();
     let table = lake.require_table(&call.table).await?;
     let latest = table.version().unwrap_or(0) as i64;
-    let job = session.job.as_ref().map(|j| &j.inputs);
+    let job = cx.job.as_ref().map(|j| &j.inputs);
     let (from, to, windows) = match (call.from, job) {
         (Some(from), _) => {
             let to = call.to.unwrap_or(latest);
@@ -291,7 +164,7 @@ async fn provider(session: &Session, call: &Call) -> Result<Arc<dyn TableProvide
     if let Some(windows) = windows {
         let mut at = table.clone();
         at.load_version(to as u64).await?;
-        let inner = session
+        let inner = cx
             .catalog
             .scan_settings()
             .provider(&call.table, &at)
@@ -473,7 +346,7 @@ impl WindowedTable {
                     name: format!(
                         "{} (the window's event-time column; columns: {})",
                         windows.column,
-                        crate::exec::column_names(base.fields())
+                        crate::names::column_names(base.fields())
                     ),
                 })?;
         if !matches!(
@@ -654,7 +527,7 @@ fn parse_call(args: &[FunctionArg]) -> Result<Call> {
             )));
         }
     };
-    let table = match crate::exec::read_object(&TableReference::parse_str(&table_text)) {
+    let table = match crate::names::read_object(&TableReference::parse_str(&table_text)) {
         Object::Table(t) => t,
         _ => {
             return Err(Error::invalid(format!(
@@ -725,6 +598,8 @@ impl VisitorMut for Apply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::TimestampMicrosecondType;
 
     #[test]
     fn closing_windows_follow_the_watermark() {

@@ -1,0 +1,53 @@
+//! Opening an engine: the one place the lake's stores, the system schema
+//! and the job runner are wired together. It sits above every other
+//! module, so each store stays ignorant of the others.
+
+use std::sync::Arc;
+
+use crate::context::{Engine, EngineConfig};
+use crate::error::Result;
+use crate::governance::Governance;
+use crate::governance::audit::AuditLog;
+use crate::jobs::Jobs;
+use crate::lake::Lake;
+use crate::lake::cache::FileCache;
+use crate::models::ModelRegistry;
+use crate::scheduler::Runner;
+use crate::sources::Sources;
+use crate::system::{Stores, SystemSchema};
+
+impl Engine {
+    /// Opens the lake of `config`, failing with a clear error when it
+    /// cannot be reached.
+    pub async fn open(config: EngineConfig) -> Result<Arc<Self>> {
+        let device = crate::models::engine_device(&config.device)?;
+        let lake = Lake::open(&config.lake, &config.storage_options).await?;
+        let files: Arc<FileCache> = Arc::default();
+        let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
+        let sources = Arc::new(Sources::new(Arc::clone(&lake)));
+        let governance = Arc::new(Governance::new(Arc::clone(&lake)));
+        let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned);
+        audit.start_flusher();
+        let jobs = Arc::new(Jobs::new(Arc::clone(&lake)));
+        let system = SystemSchema::new(Stores {
+            lake: Arc::clone(&lake),
+            files: Arc::clone(&files),
+            governance: Arc::clone(&governance),
+            models: Arc::clone(&models),
+            sources: Arc::clone(&sources),
+            jobs: Arc::clone(&jobs),
+        });
+        Ok(Arc::new(Self {
+            lake,
+            config,
+            governance,
+            audit,
+            system: Arc::new(system),
+            files,
+            models,
+            sources,
+            jobs,
+            runner: Arc::new(Runner),
+        }))
+    }
+}
