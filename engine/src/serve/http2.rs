@@ -133,8 +133,12 @@ async fn connection(
     builder: hyper::server::conn::http2::Builder<TokioExecutor>,
     service: FlightService,
     stop: watch::Receiver<bool>,
-    _open: mpsc::Sender<()>,
+    open: mpsc::Sender<()>,
 ) {
+    let stream = Lingering {
+        stream: Some(stream),
+        open: Some(open),
+    };
     match tls {
         None => http2(TokioIo::new(stream), builder, service, stop).await,
         Some(acceptor) => {
@@ -249,5 +253,104 @@ mod tests {
         let cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         let err = tls_config(cert, b"no key here").unwrap_err().to_string();
         assert!(err.contains("private key"), "{err}");
+    }
+}
+
+/// How long a closed connection waits for its peer to close too.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection's socket, closed the way TCP wants when hyper is done with
+/// it: this side shut down first, then whatever the peer still sends
+/// (window updates, pings) read and dropped until the peer closes too, or
+/// for at most [`LINGER`]. Closing a socket with unread bytes makes the
+/// kernel reset the connection, and a reset can discard the last response
+/// bytes the client has received but not read yet, which happens on a
+/// graceful stop when the process exits right after its last call ends.
+/// The drain holds the server's count of open connections, so a stopping
+/// server waits for it.
+struct Lingering {
+    stream: Option<TcpStream>,
+    open: Option<mpsc::Sender<()>>,
+}
+
+impl Lingering {
+    fn stream(self: std::pin::Pin<&mut Self>) -> std::pin::Pin<&mut TcpStream> {
+        std::pin::Pin::new(
+            self.get_mut()
+                .stream
+                .as_mut()
+                .expect("the socket is there until the connection is dropped"),
+        )
+    }
+}
+
+impl tokio::io::AsyncRead for Lingering {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream().poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Lingering {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.stream().poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.stream().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream().poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream().poll_shutdown(cx)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let (Some(mut stream), open) = (self.stream.take(), self.open.take()) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _open = open;
+            let _ = stream.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let drain = async {
+                while let Ok(n) = stream.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
     }
 }
