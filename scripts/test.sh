@@ -38,6 +38,9 @@ export AUTOLAKE_TEST_PYTHON="$VENV/bin/python"
 # or this build recompiles the whole tree.
 scripts/check-features.sh
 
+# The modules stay in layers: no import circle in any crate.
+python3 scripts/modgraph.py
+
 # The servers the source and stream tests talk to.
 export AUTOLAKE_TEST_SERVICES="$CARGO_TARGET_DIR/test-services"
 trap 'scripts/test-services.sh stop' EXIT

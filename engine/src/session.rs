@@ -15,8 +15,21 @@
 //!
 //! A [`Session`] carries the [`Principal`] and [`Interface`] for its whole
 //! life; the CLI, Flight SQL, jobs and the demo all create sessions from one
-//! [`Engine`] and call [`Session::execute_statement`], so authorization,
-//! commit bookkeeping and audit live here once.
+//! [`Engine`]. The funnel has four typed entries, each authorised, stamped
+//! and audited here and nowhere else:
+//!
+//! | entry | what comes in | audited as |
+//! |---|---|---|
+//! | [`Session::execute_statement`] (and `execute`, `sql`) | parsed statements | the statement's kind |
+//! | [`Session::plan_query`] | a query to plan, not run (prepared statements) | a refusal only; the run is audited when it runs |
+//! | [`Session::ingest`] | record batches for a lake table (Flight SQL bulk ingest, a job's late rows) | `INGEST` |
+//! | [`Engine::login`] | a user name and password | `LOGIN`, refused attempts too |
+//!
+//! Text is parsed with [`Session::parse`] (or [`Session::parse_one`] where
+//! one statement is expected), so text that does not parse is audited too.
+//! Statement handlers below ([`crate::exec`]) get a
+//! [`StatementContext`](crate::context::StatementContext), never the
+//! session, so nothing below the funnel can go around it.
 
 use std::sync::Arc;
 
@@ -218,13 +231,9 @@ impl Session {
     /// does not parse is recorded in the audit log as a failed statement.
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
         autolake_sql::parse(sql).map_err(|e| {
-            let mut entry = self.audit_entry();
-            entry.kind = "PARSE".to_string();
-            entry.statement = autolake_sql::redact(sql.trim());
-            entry.outcome = Outcome::Failure;
-            entry.error = Some(e.to_string());
-            self.cx.engine.audit.record(entry);
-            Error::from(e)
+            let e = Error::from(e);
+            self.audit_unparsed(sql, &e);
+            e
         })
     }
 
@@ -237,15 +246,20 @@ impl Session {
                 "expected exactly one statement, found {}",
                 statements.len()
             ));
-            let mut entry = self.audit_entry();
-            entry.kind = "PARSE".to_string();
-            entry.statement = autolake_sql::redact(sql.trim());
-            entry.outcome = Outcome::Failure;
-            entry.error = Some(e.to_string());
-            self.cx.engine.audit.record(entry);
+            self.audit_unparsed(sql, &e);
             return Err(e);
         }
         Ok(statements.remove(0))
+    }
+
+    /// Audits text that was refused before any statement in it ran.
+    fn audit_unparsed(&self, sql: &str, error: &Error) {
+        let mut entry = self.audit_entry();
+        entry.kind = "PARSE".to_string();
+        entry.statement = autolake_sql::redact(sql.trim());
+        entry.outcome = Outcome::Failure;
+        entry.error = Some(error.to_string());
+        self.cx.engine.audit.record(entry);
     }
 
     fn audit_entry(&self) -> Entry {

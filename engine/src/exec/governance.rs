@@ -191,7 +191,7 @@ async fn create_user(
     crate::lake::validate_name("user", &name)?;
     let roles: Vec<String> = roles.iter().map(ident_name).collect();
     for r in &roles {
-        require_role(&state, r)?;
+        require_role(state, r)?;
     }
     if users.get(&name).await?.is_some() {
         if if_not_exists {
@@ -301,7 +301,7 @@ async fn role_membership(
     let governance = cx.engine.governance();
     let users = accounts(cx);
     let (role, user) = (ident_name(role), ident_name(user));
-    require_role(&state, &role)?;
+    require_role(state, &role)?;
     let mut roles = users.require(&user).await?.roles;
     if grant {
         if !roles.contains(&role) {
@@ -342,7 +342,7 @@ async fn privileges(
         }
         Grantee::Role(r) => {
             let r = ident_name(r);
-            require_role(&state, &r)?;
+            require_role(state, &r)?;
             Holder::Role(r)
         }
     };
@@ -418,7 +418,7 @@ async fn create_policy(
     let table = lake_table(table)?;
     let to: Vec<String> = to.iter().map(ident_name).collect();
     for r in &to {
-        if !state.users.contains_key(r) && require_role(&state, r).is_err() {
+        if !state.users.contains_key(r) && require_role(state, r).is_err() {
             return Err(Error::NotFound {
                 kind: "role or user",
                 name: r.clone(),

@@ -842,10 +842,8 @@ async fn write_rejected(
     let name = TableName::new(&target.schema, format!("{}__rejected", target.table));
     let lake = cx.engine.lake();
     let existing = lake.load_table(&name).await?;
-    if let Some(t) = &existing {
-        if ledger::committed_or_zero(Some(t), app_id).await? >= run {
-            return Ok(());
-        }
+    if ledger::committed_or_zero(existing.as_ref(), app_id).await? >= run {
+        return Ok(());
     }
     let batch = rejected_batch(schema, rows)?;
     let handle = match existing {
