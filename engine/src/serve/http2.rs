@@ -216,46 +216,6 @@ fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use tonic::codegen::http::HeaderValue;
-
-    use super::*;
-
-    #[test]
-    fn client_deadlines_are_read_in_every_unit() {
-        let timeout = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert("grpc-timeout", HeaderValue::from_str(value).unwrap());
-            grpc_timeout(&headers)
-        };
-        assert_eq!(timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(timeout("3M"), Some(Duration::from_secs(180)));
-        assert_eq!(timeout("30S"), Some(Duration::from_secs(30)));
-        assert_eq!(timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(
-            timeout("99999999u"),
-            Some(Duration::from_micros(99_999_999))
-        );
-        assert_eq!(timeout("10n"), Some(Duration::from_nanos(10)));
-        for bad in ["", "S", "123456789S", "5x", "-5S", "1.5S"] {
-            assert_eq!(timeout(bad), None, "{bad:?}");
-        }
-        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn tls_configuration_errors_say_what_is_wrong() {
-        let err = tls_config(b"not a certificate", b"")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no PEM certificate"), "{err}");
-        let cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let err = tls_config(cert, b"no key here").unwrap_err().to_string();
-        assert!(err.contains("private key"), "{err}");
-    }
-}
-
 /// How long a closed connection waits for its peer to close too.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -352,5 +312,45 @@ impl Drop for Lingering {
             };
             let _ = tokio::time::timeout(LINGER, drain).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::codegen::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn client_deadlines_are_read_in_every_unit() {
+        let timeout = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-timeout", HeaderValue::from_str(value).unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(timeout("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(timeout("30S"), Some(Duration::from_secs(30)));
+        assert_eq!(timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            timeout("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(timeout("10n"), Some(Duration::from_nanos(10)));
+        for bad in ["", "S", "123456789S", "5x", "-5S", "1.5S"] {
+            assert_eq!(timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn tls_configuration_errors_say_what_is_wrong() {
+        let err = tls_config(b"not a certificate", b"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let err = tls_config(cert, b"no key here").unwrap_err().to_string();
+        assert!(err.contains("private key"), "{err}");
     }
 }
