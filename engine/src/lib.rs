@@ -39,6 +39,7 @@ pub mod serve;
 pub mod session;
 pub mod sources;
 pub mod system;
+mod table_name;
 
 pub use error::{Error, Result};
 pub use principal::{Interface, Principal};

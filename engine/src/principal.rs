@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::lake::TableName;
+use crate::table_name::TableName;
 
 /// An authenticated user and the roles they act with.
 #[derive(Debug, Clone, PartialEq, Eq)]

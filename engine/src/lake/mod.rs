@@ -37,42 +37,12 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Result};
+pub use crate::table_name::{DEFAULT_SCHEMA, LAKE_CATALOG, SYSTEM_SCHEMA, TableName};
 
-/// Name of the schema every lake has.
-pub const DEFAULT_SCHEMA: &str = "public";
-/// Name of the catalog that holds the lake's schemas.
-pub const LAKE_CATALOG: &str = "lake";
-/// Name of AutoLake's read-only schema.
-pub const SYSTEM_SCHEMA: &str = "system";
 /// Catalog and schema holding the per-statement time-travel snapshots.
 pub(crate) const INTERNAL_CATALOG: &str = "__autolake";
 pub(crate) const TIME_TRAVEL_SCHEMA: &str = "time_travel";
 const SCHEMA_MARKER: &str = ".schema.json";
-
-/// A schema or table of the lake, by schema and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TableName {
-    /// Schema (namespace) name.
-    pub schema: String,
-    /// Table name within the schema.
-    pub table: String,
-}
-
-impl TableName {
-    /// A table name in a schema.
-    pub fn new(schema: impl Into<String>, table: impl Into<String>) -> Self {
-        Self {
-            schema: schema.into(),
-            table: table.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for TableName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{LAKE_CATALOG}.{}.{}", self.schema, self.table)
-    }
-}
 
 /// What CREATE SCHEMA records about a schema.
 #[derive(Debug, Clone, Serialize, Deserialize)]
