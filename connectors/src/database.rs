@@ -188,7 +188,7 @@ impl SchemaProvider for DbSchema {
         }
         let reference = TableReference::partial(self.schema.clone(), table.to_string());
         match (self.make)(reference).await {
-            Ok(t) => Ok(Some(t)),
+            Ok(t) => Ok(Some(Arc::new(NoColumnScans(t)))),
             Err(e) => Err(DataFusionError::External(Box::new(source_error(
                 &self.source,
                 &self.secrets,
@@ -372,5 +372,57 @@ impl Connector for MysqlConnector {
             Box::pin(async move { factory.table_provider(reference).await })
         });
         catalog_of(name, &secrets, pool, make).await
+    }
+}
+
+/// A database table that answers scans asking for no column at all, which
+/// is what `count(*)`, `SELECT 1 FROM t`, `EXISTS` and a join side that
+/// contributes no column ask for. The table providers of
+/// `datafusion-table-providers` return every column for such a scan, which
+/// DataFusion's physical planner rejects (its schema must match the
+/// logical one, zero columns). Here the server is asked for the first
+/// column (filters and limit still pushed down) and the column is dropped,
+/// keeping the row count.
+#[derive(Debug)]
+struct NoColumnScans(Arc<dyn TableProvider>);
+
+#[async_trait]
+impl TableProvider for NoColumnScans {
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.0.table_type()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> DFResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<datafusion::common::Statistics> {
+        self.0.statistics()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        match projection {
+            Some(columns) if columns.is_empty() && !self.0.schema().fields().is_empty() => {
+                let first = self.0.scan(state, Some(&vec![0]), filters, limit).await?;
+                let none: Vec<datafusion::physical_plan::projection::ProjectionExpr> = Vec::new();
+                Ok(Arc::new(
+                    datafusion::physical_plan::projection::ProjectionExec::try_new(none, first)?,
+                ))
+            }
+            _ => self.0.scan(state, projection, filters, limit).await,
+        }
     }
 }

@@ -162,6 +162,7 @@ fn postgres_tables_are_queried_in_place_with_pushdown_and_every_common_type() {
         ),
     ));
     assert_eq!(out, "label,txt\nfirst,hello\nsecond,\n");
+    no_column_scans(lake.path(), &format!("crm.public.{t}"));
 
     // A type with no mapping is an error naming the column and the type,
     // never a value.
@@ -426,6 +427,38 @@ fn a_sync_killed_at_any_point_and_rerun_has_exactly_the_source_rows() {
     psql(&format!("DROP TABLE {t}"));
 }
 
+/// Queries whose scan of the source table `t` (two rows, ids 1 and 2)
+/// needs no column, with lake table `labels` (ids 1 and 2): the filter
+/// still reaches the server.
+fn no_column_scans(lake: &Path, t: &str) {
+    for (query, expected) in [
+        (format!("SELECT count(*) AS n FROM {t}"), "n\n2\n"),
+        (
+            format!("SELECT count(*) AS n FROM {t} WHERE id > 1"),
+            "n\n1\n",
+        ),
+        (format!("SELECT 1 AS one FROM {t} WHERE id = 1"), "one\n1\n"),
+        (
+            format!(
+                "SELECT count(*) AS n FROM labels l WHERE EXISTS (SELECT 1 FROM {t} p WHERE p.id = l.id)"
+            ),
+            "n\n2\n",
+        ),
+        (format!("SELECT count(*) AS n FROM labels, {t}"), "n\n4\n"),
+    ] {
+        assert_eq!(ok(sql(lake, &query)), expected, "{query}");
+    }
+    let plan = ok(sql(
+        lake,
+        &format!("EXPLAIN SELECT count(*) FROM {t} WHERE id > 1"),
+    ));
+    assert!(
+        plan.lines()
+            .any(|l| l.to_lowercase().contains("sqlexec sql=") && l.contains("WHERE")),
+        "the filter of a count is pushed down: {plan}"
+    );
+}
+
 #[test]
 fn mysql_tables_are_queried_and_synced() {
     let lake = tempfile::tempdir().unwrap();
@@ -466,6 +499,11 @@ fn mysql_tables_are_queried_and_synced() {
             .any(|l| l.to_lowercase().contains("sqlexec sql=") && l.contains("WHERE")),
         "{plan}"
     );
+    ok(sql(
+        lake.path(),
+        "CREATE TABLE labels (id INT, label TEXT); INSERT INTO labels VALUES (1, 'first'), (2, 'second')",
+    ));
+    no_column_scans(lake.path(), &format!("shop.test.{t}"));
     let synced = ok(sql(
         lake.path(),
         &format!("SYNC TABLE items FROM shop.test.{t} KEY (id)"),
