@@ -132,6 +132,7 @@ async fn catalog_of<T: 'static, P: 'static>(
     secrets: &[String],
     pool: Arc<dyn DbConnectionPool<T, P> + Send + Sync>,
     make: TableMaker,
+    exact_filters: bool,
 ) -> Result<OpenedSource> {
     let listing = DatabaseCatalogProvider::try_new(pool)
         .await
@@ -145,6 +146,7 @@ async fn catalog_of<T: 'static, P: 'static>(
             schema: schema.clone(),
             tables: tables.table_names(),
             make: Arc::clone(&make),
+            exact_filters,
             source: name.to_string(),
             secrets: secrets.to_vec(),
         };
@@ -163,6 +165,9 @@ struct DbSchema {
     schema: String,
     tables: Vec<String>,
     make: TableMaker,
+    /// Whether the server evaluates a pushed-down filter exactly as
+    /// DataFusion does (see [`SourceTable`]).
+    exact_filters: bool,
     source: String,
     secrets: Vec<String>,
 }
@@ -188,7 +193,10 @@ impl SchemaProvider for DbSchema {
         }
         let reference = TableReference::partial(self.schema.clone(), table.to_string());
         match (self.make)(reference).await {
-            Ok(t) => Ok(Some(Arc::new(NoColumnScans(t)))),
+            Ok(t) => Ok(Some(Arc::new(SourceTable {
+                inner: t,
+                exact_filters: self.exact_filters,
+            }))),
             Err(e) => Err(DataFusionError::External(Box::new(source_error(
                 &self.source,
                 &self.secrets,
@@ -298,7 +306,7 @@ impl Connector for PostgresConnector {
             let factory = Arc::clone(&factory);
             Box::pin(async move { factory.table_provider(reference).await })
         });
-        catalog_of(name, &secrets, pool, make).await
+        catalog_of(name, &secrets, pool, make, true).await
     }
 }
 
@@ -371,40 +379,63 @@ impl Connector for MysqlConnector {
             let factory = Arc::clone(&factory);
             Box::pin(async move { factory.table_provider(reference).await })
         });
-        catalog_of(name, &secrets, pool, make).await
+        // MySQL's default collations ignore case and trailing blanks in
+        // comparisons, so the server's answer to a pushed-down filter is
+        // only a first cut that DataFusion filters again.
+        catalog_of(name, &secrets, pool, make, false).await
     }
 }
 
-/// A database table that answers scans asking for no column at all, which
-/// is what `count(*)`, `SELECT 1 FROM t`, `EXISTS` and a join side that
-/// contributes no column ask for. The table providers of
-/// `datafusion-table-providers` return every column for such a scan, which
-/// DataFusion's physical planner rejects (its schema must match the
-/// logical one, zero columns). Here the server is asked for the first
-/// column (filters and limit still pushed down) and the column is dropped,
-/// keeping the row count.
+/// A database table as DataFusion sees it, with two corrections to what
+/// `datafusion-table-providers` does, so a federated query answers as the
+/// same query over a lake copy would:
+/// - Scans asking for no column at all (`count(*)`, `SELECT 1 FROM t`,
+///   `EXISTS`, a join side that contributes no column) get every column
+///   from the providers, which DataFusion's physical planner rejects (the
+///   schema must match the logical one, zero columns). Here the server is
+///   asked for the first column (filters and limit still pushed down) and
+///   the column is dropped, keeping the row count.
+/// - Where the server's comparisons differ from DataFusion's
+///   (`exact_filters` off: MySQL's collations), pushed-down filters are
+///   inexact: the server still narrows the rows, DataFusion applies the
+///   filter again.
 #[derive(Debug)]
-struct NoColumnScans(Arc<dyn TableProvider>);
+struct SourceTable {
+    inner: Arc<dyn TableProvider>,
+    exact_filters: bool,
+}
 
 #[async_trait]
-impl TableProvider for NoColumnScans {
+impl TableProvider for SourceTable {
     fn schema(&self) -> arrow::datatypes::SchemaRef {
-        self.0.schema()
+        self.inner.schema()
     }
 
     fn table_type(&self) -> datafusion::datasource::TableType {
-        self.0.table_type()
+        self.inner.table_type()
     }
 
     fn supports_filters_pushdown(
         &self,
         filters: &[&datafusion::logical_expr::Expr],
     ) -> DFResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        self.0.supports_filters_pushdown(filters)
+        use datafusion::logical_expr::TableProviderFilterPushDown as Pushdown;
+        let pushed = self.inner.supports_filters_pushdown(filters)?;
+        Ok(if self.exact_filters {
+            pushed
+        } else {
+            pushed
+                .into_iter()
+                .map(|p| match p {
+                    Pushdown::Exact => Pushdown::Inexact,
+                    other => other,
+                })
+                .collect()
+        })
     }
 
     fn statistics(&self) -> Option<datafusion::common::Statistics> {
-        self.0.statistics()
+        self.inner.statistics()
     }
 
     async fn scan(
@@ -414,15 +445,87 @@ impl TableProvider for NoColumnScans {
         filters: &[datafusion::logical_expr::Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        match projection {
-            Some(columns) if columns.is_empty() && !self.0.schema().fields().is_empty() => {
-                let first = self.0.scan(state, Some(&vec![0]), filters, limit).await?;
+        let plan: Arc<dyn datafusion::physical_plan::ExecutionPlan> = match projection {
+            Some(columns) if columns.is_empty() && !self.inner.schema().fields().is_empty() => {
+                let first = self
+                    .inner
+                    .scan(state, Some(&vec![0]), filters, limit)
+                    .await?;
                 let none: Vec<datafusion::physical_plan::projection::ProjectionExpr> = Vec::new();
-                Ok(Arc::new(
+                Arc::new(
                     datafusion::physical_plan::projection::ProjectionExec::try_new(none, first)?,
-                ))
+                )
             }
-            _ => self.0.scan(state, projection, filters, limit).await,
+            _ => self.inner.scan(state, projection, filters, limit).await?,
+        };
+        Ok(if self.exact_filters {
+            plan
+        } else {
+            Arc::new(FiltersStayLocal(plan))
+        })
+    }
+}
+
+/// Keeps DataFusion's own filters above the scan of a server whose
+/// comparisons differ from DataFusion's: without it, the physical
+/// optimizer would move them into the server's query again.
+#[derive(Debug)]
+struct FiltersStayLocal(Arc<dyn datafusion::physical_plan::ExecutionPlan>);
+
+impl datafusion::physical_plan::DisplayAs for FiltersStayLocal {
+    fn fmt_as(
+        &self,
+        _: datafusion::physical_plan::DisplayFormatType,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        write!(f, "FiltersStayLocal")
+    }
+}
+
+impl datafusion::physical_plan::ExecutionPlan for FiltersStayLocal {
+    fn name(&self) -> &str {
+        "FiltersStayLocal"
+    }
+
+    fn properties(&self) -> &Arc<datafusion::physical_plan::PlanProperties> {
+        self.0.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        vec![&self.0]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(
+            &Arc<dyn datafusion::physical_plan::PhysicalExpr>,
+        ) -> DFResult<datafusion::common::tree_node::TreeNodeRecursion>,
+    ) -> DFResult<datafusion::common::tree_node::TreeNodeRecursion> {
+        // No expressions of its own.
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        match <[_; 1]>::try_from(children) {
+            Ok([child]) => Ok(Arc::new(Self(child))),
+            Err(_) => Err(DataFusionError::Internal(
+                "FiltersStayLocal has exactly one child".to_string(),
+            )),
         }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<datafusion::execution::TaskContext>,
+    ) -> DFResult<datafusion::execution::SendableRecordBatchStream> {
+        self.0.execute(partition, context)
     }
 }
