@@ -262,6 +262,15 @@ impl Session {
         self.cx.engine.audit.record(entry);
     }
 
+    /// The audit entry of a statement touching `objects`.
+    fn statement_entry(&self, parsed: &ParsedStatement, objects: Vec<String>) -> Entry {
+        let mut entry = self.audit_entry();
+        entry.kind = parsed.statement.kind().to_string();
+        entry.statement = parsed.display_text();
+        entry.objects = objects;
+        entry
+    }
+
     fn audit_entry(&self) -> Entry {
         let roles = self
             .cx
@@ -290,10 +299,7 @@ impl Session {
         let started = std::time::Instant::now();
         let mut objects = Vec::new();
         let result = self.checked_run(parsed, &mut objects).await;
-        let mut entry = self.audit_entry();
-        entry.kind = parsed.statement.kind().to_string();
-        entry.statement = parsed.display_text();
-        entry.objects = objects;
+        let mut entry = self.statement_entry(parsed, objects);
         entry.outcome = Outcome::of(&result);
         match result {
             Ok(result) => Ok(StatementResult {
@@ -493,10 +499,7 @@ impl Session {
             Err(e) => {
                 let error = e.to_string();
                 if matches!(Outcome::of::<()>(&Err(e)), Outcome::Denied) {
-                    let mut entry = self.audit_entry();
-                    entry.kind = parsed.statement.kind().to_string();
-                    entry.statement = parsed.display_text();
-                    entry.objects = objects;
+                    let mut entry = self.statement_entry(parsed, objects);
                     entry.outcome = Outcome::Denied;
                     entry.error = Some(error);
                     self.cx.engine.audit.record(entry);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 
-use super::table::SystemTable;
+use super::table::{SystemTable, utc_millis};
 use crate::error::Result;
 use crate::models::{ModelRegistry, metrics_json};
 
@@ -32,11 +32,7 @@ pub(crate) fn models_schema() -> SchemaRef {
         Field::new("train_seconds", DataType::Float64, false),
         Field::new("training_rows", DataType::Int64, false),
         Field::new("owner", DataType::Utf8, false),
-        Field::new(
-            "created_at",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
+        Field::new("created_at", utc_millis(), false),
         Field::new("sql", DataType::Utf8, false),
         Field::new("lineage", DataType::Utf8, false),
     ]))

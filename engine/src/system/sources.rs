@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMillisecondBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 
-use super::table::SystemTable;
+use super::table::{SystemTable, utc_millis};
 use crate::error::Result;
 use crate::sources::Sources;
 
@@ -24,11 +24,7 @@ impl SystemTable for SourcesTable {
             Field::new("type", DataType::Utf8, false),
             Field::new("options", DataType::Utf8, false),
             Field::new("owner", DataType::Utf8, false),
-            Field::new(
-                "created_at",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
+            Field::new("created_at", utc_millis(), false),
         ]))
     }
 
