@@ -395,10 +395,14 @@ impl Connector for MysqlConnector {
 ///   schema must match the logical one, zero columns). Here the server is
 ///   asked for the first column (filters and limit still pushed down) and
 ///   the column is dropped, keeping the row count.
+/// - Filters that order text ([`orders_text`]) stay local: servers order
+///   text by their collation, DataFusion by bytes.
 /// - Where the server's comparisons differ from DataFusion's
-///   (`exact_filters` off: MySQL's collations), pushed-down filters are
-///   inexact: the server still narrows the rows, DataFusion applies the
-///   filter again.
+///   (`exact_filters` off: MySQL's collations), a filter goes to the server
+///   only where its answer is a superset of DataFusion's
+///   ([`narrows_only`]), and as inexact: DataFusion applies it again.
+///   Other filters are evaluated locally only.
+/// - No filter reaches the server after planning ([`FiltersStayLocal`]).
 #[derive(Debug)]
 struct SourceTable {
     inner: Arc<dyn TableProvider>,
@@ -421,17 +425,18 @@ impl TableProvider for SourceTable {
     ) -> DFResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
         use datafusion::logical_expr::TableProviderFilterPushDown as Pushdown;
         let pushed = self.inner.supports_filters_pushdown(filters)?;
-        Ok(if self.exact_filters {
-            pushed
-        } else {
-            pushed
-                .into_iter()
-                .map(|p| match p {
-                    Pushdown::Exact => Pushdown::Inexact,
-                    other => other,
-                })
-                .collect()
-        })
+        let schema = self.inner.schema();
+        Ok(pushed
+            .into_iter()
+            .zip(filters)
+            .map(|(p, filter)| match p {
+                Pushdown::Exact if orders_text(filter, &schema) => Pushdown::Unsupported,
+                Pushdown::Exact if self.exact_filters => Pushdown::Exact,
+                Pushdown::Exact if narrows_only(filter, &schema) => Pushdown::Inexact,
+                Pushdown::Exact => Pushdown::Unsupported,
+                other => other,
+            })
+            .collect())
     }
 
     fn statistics(&self) -> Option<datafusion::common::Statistics> {
@@ -458,17 +463,121 @@ impl TableProvider for SourceTable {
             }
             _ => self.inner.scan(state, projection, filters, limit).await?,
         };
-        Ok(if self.exact_filters {
-            plan
-        } else {
-            Arc::new(FiltersStayLocal(plan))
-        })
+        Ok(Arc::new(FiltersStayLocal(plan)))
     }
 }
 
-/// Keeps DataFusion's own filters above the scan of a server whose
-/// comparisons differ from DataFusion's: without it, the physical
-/// optimizer would move them into the server's query again.
+/// Whether `filter` orders text (`<`, `<=`, `>`, `>=`, `BETWEEN`): the
+/// server orders text by its collation (`en_US`, ICU: 'a_b' < 'ALPHA'),
+/// DataFusion by bytes, so such a filter is never the server's to decide.
+fn orders_text(filter: &datafusion::logical_expr::Expr, schema: &arrow::datatypes::Schema) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+    let mut found = false;
+    let _ = filter.apply(|e| {
+        found = match e {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq,
+                right,
+            }) => has_text(left, schema) || has_text(right, schema),
+            Expr::Between(Between { expr, .. }) => has_text(expr, schema),
+            _ => false,
+        };
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Whether a server whose string comparisons ignore case and trailing
+/// blanks (MySQL's default collations) keeps at least every row DataFusion
+/// keeps for `filter`, so the filter can go to the server as a first cut.
+///
+/// Such a server's `=`, `IN` and `LIKE` on text are broader than
+/// DataFusion's, never narrower: 'Alpha' = 'alpha' there. Anything else
+/// that compares text is not: under `NOT`, `<>`, `NOT IN` or an ordering
+/// (`s < 'beta'` drops 'Beta ', which sorts before it byte-wise), the server
+/// would drop rows DataFusion keeps. Such filters stay local.
+fn narrows_only(
+    filter: &datafusion::logical_expr::Expr,
+    schema: &arrow::datatypes::Schema,
+) -> bool {
+    use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator, expr::InList};
+    let plain = |e: &Expr| matches!(e, Expr::Column(_) | Expr::Literal(..)) || !has_text(e, schema);
+    match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And | Operator::Or,
+            right,
+        }) => narrows_only(left, schema) && narrows_only(right, schema),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => plain(left) && plain(right),
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) => plain(expr) && list.iter().all(plain),
+        Expr::Like(Like {
+            negated: false,
+            case_insensitive: false,
+            expr,
+            pattern,
+            ..
+        }) => plain(expr) && plain(pattern),
+        Expr::IsNull(e) | Expr::IsNotNull(e) if matches!(e.as_ref(), Expr::Column(_)) => true,
+        other => !has_text(other, schema),
+    }
+}
+
+/// Whether `expr` holds a text column or a text literal anywhere.
+fn has_text(expr: &datafusion::logical_expr::Expr, schema: &arrow::datatypes::Schema) -> bool {
+    use arrow::datatypes::DataType;
+    use datafusion::common::ScalarValue;
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    fn text(t: &DataType) -> bool {
+        match t {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+            DataType::Dictionary(_, value) => text(value),
+            _ => false,
+        }
+    }
+    let mut found = false;
+    let _ = expr.apply(|e| {
+        found = match e {
+            Expr::Column(c) => schema
+                .field_with_name(&c.name)
+                .map(|f| text(f.data_type()))
+                // A column this table does not know: keep the filter local.
+                .unwrap_or(true),
+            Expr::Literal(
+                ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) | ScalarValue::Utf8View(_),
+                _,
+            ) => true,
+            Expr::Literal(ScalarValue::Dictionary(_, value), _) => text(&value.data_type()),
+            _ => false,
+        };
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Keeps DataFusion's own filters above the scan of a server: without it,
+/// the physical optimizer would move them into the server's query again,
+/// the filters [`SourceTable`] kept local and the dynamic filters of a
+/// `ORDER BY … LIMIT` (TopK) among them, where the server's collation
+/// would decide which rows come first.
 #[derive(Debug)]
 struct FiltersStayLocal(Arc<dyn datafusion::physical_plan::ExecutionPlan>);
 

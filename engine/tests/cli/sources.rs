@@ -11,7 +11,7 @@ use super::services::{Moto, Service, run_python};
 use super::{autolake, failed, ok, sql};
 
 /// A name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
+pub(super) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -20,7 +20,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// Runs SQL in PostgreSQL's `test` database.
-fn psql(sql: &str) -> String {
+pub(super) fn psql(sql: &str) -> String {
     let port = Service::Postgres.port().to_string();
     let out = Command::new("psql")
         .args([
@@ -49,7 +49,7 @@ fn psql(sql: &str) -> String {
 }
 
 /// Runs SQL in MariaDB's `test` database.
-fn mysql(sql: &str) -> String {
+pub(super) fn mysql(sql: &str) -> String {
     let port = Service::MariaDb.port().to_string();
     let args = [
         "--no-defaults",
