@@ -7,9 +7,11 @@
 //! with `on_error 'quarantine'` good rows flow on and every bad row is kept,
 //! with its raw text, for `<target>__rejected`.
 //!
-//! How: records are read in chunks of [`CHUNK_ROWS`]. CSV records are
-//! split by the `csv` crate and each column of a chunk is converted with
-//! Arrow's safe cast from text to the table's type: a value that was
+//! How: CSV files are cut into blocks of whole records, decoded in
+//! parallel by Arrow's CSV decoder straight into the table's types; only a
+//! block the decoder refuses is read again record by record: records split
+//! by the `csv` crate, each column of a chunk of [`CHUNK_ROWS`] converted
+//! with Arrow's safe cast from text to the table's type, so a value that was
 //! present but came out null did not parse, and its row is bad. NDJSON
 //! chunks go through Arrow's JSON decoder in one call; only when a chunk
 //! fails is it decoded again line by line to find the bad lines. Each file
@@ -441,15 +443,155 @@ impl Job {
         Ok(())
     }
 
+    /// CSV at the speed of a scan: the file is cut into blocks of whole
+    /// records, decoded in parallel by Arrow's CSV decoder straight into
+    /// the table's types. A block the decoder refuses (a value that does
+    /// not parse, a wrong number of fields) is read again record by record
+    /// ([`Job::read_csv_records`]), which names or sets aside each bad row
+    /// exactly as a whole-file read that way would.
     fn read_csv(
         &self,
         source: &str,
         reader: Box<dyn Read + Send>,
         emit: &mut Emit<'_>,
     ) -> Result<bool, String> {
+        // A one-column file's blank line is a record to the decoder and
+        // none to the `csv` crate: such files are read record by record.
+        if self.schema.fields().len() < 2 {
+            return self.read_csv_records(source, reader, self.header, 0, emit);
+        }
+        let blocks = Blocks::new(reader, Cut::Csv, self.header)
+            .map_err(|e| format!("{source}: cannot read: {e}"))?;
+        self.read_blocks(
+            source,
+            blocks,
+            &|job: &Job, block: Block| {
+                if let Some(batches) = job.decode_csv_block(&block.bytes) {
+                    return Ok(batches);
+                }
+                let mut batches = Vec::new();
+                job.read_csv_records(
+                    source,
+                    Box::new(std::io::Cursor::new(block.bytes)),
+                    false,
+                    block.first_line - 1,
+                    &mut |batch| {
+                        batches.extend(batch.ok());
+                        true
+                    },
+                )?;
+                Ok(batches)
+            },
+            emit,
+        )
+    }
+
+    /// Decodes a file's blocks on a pool of threads and emits their
+    /// batches in file order, so in fail mode the error is still the file's
+    /// first bad row and bad rows are kept in line order. Each block is
+    /// decoded by a copy of the job that keeps its own bad rows; they join
+    /// the job's when the block's turn comes. At most two blocks per thread
+    /// are read ahead: memory stays at a few blocks whatever the file size.
+    fn read_blocks(
+        &self,
+        source: &str,
+        mut blocks: Blocks,
+        decode: &(dyn Fn(&Job, Block) -> Result<Vec<RecordBatch>, String> + Sync),
+        emit: &mut Emit<'_>,
+    ) -> Result<bool, String> {
+        type Decoded = (Result<Vec<RecordBatch>, String>, Vec<BadRow>);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (work_tx, work_rx) =
+            std::sync::mpsc::sync_channel::<(Block, std::sync::mpsc::SyncSender<Decoded>)>(workers);
+        let work_rx = Mutex::new(work_rx);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((block, done)) = next else { break };
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            continue;
+                        }
+                        let local = Job {
+                            bad: BadRows::default(),
+                            ..self.clone()
+                        };
+                        let out = decode(&local, block);
+                        let bad = std::mem::take(
+                            &mut *local.bad.lock().unwrap_or_else(|e| e.into_inner()),
+                        );
+                        let _ = done.send((out, bad));
+                    }
+                });
+            }
+            let result = (|| -> Result<bool, String> {
+                let mut ahead = std::collections::VecDeque::new();
+                let mut more = true;
+                loop {
+                    while more && ahead.len() < 2 * workers {
+                        match blocks
+                            .next_block()
+                            .map_err(|e| format!("{source}: cannot read: {e}"))?
+                        {
+                            Some(block) => {
+                                let (done, result) = std::sync::mpsc::sync_channel(1);
+                                work_tx
+                                    .send((block, done))
+                                    .map_err(|_| format!("{source}: the decoders stopped"))?;
+                                ahead.push_back(result);
+                            }
+                            None => more = false,
+                        }
+                    }
+                    let Some(next) = ahead.pop_front() else {
+                        return Ok(true);
+                    };
+                    let (out, bad) = next
+                        .recv()
+                        .map_err(|_| format!("{source}: decoding a block failed"))?;
+                    let batches = out?;
+                    self.bad_rows(bad)?;
+                    for batch in batches {
+                        if !emit(Ok(batch)) {
+                            return Ok(false);
+                        }
+                    }
+                }
+            })();
+            // Blocks still queued are skipped; the threads end with the queue.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            drop(work_tx);
+            result
+        })
+    }
+
+    /// One block through Arrow's CSV decoder; `None` when any record of it
+    /// does not fit the table.
+    fn decode_csv_block(&self, bytes: &[u8]) -> Option<Vec<RecordBatch>> {
+        let reader = arrow::csv::ReaderBuilder::new(Arc::clone(&self.schema))
+            .with_header(false)
+            .with_delimiter(self.delimiter)
+            .with_batch_size(CHUNK_ROWS)
+            .build_buffered(bytes)
+            .ok()?;
+        reader.collect::<Result<Vec<_>, _>>().ok()
+    }
+
+    /// Reads CSV record by record; `line_offset` is added to every line
+    /// number (a block's records are numbered within the whole file).
+    fn read_csv_records(
+        &self,
+        source: &str,
+        reader: Box<dyn Read + Send>,
+        header: bool,
+        line_offset: u64,
+        emit: &mut Emit<'_>,
+    ) -> Result<bool, String> {
         let width = self.schema.fields().len();
         let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(self.header)
+            .has_headers(header)
             .delimiter(self.delimiter)
             .flexible(true)
             .from_reader(reader);
@@ -461,7 +603,7 @@ impl Job {
             match rdr.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line = record.position().map(|p| p.line()).unwrap_or(line);
+                    let line = record.position().map(|p| p.line()).unwrap_or(line) + line_offset;
                     if record.len() != width {
                         bad.push(BadRow {
                             source: source.to_string(),
@@ -479,7 +621,7 @@ impl Job {
                     }
                 }
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(line);
+                    let line = e.position().map(|p| p.line()).unwrap_or(line) + line_offset;
                     bad.push(BadRow {
                         source: source.to_string(),
                         line,
@@ -571,33 +713,76 @@ impl Job {
             .map_err(|e| format!("{source}: {e}"))
     }
 
+    /// NDJSON as CSV: blocks of whole lines decoded in parallel by Arrow's
+    /// JSON decoder; a block it refuses is decoded again in chunks of lines,
+    /// and a chunk it refuses line by line ([`Job::decode_json`]).
     fn read_json(
         &self,
         source: &str,
         reader: Box<dyn Read + Send>,
         emit: &mut Emit<'_>,
     ) -> Result<bool, String> {
-        let mut lines: Vec<(u64, String)> = Vec::new();
-        let mut number = 0u64;
-        for line in BufReader::new(reader).lines() {
-            number += 1;
-            let line = line.map_err(|e| format!("{source}, line {number}: cannot read: {e}"))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            lines.push((number, line));
-            if lines.len() >= CHUNK_ROWS {
-                let batch = self.decode_json(source, &std::mem::take(&mut lines))?;
-                if !emit(Ok(batch)) {
-                    return Ok(false);
+        let blocks = Blocks::new(reader, Cut::Lines, false)
+            .map_err(|e| format!("{source}: cannot read: {e}"))?;
+        self.read_blocks(
+            source,
+            blocks,
+            &|job: &Job, block: Block| {
+                if let Ok(batches) = job.decode_json_block(&block.bytes) {
+                    return Ok(batches);
                 }
+                let mut batches = Vec::new();
+                let mut lines: Vec<(u64, String)> = Vec::new();
+                let count = block.bytes.split(|b| *b == b'\n').count();
+                for (i, line) in block.bytes.split(|b| *b == b'\n').enumerate() {
+                    // The piece after a block's final newline is no line.
+                    if i + 1 == count && line.is_empty() {
+                        break;
+                    }
+                    let number = block.first_line + i as u64;
+                    let line = match std::str::from_utf8(line) {
+                        Ok(line) if line.trim().is_empty() => continue,
+                        Ok(line) => line.to_string(),
+                        Err(e) => {
+                            job.bad_rows(vec![BadRow {
+                                source: source.to_string(),
+                                line: number,
+                                error: format!("not valid UTF-8: {e}"),
+                                values: vec![None; job.schema.fields().len()],
+                                raw: String::from_utf8_lossy(line).into_owned(),
+                            }])?;
+                            continue;
+                        }
+                    };
+                    lines.push((number, line));
+                    if lines.len() >= CHUNK_ROWS {
+                        batches.push(job.decode_json(source, &std::mem::take(&mut lines))?);
+                    }
+                }
+                batches.push(job.decode_json(source, &lines)?);
+                batches.retain(|b| b.num_rows() > 0);
+                Ok(batches)
+            },
+            emit,
+        )
+    }
+
+    /// One block of lines through Arrow's JSON decoder in one pass.
+    fn decode_json_block(&self, bytes: &[u8]) -> Result<Vec<RecordBatch>, String> {
+        let mut decoder = self.json_decoder(CHUNK_ROWS)?;
+        let mut rest = bytes;
+        let mut batches = Vec::new();
+        loop {
+            let read = decoder.decode(rest).map_err(|e| e.to_string())?;
+            rest = &rest[read..];
+            batches.extend(decoder.flush().map_err(|e| e.to_string())?);
+            if rest.is_empty() {
+                return Ok(batches);
+            }
+            if read == 0 {
+                return Err("the decoder made no progress".to_string());
             }
         }
-        let batch = self.decode_json(source, &lines)?;
-        if batch.num_rows() > 0 {
-            return Ok(emit(Ok(batch)));
-        }
-        Ok(true)
     }
 
     fn json_decoder(&self, rows: usize) -> Result<arrow::json::reader::Decoder, String> {
@@ -716,6 +901,155 @@ fn raw_record(record: &csv::StringRecord, delimiter: u8) -> String {
         .join(&(delimiter as char).to_string())
 }
 
+/// Bytes per block, cut at the first record end after this size.
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// A run of whole records and the file line its first one starts on.
+struct Block {
+    bytes: Vec<u8>,
+    first_line: u64,
+}
+
+/// Where a record ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// At a newline outside quotes. With `"` as the only quote character
+    /// (doubled inside a quoted field), a newline is outside quotes exactly
+    /// when an even number of quotes came before it in the record.
+    Csv,
+    /// At every newline (JSON text holds none unescaped).
+    Lines,
+}
+
+/// Cuts a stream into blocks of whole records.
+struct Blocks {
+    reader: Box<dyn Read + Send>,
+    cut: Cut,
+    /// Bytes read and not yet handed out: whole records first.
+    pending: Vec<u8>,
+    next_line: u64,
+    done: bool,
+}
+
+impl Blocks {
+    fn new(reader: Box<dyn Read + Send>, cut: Cut, header: bool) -> std::io::Result<Self> {
+        let mut blocks = Self {
+            reader,
+            cut,
+            pending: Vec::new(),
+            next_line: 1,
+            done: false,
+        };
+        if header {
+            // Skip the header record, however many lines it spans.
+            loop {
+                if let Some(end) = first_record_end(cut, &blocks.pending) {
+                    blocks.take(end + 1);
+                    break;
+                }
+                if !blocks.fill(64 << 10)? {
+                    blocks.pending.clear();
+                    break;
+                }
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// Reads up to `more` bytes; false at the end of the stream.
+    fn fill(&mut self, more: usize) -> std::io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let start = self.pending.len();
+        self.pending.resize(start + more, 0);
+        let mut filled = start;
+        while filled < self.pending.len() {
+            match self.reader.read(&mut self.pending[filled..]) {
+                Ok(0) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.pending.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        self.pending.truncate(filled);
+        Ok(filled > start)
+    }
+
+    /// Hands out the first `n` pending bytes as a block.
+    fn take(&mut self, n: usize) -> Block {
+        let rest = self.pending.split_off(n);
+        let bytes = std::mem::replace(&mut self.pending, rest);
+        let first_line = self.next_line;
+        self.next_line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        Block { bytes, first_line }
+    }
+
+    fn next_block(&mut self) -> std::io::Result<Option<Block>> {
+        while self.pending.len() < BLOCK_BYTES && self.fill(BLOCK_BYTES - self.pending.len())? {}
+        loop {
+            if self.done {
+                if self.pending.is_empty() {
+                    return Ok(None);
+                }
+                let n = self.pending.len();
+                return Ok(Some(self.take(n)));
+            }
+            if let Some(end) = last_record_end(self.cut, &self.pending) {
+                return Ok(Some(self.take(end + 1)));
+            }
+            // One record longer than a block: read on.
+            self.fill(BLOCK_BYTES)?;
+        }
+    }
+}
+
+/// The first record end in `bytes`, which start a record.
+fn first_record_end(cut: Cut, bytes: &[u8]) -> Option<usize> {
+    if cut == Cut::Lines {
+        return memchr::memchr(b'\n', bytes);
+    }
+    let mut quoted = false;
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(b'"', b'\n', &bytes[at..]) {
+        let i = at + i;
+        if bytes[i] == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+    None
+}
+
+/// The last record end in `bytes`, which start a record. Scanned from the
+/// start for CSV, as quote parity is only known from a record's beginning.
+fn last_record_end(cut: Cut, bytes: &[u8]) -> Option<usize> {
+    if cut == Cut::Lines {
+        return memchr::memrchr(b'\n', bytes);
+    }
+    let mut quoted = false;
+    let mut last = None;
+    let mut at = 0;
+    while let Some(i) = memchr::memchr2(b'"', b'\n', &bytes[at..]) {
+        let i = at + i;
+        if bytes[i] == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            last = Some(i);
+        }
+        at = i + 1;
+    }
+    last
+}
+
 /// A chunk of CSV records as text columns.
 struct CsvChunk {
     columns: Vec<Vec<Option<String>>>,
@@ -770,11 +1104,15 @@ mod tests {
     }
 
     fn run(job: &Job, text: &str) -> (Vec<RecordBatch>, Result<(), String>) {
+        run_bytes(job, text.as_bytes())
+    }
+
+    fn run_bytes(job: &Job, bytes: &[u8]) -> (Vec<RecordBatch>, Result<(), String>) {
         let mut out = Vec::new();
         let mut error = Ok(());
         job.read(
             "file:///t.csv",
-            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
             &mut |b| match b {
                 Ok(b) => {
                     out.push(b);
@@ -815,6 +1153,126 @@ mod tests {
         let batch = rejected_batch(&quarantine.schema, &bad).unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema().field(4).name(), "_error");
+    }
+
+    /// Several blocks, quoted fields with newlines and delimiters across
+    /// a block's end, bad rows in a later block: the same rows and lines as
+    /// a record-by-record read.
+    #[test]
+    fn csv_blocks_keep_every_row_and_line() {
+        let mut text = String::from("id,name,score\n");
+        let mut line = 2u64;
+        let mut bad_lines = Vec::new();
+        let mut good = 0;
+        for i in 0..400_000u64 {
+            if i % 1000 == 7 {
+                // A quoted field over two lines.
+                text.push_str(&format!("{i},\"two\nlines, \"\"q\"\"\",{i}.5\n"));
+                line += 2;
+                good += 1;
+            } else if i == 390_001 || i == 12 {
+                text.push_str(&format!("{i},bad,not-a-number\n"));
+                bad_lines.push(line);
+                line += 1;
+            } else {
+                text.push_str(&format!("{i},name{i},{i}.25\n"));
+                line += 1;
+                good += 1;
+            }
+        }
+        assert!(text.len() > 2 * BLOCK_BYTES, "{}", text.len());
+        let quarantine = job(FileFormat::Csv, OnError::Quarantine);
+        let (batches, error) = run(&quarantine, &text);
+        error.unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, good);
+        let names: usize = batches
+            .iter()
+            .map(|b| {
+                let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+                names
+                    .iter()
+                    .filter(|n| *n == Some("two\nlines, \"q\""))
+                    .count()
+            })
+            .sum();
+        assert_eq!(names, 400);
+        let bad = quarantine.bad.lock().unwrap().clone();
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, bad_lines);
+
+        let (_, error) = run(&job(FileFormat::Csv, OnError::Fail), &text);
+        let error = error.unwrap_err();
+        assert!(
+            error.contains(&format!("line {}: column score", bad_lines[0])),
+            "{error}"
+        );
+    }
+
+    /// NDJSON over several blocks with blank lines, invalid JSON, a wrong
+    /// type and invalid UTF-8 in different blocks: every good row kept,
+    /// every bad line named with its line number, in order.
+    #[test]
+    fn json_blocks_keep_every_row_and_line() {
+        let mut bytes = Vec::new();
+        let mut line = 1u64;
+        let mut bad_lines = Vec::new();
+        let mut good = 0;
+        for i in 0..300_000u64 {
+            match i {
+                5 | 150_000 => {
+                    bytes.extend_from_slice(format!("{{\"id\": {i}, \"name\": \"x\"\n").as_bytes());
+                    bad_lines.push(line);
+                }
+                200_000 => {
+                    bytes.extend_from_slice(
+                        format!("{{\"id\": \"many\", \"name\": \"y\"}}\n").as_bytes(),
+                    );
+                    bad_lines.push(line);
+                }
+                250_000 => {
+                    bytes.extend_from_slice(b"{\"id\": 1, \"name\": \"\xff\"}\n");
+                    bad_lines.push(line);
+                }
+                _ if i % 1000 == 3 => bytes.extend_from_slice(b"   \n"),
+                _ => {
+                    bytes.extend_from_slice(
+                        format!("{{\"id\": {i}, \"name\": \"n{i}\", \"score\": {i}.5}}\n")
+                            .as_bytes(),
+                    );
+                    good += 1;
+                }
+            }
+            line += 1;
+        }
+        assert!(bytes.len() > 3 * BLOCK_BYTES, "{}", bytes.len());
+        let quarantine = job(FileFormat::Json, OnError::Quarantine);
+        let (batches, error) = run_bytes(&quarantine, &bytes);
+        error.unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, good);
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                let ids = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>();
+                ids.unwrap().values().to_vec()
+            })
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "rows out of order");
+        let bad = quarantine.bad.lock().unwrap().clone();
+        let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+        assert_eq!(lines, bad_lines);
+        assert!(bad[3].error.contains("UTF-8"), "{:?}", bad[3]);
+
+        let (_, error) = run_bytes(&job(FileFormat::Json, OnError::Fail), &bytes);
+        let error = error.unwrap_err();
+        assert!(
+            error.contains(&format!("line {}:", bad_lines[0])),
+            "{error}"
+        );
     }
 
     #[test]

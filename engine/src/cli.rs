@@ -32,6 +32,11 @@ pub struct Cli {
     /// Compute device for models: auto, cpu or cuda[:N].
     #[arg(long, env = "AUTOLAKE_DEVICE", global = true)]
     pub device: Option<String>,
+    /// Memory the merge of a `SYNC … KEY` run may hold before it spills to
+    /// disk: bytes with an optional KiB/MiB/GiB suffix, or `auto` (a
+    /// quarter of the machine's memory).
+    #[arg(long, env = "AUTOLAKE_MERGE_MEMORY", global = true, value_parser = parse_cache_size)]
+    pub merge_memory: Option<CacheSize>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -226,6 +231,9 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
     }
     if config.device.is_empty() {
         config.device = "auto".to_string();
+    }
+    if let Some(CacheSize::Bytes(bytes)) = cli.merge_memory {
+        config.merge_memory = Some(bytes);
     }
     Ok(config)
 }

@@ -56,6 +56,24 @@ pub struct EngineConfig {
     /// (never from a configuration file or the command line).
     #[serde(skip)]
     pub ungoverned: bool,
+    /// Bytes the merge of a `SYNC … KEY` run may hold in memory before its
+    /// sorts and join spill to disk; `None`: a quarter of the machine's
+    /// memory (`--merge-memory`).
+    #[serde(skip)]
+    pub merge_memory: Option<u64>,
+}
+
+/// The machine's memory in bytes, from `/proc/meminfo` (4 GiB where it
+/// cannot be read).
+pub(crate) fn machine_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(4 << 30)
 }
 
 impl EngineConfig {

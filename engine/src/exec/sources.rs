@@ -23,6 +23,12 @@
 //! for idempotent writers. Rows with a null cursor are copied by the first
 //! run only.
 //!
+//! Merges on a key run in bounded memory: the full join of source and
+//! target is a sort-merge join (not a hash join, whose build side would be
+//! the whole source in memory) under a memory pool of `--merge-memory`
+//! bytes (default: a quarter of the machine's memory); past it, the sorts
+//! spill to the system's temporary directory.
+//!
 //! Schema evolution: columns the source gained are added to the target
 //! (Delta schema merge); types Delta cannot store are widened on the way
 //! in (unsigned integers to the next signed type, times and intervals to
@@ -54,6 +60,9 @@ use chrono::Utc;
 use datafusion::catalog::{MemoryCatalogProvider, TableProvider};
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::{Expr, cast, ident, lit};
 use deltalake::DeltaTable;
@@ -701,7 +710,29 @@ async fn sync_one(
     Ok(record)
 }
 
+/// Smallest memory pool a merge runs with.
+const MIN_MERGE_MEMORY: u64 = 32 << 20;
+
+/// The session state a merge runs in: sort-merge joins instead of hash
+/// joins, whose build side is held whole in memory, and a memory pool of
+/// `limit` bytes, over which the join's sorts spill to disk.
+fn spilling_state(base: SessionState, limit: u64) -> Result<SessionState> {
+    let limit = usize::try_from(limit.max(MIN_MERGE_MEMORY)).unwrap_or(usize::MAX);
+    let runtime = RuntimeEnvBuilder::from_runtime_env(base.runtime_env())
+        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+        .build_arc()?;
+    let mut config = base.config().clone();
+    config.options_mut().optimizer.prefer_hash_join = false;
+    Ok(SessionStateBuilder::new_from_existing(base)
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .build())
+}
+
 /// Upserts `frame` into `table` on `key`; every source column is set.
+/// Memory stays bounded whatever the sizes of source and target: the
+/// merge's full join runs as a sort-merge join whose sorts spill to disk
+/// past `--merge-memory` ([`spilling_state`]).
 async fn merge_on_key(
     cx: &StatementContext,
     table: DeltaTable,
@@ -724,12 +755,18 @@ async fn merge_on_key(
         .collect();
     let updates = columns.clone();
     let inserts = columns;
+    let limit = cx
+        .engine
+        .config
+        .merge_memory
+        .unwrap_or_else(|| crate::context::machine_memory() / 4);
+    let state = spilling_state(cx.ctx.state(), limit)?;
     let (table, metrics) = table
         .merge(frame, predicate)
         .with_source_alias("s")
         .with_target_alias("t")
         .with_merge_schema(true)
-        .with_session_state(Arc::new(cx.ctx.state()))
+        .with_session_state(Arc::new(state))
         .with_commit_properties(stamp.properties())
         .when_matched_update(|u| {
             updates

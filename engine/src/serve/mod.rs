@@ -62,15 +62,7 @@ pub struct ServeOptions {
 
 /// The default scan cache: an eighth of the machine's memory.
 pub fn default_scan_cache() -> u64 {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(4 << 30);
-    total / 8
+    crate::context::machine_memory() / 8
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.

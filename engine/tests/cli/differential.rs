@@ -110,7 +110,7 @@ fn value(rng: &mut Rng, kind: Kind) -> String {
         Kind::Num => format!("{:.3}", rng.range(-800, 800) as f64 / 8.0),
         Kind::Float => format!("{}", rng.range(-20, 20) as f64 * 0.25),
         Kind::Real => format!("{}", rng.range(-10, 10) as f64 * 0.5),
-        Kind::Text => quote(*rng.pick(TEXTS)),
+        Kind::Text => quote(rng.pick::<&str>(TEXTS)),
         Kind::Bool => rng.pick(&["true", "false"]).to_string(),
         Kind::Date => format!("'2026-01-{:02}'", rng.range(1, 20)),
         Kind::Ts | Kind::Tstz => {
@@ -193,12 +193,15 @@ fn predicate(rng: &mut Rng, q: &str, depth: u32) -> String {
         8 => format!("{c} IS NOT NULL"),
         9 => format!(
             "{c} LIKE {}",
-            quote(*rng.pick(&["al%", "%a", "A%", "a\\%b", "a_b", "%", "beta%"]))
+            quote(rng.pick::<&str>(&["al%", "%a", "A%", "a\\%b", "a_b", "%", "beta%"]))
         ),
-        10 => format!("{c} NOT LIKE {}", quote(*rng.pick(&["al%", "%A", "%e%"]))),
+        10 => format!(
+            "{c} NOT LIKE {}",
+            quote(rng.pick::<&str>(&["al%", "%A", "%e%"]))
+        ),
         11 => format!(
             "lower({c}) = {}",
-            quote(*rng.pick(&["alpha", "beta ", "gamma"]))
+            quote(rng.pick::<&str>(&["alpha", "beta ", "gamma"]))
         ),
         12 => format!("length({c}) > {}", rng.range(0, 5)),
         _ => format!("{c} > {}", literal(rng, kind)),
