@@ -60,11 +60,11 @@ use chrono::Utc;
 use datafusion::catalog::{MemoryCatalogProvider, TableProvider};
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::functions_aggregate::expr_fn::max;
-use datafusion::logical_expr::{Expr, cast, ident, lit};
+use datafusion::logical_expr::{Expr, Partitioning, cast, ident, lit};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 use serde_json::{Value, json};
@@ -613,6 +613,12 @@ async fn sync_one(
         if let (Some(c), Some(value)) = (&cursor_column, &cursor) {
             frame = frame.filter(ident(c).gt(lit(value.clone())))?;
         }
+        // A source table is often read as one stream (a files source's
+        // validating reader, one query to a database): spread its batches
+        // over the session's partitions so Parquet encoding of the Delta
+        // files runs on every core.
+        let partitions = cx.ctx.copied_config().target_partitions();
+        let frame = frame.repartition(Partitioning::RoundRobinBatch(partitions))?;
         delta_compatible(frame, &source_text)
     };
 
@@ -710,8 +716,9 @@ async fn sync_one(
     Ok(record)
 }
 
-/// Smallest memory pool a merge runs with.
-const MIN_MERGE_MEMORY: u64 = 32 << 20;
+/// Smallest memory pool a merge runs with: merging the spilled runs of
+/// its sorts needs a batch of each in memory.
+const MIN_MERGE_MEMORY: u64 = 256 << 20;
 
 /// The session state a merge runs in: sort-merge joins instead of hash
 /// joins, whose build side is held whole in memory, and a memory pool of
@@ -719,10 +726,17 @@ const MIN_MERGE_MEMORY: u64 = 32 << 20;
 fn spilling_state(base: SessionState, limit: u64) -> Result<SessionState> {
     let limit = usize::try_from(limit.max(MIN_MERGE_MEMORY)).unwrap_or(usize::MAX);
     let runtime = RuntimeEnvBuilder::from_runtime_env(base.runtime_env())
-        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+        .with_memory_pool(Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+        )))
         .build_arc()?;
     let mut config = base.config().clone();
     config.options_mut().optimizer.prefer_hash_join = false;
+    // Each sort sets this much aside for merging its spilled runs; in a
+    // small pool the default (10 MiB) would leave nothing for the sort.
+    let reserve = &mut config.options_mut().execution.sort_spill_reservation_bytes;
+    *reserve = (*reserve).min(limit / 32);
     Ok(SessionStateBuilder::new_from_existing(base)
         .with_config(config)
         .with_runtime_env(runtime)
@@ -779,7 +793,16 @@ async fn merge_on_key(
                 .fold(i, |i, c| i.set(c.as_str(), format!("s.{}", quote(c))))
         })?
         .await
-        .map_err(|e| write_error(target, e))?;
+        .map_err(|e| {
+            if e.to_string().contains("Resources exhausted") {
+                Error::invalid(format!(
+                    "merging into {target} needs more memory than the {} MiB --merge-memory allows: raise it (or AUTOLAKE_MERGE_MEMORY)",
+                    limit.max(MIN_MERGE_MEMORY) >> 20
+                ))
+            } else {
+                write_error(target, e)
+            }
+        })?;
     Ok((
         table,
         (metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64,
