@@ -122,7 +122,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(msg: impl Into<String>) -> Self {
-        Error::Invalid(msg.into())
+        // Messages often quote a library's error, which may end in a
+        // backtrace: a user never sees one.
+        let msg = msg.into();
+        if msg.lines().any(is_backtrace_line) {
+            Error::Invalid(strip_backtrace(&msg))
+        } else {
+            Error::Invalid(msg)
+        }
     }
 
     /// Shorthand for [`Error::Internal`].
@@ -229,9 +236,31 @@ fn clean_delta_message(e: &DeltaTableError) -> String {
     }
 }
 
-fn strip_backtrace(msg: &str) -> String {
+/// A line of a Rust backtrace: `12: crate::module::function` or
+/// `at ./src/file.rs:10:5`.
+fn is_backtrace_line(line: &str) -> bool {
+    let line = line.trim_start();
+    let lower = line.to_ascii_lowercase();
+    if lower.starts_with("backtrace") || lower.starts_with("stack backtrace") {
+        return true;
+    }
+    if line.starts_with("at ") && line.contains(".rs:") {
+        return true;
+    }
+    match line.split_once(": ") {
+        Some((number, rest)) => {
+            !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()) && rest.contains("::")
+        }
+        None => false,
+    }
+}
+
+/// A message without the backtrace a library appended and without the
+/// prefixes of DataFusion's and delta-rs's wrapping layers.
+pub(crate) fn strip_backtrace(msg: &str) -> String {
     let msg = msg.split("\n\nbacktrace").next().unwrap_or(msg);
-    let mut s = msg.trim().to_string();
+    let msg: Vec<&str> = msg.lines().take_while(|l| !is_backtrace_line(l)).collect();
+    let mut s = msg.join("\n").trim().to_string();
     for prefix in [
         "External error: ",
         "Error during planning: ",
@@ -251,6 +280,18 @@ fn strip_backtrace(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_carry_no_backtrace() {
+        let raw = "Generic DeltaTable error: Unsupported: Time64(ns)\n\nStack backtrace:\n   0: buoyant_kernel::error::Error::with_backtrace\n             at ./src/error.rs:10:5\n   1: core::ops::function::FnOnce::call_once";
+        assert_eq!(strip_backtrace(raw), "Unsupported: Time64(ns)");
+        let inline =
+            "writing t failed: bad type\n   0: buoyant_kernel::error::Error::with_backtrace";
+        assert_eq!(strip_backtrace(inline), "writing t failed: bad type");
+        // Numbers followed by text are not frames.
+        let plain = "line 2\n3: not a frame";
+        assert_eq!(strip_backtrace(plain), plain);
+    }
 
     #[test]
     fn kinds_come_from_types_not_messages() {

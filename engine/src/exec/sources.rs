@@ -30,9 +30,8 @@
 //! spill to the system's temporary directory.
 //!
 //! Schema evolution: columns the source gained are added to the target
-//! (Delta schema merge); types Delta cannot store are widened on the way
-//! in (unsigned integers to the next signed type, times and intervals to
-//! text).
+//! (Delta schema merge); column types follow the lake's one type policy
+//! (`lake::types`).
 //!
 //! Each run appends one row to `system.lineage`. That append is a second
 //! commit; if a process dies between the two, the next run of the same sync
@@ -809,31 +808,23 @@ async fn merge_on_key(
     ))
 }
 
-/// Casts columns Delta cannot store to the nearest type it can.
+/// Casts columns to the types the lake stores them as (the one policy of
+/// `lake::types`), for the merge, which does not go through `write_plan`.
 fn delta_compatible(frame: DataFrame, source: &str) -> Result<DataFrame> {
     let mut changed = false;
     let mut exprs: Vec<Expr> = Vec::new();
     for field in frame.schema().fields() {
         let name = field.name();
-        let to = match field.data_type() {
-            DataType::UInt8 => Some(DataType::Int16),
-            DataType::UInt16 => Some(DataType::Int32),
-            DataType::UInt32 => Some(DataType::Int64),
-            DataType::UInt64 => Some(DataType::Decimal128(20, 0)),
-            DataType::Float16 => Some(DataType::Float32),
-            DataType::Time32(_) | DataType::Time64(_) | DataType::Interval(_) | DataType::Null => {
-                Some(DataType::Utf8)
-            }
-            DataType::Dictionary(_, value) => Some(value.as_ref().clone()),
-            DataType::Decimal256(p, s) if *p <= 38 => Some(DataType::Decimal128(*p, *s)),
-            DataType::Decimal256(p, s) => {
-                return Err(Error::invalid(format!(
-                    "column {name} of {source} is DECIMAL({p},{s}); Delta stores at most 38 digits"
-                )));
-            }
-            _ => None,
-        };
+        let to = crate::lake::types::storage_type(field.data_type()).map_err(|hint| {
+            Error::invalid(format!(
+                "column {name} of {source} has type {}, which a Delta table cannot store: {hint}",
+                field.data_type()
+            ))
+        })?;
         match to {
+            // Nanosecond timestamps are checked by `write_plan`'s policy;
+            // a merge source keeps them and delta-rs casts to the table's.
+            Some(DataType::Timestamp(..)) => exprs.push(ident(name)),
             Some(t) => {
                 changed = true;
                 exprs.push(cast(ident(name), t).alias(name));

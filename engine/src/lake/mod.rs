@@ -19,6 +19,7 @@ pub mod docs;
 pub(crate) mod ledger;
 pub mod scan;
 pub(crate) mod table;
+pub mod types;
 pub mod write;
 
 use std::collections::{BTreeSet, HashMap};

@@ -99,23 +99,11 @@ impl CommitStamp {
 /// Converts an Arrow schema into Delta columns, with a clear error for
 /// types Delta cannot store.
 pub fn delta_fields(table: &TableName, schema: &Schema) -> Result<Vec<StructField>> {
-    schema
+    let stored = super::types::storage_schema(table, schema)?;
+    stored
         .fields()
         .iter()
         .map(|f| {
-            use arrow::datatypes::DataType as T;
-            if matches!(
-                f.data_type(),
-                T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64
-            ) {
-                // delta-rs would store these as signed integers, silently
-                // changing the meaning of large values.
-                return Err(Error::invalid(format!(
-                    "column {} of {table} has type {}, which a Delta table cannot store (Delta has no unsigned integers: use SMALLINT, INT or BIGINT)",
-                    f.name(),
-                    f.data_type()
-                )));
-            }
             f.as_ref().try_into_kernel().map_err(|e| {
                 Error::invalid(format!(
                     "column {} of {table} has type {}, which a Delta table cannot store ({e})",
@@ -167,6 +155,8 @@ pub async fn write_plan(
     stamp: &CommitStamp,
 ) -> Result<(DeltaTable, u64)> {
     let is_new = handle.version().is_none();
+    // Columns in the types the lake stores them as (see `types`).
+    let plan = super::types::conform(name, plan)?;
     let mut properties = stamp.properties();
     if is_new {
         // Creating: a concurrent creator winning version 0 is a conflict to
@@ -261,7 +251,7 @@ pub fn write_error(name: &TableName, e: DeltaTableError) -> Error {
         },
         other => {
             let err = Error::from(other);
-            let msg = err.to_string();
+            let msg = crate::error::strip_backtrace(&err.to_string());
             // delta-rs's "a table already exists at that location" is a
             // private type, seen only through its message.
             if msg.contains("already exists") {

@@ -10,6 +10,7 @@ mod object_store;
 mod services;
 mod sources;
 mod streams;
+mod types;
 
 use std::path::Path;
 use std::process::{Command, Output};
