@@ -404,6 +404,9 @@ struct Job {
 
 type Emit<'a> = dyn FnMut(datafusion::error::Result<RecordBatch>) -> bool + 'a;
 
+/// Decodes one block with a copy of the job (see `Job::read_blocks`).
+type DecodeBlock<'a> = dyn Fn(&Job, Block) -> Result<Vec<RecordBatch>, String> + Sync + 'a;
+
 impl Job {
     /// Reads one file, emitting good batches; `false` when reading must
     /// stop (an error was emitted or the consumer left).
@@ -496,7 +499,7 @@ impl Job {
         &self,
         source: &str,
         mut blocks: Blocks,
-        decode: &(dyn Fn(&Job, Block) -> Result<Vec<RecordBatch>, String> + Sync),
+        decode: &DecodeBlock<'_>,
         emit: &mut Emit<'_>,
     ) -> Result<bool, String> {
         type Decoded = (Result<Vec<RecordBatch>, String>, Vec<BadRow>);
@@ -1215,19 +1218,16 @@ mod tests {
     #[test]
     fn json_blocks_keep_every_row_and_line() {
         let mut bytes = Vec::new();
-        let mut line = 1u64;
         let mut bad_lines = Vec::new();
         let mut good = 0;
-        for i in 0..300_000u64 {
+        for (line, i) in (1u64..).zip(0..300_000u64) {
             match i {
                 5 | 150_000 => {
                     bytes.extend_from_slice(format!("{{\"id\": {i}, \"name\": \"x\"\n").as_bytes());
                     bad_lines.push(line);
                 }
                 200_000 => {
-                    bytes.extend_from_slice(
-                        format!("{{\"id\": \"many\", \"name\": \"y\"}}\n").as_bytes(),
-                    );
+                    bytes.extend_from_slice(b"{\"id\": \"many\", \"name\": \"y\"}\n");
                     bad_lines.push(line);
                 }
                 250_000 => {
@@ -1243,7 +1243,6 @@ mod tests {
                     good += 1;
                 }
             }
-            line += 1;
         }
         assert!(bytes.len() > 3 * BLOCK_BYTES, "{}", bytes.len());
         let quarantine = job(FileFormat::Json, OnError::Quarantine);
