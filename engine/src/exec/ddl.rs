@@ -17,6 +17,7 @@ use deltalake::protocol::SaveMode;
 use super::query::{count_result, done};
 use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
+use crate::lake::keys::Keys;
 use crate::lake::write;
 use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG, TableName};
 use crate::names::{ident_name, lake_schema, lake_table};
@@ -155,15 +156,22 @@ pub(super) async fn create_table(
     let schema = cmt.input.schema().as_arrow().clone();
     check_partition_columns(&name, &schema, &partition_by)?;
     let stamp = cx.stamp(kind);
+    // PRIMARY KEY and UNIQUE are kept as informational keys (see `keys`).
+    let keys = Keys::from_constraints(&cmt.constraints, &schema);
     // Replacing writes against the loaded table, so its files are removed
     // in the same commit.
-    let handle = match existing {
+    let mut handle = match existing {
         Some(table) => table,
         None => lake.table_handle(&name)?,
     };
 
     if create.query.is_some() {
-        let (_, rows) = write::write_plan(
+        // A replaced table's keys would otherwise stay on the new rows: they
+        // are cleared before the rows are written, set after.
+        if exists && !Keys::of_table(&handle).is_empty() {
+            handle = Keys::default().record(handle, &name, &stamp).await?;
+        }
+        let (table, rows) = write::write_plan(
             handle,
             &name,
             Arc::unwrap_or_clone(cmt.input),
@@ -178,9 +186,26 @@ pub(super) async fn create_table(
             &stamp,
         )
         .await?;
+        if !keys.is_empty() {
+            keys.record(table, &name, &stamp).await?;
+        }
         count_result(kind, rows)
     } else {
-        write::create_table(handle, &name, &schema, partition_by, exists, &stamp).await?;
+        let properties = if keys.is_empty() {
+            Vec::new()
+        } else {
+            vec![keys.property()]
+        };
+        write::create_table(
+            handle,
+            &name,
+            &schema,
+            partition_by,
+            exists,
+            properties,
+            &stamp,
+        )
+        .await?;
         Ok(done(kind))
     }
 }

@@ -48,11 +48,12 @@ pub(super) async fn insert(
             )));
         }
     };
+    let input = crate::lake::types::guard_insert(std::sync::Arc::unwrap_or_clone(dml.input))?;
     let stamp = cx.stamp(kind);
     let (_, rows) = write::write_plan(
         table,
         &target,
-        std::sync::Arc::unwrap_or_clone(dml.input),
+        input,
         std::sync::Arc::new(cx.ctx.state()),
         mode,
         None,
@@ -205,6 +206,7 @@ pub(super) async fn merge(
         )));
     }
     let source_plan = super::query::plan(cx, super::query::parse_one_df(&source_sql)?).await?;
+    let source_plan = crate::lake::types::guard_source(source_plan)?;
     let source = datafusion::dataframe::DataFrame::new(cx.ctx.state(), source_plan);
 
     let stamp = cx.stamp(kind);

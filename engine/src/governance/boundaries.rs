@@ -116,6 +116,7 @@ impl Boundaries {
             name: table.name.clone(),
             inner: Arc::clone(&table.inner),
             governed: true,
+            constraints: table.constraints.clone(),
         });
         let full = TableScanBuilder::new(scan.table_name.clone(), provider_as_source(governed))
             .with_filters(scan.filters.clone())

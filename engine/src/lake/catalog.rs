@@ -105,7 +105,10 @@ impl ScanSettings {
         } else {
             table.table_provider().with_session(self.session()).await?
         };
-        Ok(Arc::new(super::table::LakeTable::new(name.clone(), inner)))
+        let keys = super::keys::Keys::of_table(table);
+        Ok(Arc::new(
+            super::table::LakeTable::new(name.clone(), inner).keyed(&keys),
+        ))
     }
 }
 

@@ -16,7 +16,9 @@
 pub mod cache;
 pub mod catalog;
 pub mod docs;
+pub mod keys;
 pub(crate) mod ledger;
+pub mod nan;
 pub mod scan;
 pub(crate) mod table;
 pub mod types;

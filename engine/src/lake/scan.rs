@@ -36,9 +36,11 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion_datasource::file::FileSource;
 use datafusion_datasource::source::DataSourceExec;
 use datafusion_datasource::{TableSchemaBuilder, compute_all_files_statistics};
-use datafusion_datasource_parquet::transform_schema_to_view;
+use datafusion_datasource_parquet::source::ParquetSource;
+use datafusion_datasource_parquet::{CachedParquetFileReaderFactory, transform_schema_to_view};
 use deltalake::DeltaTable;
 use object_store::ObjectMeta;
 use object_store::path::Path;
@@ -223,13 +225,43 @@ impl LakeScan {
             return Ok(stats);
         }
         let store = state.runtime_env().object_store(&self.store_url)?;
-        let stats = Arc::new(
-            format
-                .infer_stats(state, &store, Arc::clone(&self.file_schema), &file.meta)
-                .await?,
-        );
+        let stats = format
+            .infer_stats(state, &store, Arc::clone(&self.file_schema), &file.meta)
+            .await?;
+        // Float bounds leave NaN out: not bounds at all (see `nan`).
+        let stats = Arc::new(super::nan::without_float_bounds(stats, &self.file_schema));
         self.cache.put_statistics(key, Arc::clone(&stats));
         Ok(stats)
+    }
+}
+
+impl LakeScan {
+    /// `source` reading through DataFusion's cached Parquet readers with
+    /// float statistics hidden (see `nan`), as `create_physical_plan`
+    /// would set it up otherwise.
+    fn nan_safe(
+        &self,
+        state: &dyn Session,
+        format: &ParquetFormat,
+        source: Arc<dyn FileSource>,
+    ) -> DFResult<Arc<dyn FileSource>> {
+        let parquet = source
+            .downcast_ref::<ParquetSource>()
+            .cloned()
+            .ok_or_else(|| plan_datafusion_err!("cannot scan lake table: not a Parquet source"))?;
+        let runtime = state.runtime_env();
+        let store = runtime.object_store(&self.store_url)?;
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        let readers = super::nan::NanSafeReaders::new(Arc::new(
+            CachedParquetFileReaderFactory::new(store, cache),
+        ));
+        let mut parquet = parquet
+            .with_table_parquet_options(format.options().clone())
+            .with_parquet_file_reader_factory(Arc::new(readers));
+        if let Some(hint) = format.metadata_size_hint() {
+            parquet = parquet.with_metadata_size_hint(hint);
+        }
+        Ok(Arc::new(parquet))
     }
 }
 
@@ -345,17 +377,32 @@ impl TableProvider for LakeScan {
         let table_schema = TableSchemaBuilder::from(&self.file_schema)
             .with_table_partition_cols(self.partition_fields.clone())
             .build();
-        let config =
-            FileScanConfigBuilder::new(self.store_url.clone(), format.file_source(table_schema))
-                .with_file_groups(groups)
-                .with_statistics(statistics)
-                .with_projection_indices(projection)?
-                .with_limit(limit)
-                .build();
-        let plan = format
-            .create_physical_plan(state, config)
-            .await
-            .map_err(|e| plan_datafusion_err!("cannot scan lake table: {e}"))?;
+        let floats = self
+            .file_schema
+            .fields()
+            .iter()
+            .any(|f| super::nan::is_float(f.data_type()));
+        let source = format.file_source(table_schema);
+        let source = if floats {
+            self.nan_safe(state, &format, source)?
+        } else {
+            source
+        };
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
+            .with_file_groups(groups)
+            .with_statistics(statistics)
+            .with_projection_indices(projection)?
+            .with_limit(limit)
+            .build();
+        let plan = if floats {
+            // `create_physical_plan` would put DataFusion's readers back.
+            DataSourceExec::from_data_source(config)
+        } else {
+            format
+                .create_physical_plan(state, config)
+                .await
+                .map_err(|e| plan_datafusion_err!("cannot scan lake table: {e}"))?
+        };
         // Only a whole scan is kept: anything filtered or cut short is not
         // the table.
         Ok(

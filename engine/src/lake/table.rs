@@ -14,6 +14,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::TableName;
+use super::keys::Keys;
 
 /// A lake table's provider, carrying the table's name: how governance
 /// recognises lake tables in a plan (see `governance::boundaries`).
@@ -23,16 +24,26 @@ pub(crate) struct LakeTable {
     pub(crate) inner: Arc<dyn TableProvider>,
     /// Whether privileges, row policies and masks were applied to it.
     pub(crate) governed: bool,
+    /// Its informational keys, for the planner (see [`super::keys`]).
+    pub(crate) constraints: Option<Constraints>,
 }
 
 impl LakeTable {
-    /// Wraps the provider reading `name`.
+    /// Wraps the provider reading `name`; no key is declared (a change
+    /// feed or a window repeats a table's keys).
     pub(crate) fn new(name: TableName, inner: Arc<dyn TableProvider>) -> Self {
         Self {
             name,
             inner,
             governed: false,
+            constraints: None,
         }
+    }
+
+    /// The same table declaring `keys` to the planner.
+    pub(crate) fn keyed(mut self, keys: &Keys) -> Self {
+        self.constraints = keys.constraints(self.inner.schema().as_ref());
+        self
     }
 }
 
@@ -43,7 +54,7 @@ impl TableProvider for LakeTable {
     }
 
     fn constraints(&self) -> Option<&Constraints> {
-        self.inner.constraints()
+        self.constraints.as_ref()
     }
 
     fn table_type(&self) -> TableType {

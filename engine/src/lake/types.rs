@@ -9,7 +9,11 @@
 //! column, its type and what to cast it to. delta-rs would otherwise store
 //! unsigned integers in signed types of the same width (255 comes back as
 //! an error), cut nanoseconds silently, or fail with the kernel's raw
-//! error.
+//! error. Writes into an existing table's columns (`INSERT`) take
+//! DataFusion's implicit casts to the table's types, which refuse what
+//! does not fit (`CAST(300 AS TINYINT)` fails) except for one lossy case,
+//! nanoseconds into microseconds: [`guard_insert`] and, for MERGE sources,
+//! [`guard_source`] check those values.
 //!
 //! | Arrow type                                  | stored as                         |
 //! |---------------------------------------------|-----------------------------------|
@@ -34,8 +38,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Field, TimeUnit, TimestampNanosecondType};
 use datafusion::common::{DFSchema, exec_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility, cast,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, cast,
 };
 
 use super::TableName;
@@ -206,6 +210,87 @@ pub fn conform(table: &TableName, plan: LogicalPlan) -> Result<LogicalPlan> {
         return Ok(plan);
     }
     Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
+}
+
+/// A MERGE source with its nanosecond timestamps checked and cast to the
+/// microseconds they are stored as (delta-rs would cut them); its other
+/// columns are left to the merge's casts into the table's types.
+pub fn guard_source(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let schema: Arc<DFSchema> = Arc::clone(plan.schema());
+    let mut changed = false;
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::new(
+                qualifier.cloned(),
+                field.name(),
+            ));
+            match field.data_type() {
+                DataType::Timestamp(TimeUnit::Nanosecond, zone) => {
+                    changed = true;
+                    let check = ScalarUDF::new_from_impl(ExactMicros::new(field.name()));
+                    cast(
+                        check.call(vec![column]),
+                        DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
+                    )
+                    .alias_qualified(qualifier.cloned(), field.name())
+                }
+                _ => column,
+            }
+        })
+        .collect();
+    if !changed {
+        return Ok(plan);
+    }
+    Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
+}
+
+/// An INSERT's planned input with DataFusion's implicit casts to the
+/// table's columns made exact: where a nanosecond timestamp is cast to the
+/// table's microseconds, the write fails on the first value the cast would
+/// change (as in [`conform`]) instead of cutting it.
+pub fn guard_insert(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let LogicalPlan::Projection(projection) = plan else {
+        return Ok(plan);
+    };
+    let input = Arc::clone(projection.input.schema());
+    let guarded: Vec<Option<Expr>> = projection
+        .expr
+        .iter()
+        .map(|e| exact_cast(e, &input))
+        .collect();
+    if guarded.iter().all(Option::is_none) {
+        return Ok(LogicalPlan::Projection(projection));
+    }
+    let exprs = guarded
+        .into_iter()
+        .zip(projection.expr)
+        .map(|(g, e)| g.unwrap_or(e))
+        .collect::<Vec<_>>();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        projection.input,
+    )?))
+}
+
+/// `CAST(ns AS Timestamp(µs)) AS column` with the value check inserted.
+fn exact_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let Expr::Alias(alias) = expr else {
+        return None;
+    };
+    let Expr::Cast(c) = alias.expr.as_ref() else {
+        return None;
+    };
+    let to = c.field.data_type();
+    if !matches!(to, DataType::Timestamp(TimeUnit::Microsecond, _)) {
+        return None;
+    }
+    let from = c.expr.get_type(schema).ok()?;
+    if !matches!(from, DataType::Timestamp(TimeUnit::Nanosecond, _)) {
+        return None;
+    }
+    let check = ScalarUDF::new_from_impl(ExactMicros::new(&alias.name));
+    Some(cast(check.call(vec![c.expr.as_ref().clone()]), to.clone()).alias(&alias.name))
 }
 
 /// Passes nanosecond timestamps on as microseconds when every value is a

@@ -115,13 +115,15 @@ pub fn delta_fields(table: &TableName, schema: &Schema) -> Result<Vec<StructFiel
         .collect()
 }
 
-/// Creates an empty table (version 0).
+/// Creates an empty table (version 0) with `properties` in its
+/// configuration; replacing a table replaces its configuration too.
 pub async fn create_table(
     handle: DeltaTable,
     name: &TableName,
     schema: &Schema,
     partition_by: Vec<String>,
     replace: bool,
+    properties: Vec<(String, String)>,
     stamp: &CommitStamp,
 ) -> Result<DeltaTable> {
     let fields = delta_fields(name, schema)?;
@@ -131,6 +133,10 @@ pub async fn create_table(
         .with_columns(fields)
         .with_partition_columns(partition_by)
         .with_configuration_property(TableProperty::EnableChangeDataFeed, Some("true"))
+        .with_configuration(properties.into_iter().map(|(k, v)| (k, Some(v))))
+        // `autolake.*` properties are ours: delta-rs refuses keys it does
+        // not know unless told.
+        .with_raise_if_key_not_exists(false)
         .with_save_mode(if replace {
             SaveMode::Overwrite
         } else {
