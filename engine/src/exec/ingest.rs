@@ -12,6 +12,8 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit};
 use deltalake::DeltaTable;
 use deltalake::protocol::SaveMode;
 
@@ -158,6 +160,11 @@ pub(crate) async fn run(cx: &StatementContext, request: Ingest, target: Target) 
             ))
         })?
         .into_unoptimized_plan();
+    let plan = if target.handle.version().is_some() && !target.replace {
+        by_table_columns(table, &target.handle, plan)?
+    } else {
+        plan
+    };
     let stamp = cx.stamp("INGEST");
     let (_, rows) = write_plan(
         target.handle,
@@ -171,4 +178,44 @@ pub(crate) async fn run(cx: &StatementContext, request: Ingest, target: Target) 
     )
     .await?;
     Ok(rows)
+}
+
+/// An append's rows in the table's columns, matched by name as `INSERT`
+/// matches a column list: a column the upload lacks is NULL (refused where
+/// the table requires a value), a column the table lacks is refused.
+fn by_table_columns(
+    table: &TableName,
+    handle: &DeltaTable,
+    plan: LogicalPlan,
+) -> Result<LogicalPlan> {
+    let columns = handle.snapshot()?.snapshot().arrow_schema();
+    let sent = Arc::clone(plan.schema());
+    if let Some(extra) = sent
+        .fields()
+        .iter()
+        .find(|f| columns.field_with_name(f.name()).is_err())
+    {
+        return Err(Error::invalid(format!(
+            "ingest into {table}: the upload has a column {} the table does not have (columns: {})",
+            extra.name(),
+            crate::names::column_names(columns.fields())
+        )));
+    }
+    let exprs = columns
+        .fields()
+        .iter()
+        .map(|f| {
+            if sent.field_with_unqualified_name(f.name()).is_ok() {
+                Ok(col(Column::new_unqualified(f.name())))
+            } else if f.is_nullable() {
+                Ok(cast(lit(ScalarValue::Null), f.data_type().clone()).alias(f.name()))
+            } else {
+                Err(Error::invalid(format!(
+                    "ingest into {table}: the upload has no column {}, which the table requires (NOT NULL)",
+                    f.name()
+                )))
+            }
+        })
+        .collect::<Result<Vec<Expr>>>()?;
+    Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
 }

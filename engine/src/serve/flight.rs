@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::UInt64Type;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -55,6 +55,7 @@ use arrow_flight::{
 };
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use datafusion::common::Constraint;
 use datafusion::datasource::TableType;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, TryStreamExt};
@@ -66,6 +67,7 @@ use super::status::status;
 use super::{doget, params};
 use crate::error::Error;
 use crate::governance::accounts::{UserStore, random_token};
+use crate::lake::{DEFAULT_SCHEMA, LAKE_CATALOG};
 use crate::principal::Interface;
 use crate::session::{Engine, IfExists, IfMissing, Ingest, Session};
 
@@ -1118,12 +1120,48 @@ impl FlightSqlService for AutoLakeFlightSql {
 
     async fn do_get_primary_keys(
         &self,
-        _query: CommandGetPrimaryKeys,
+        query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.session(&request)?;
-        // Delta tables declare no primary keys.
-        let batch = RecordBatch::new_empty(Arc::new(primary_keys_schema()));
+        let (_, session) = self.session(&request)?;
+        session.refresh_catalog().await.map_err(status)?;
+        // A table's declared (informational) primary key, in key order.
+        let catalog_name = query.catalog.unwrap_or_else(|| LAKE_CATALOG.to_string());
+        let schema_name = query
+            .db_schema
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+        let mut columns: Vec<String> = Vec::new();
+        let table = match session.context().catalog(&catalog_name) {
+            Some(catalog) if session.may_read(&catalog_name, &schema_name, &query.table) => {
+                match catalog.schema(&schema_name) {
+                    Some(schema) => schema.table(&query.table).await.ok().flatten(),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(table) = table {
+            let fields = table.schema();
+            for constraint in table.constraints().map(|c| c.iter()).into_iter().flatten() {
+                if let Constraint::PrimaryKey(indices) = constraint {
+                    columns.extend(indices.iter().map(|&i| fields.field(i).name().clone()));
+                }
+            }
+        }
+        let n = columns.len();
+        let repeat = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let batch = RecordBatch::try_new(
+            Arc::new(primary_keys_schema()),
+            vec![
+                repeat(&catalog_name),
+                repeat(&schema_name),
+                repeat(&query.table),
+                Arc::new(StringArray::from(columns)),
+                repeat("PRIMARY"),
+                Arc::new(Int32Array::from_iter_values(1..=n as i32)),
+            ],
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Self::one_batch(batch))
     }
 

@@ -518,7 +518,7 @@ async fn prepared_statements_ingest_and_cancel() {
         .unwrap();
     assert!(text(&rows(&mut client, info).await).contains("| 20000 |"));
 
-    // Delta tables have no primary keys; type info lists the SQL types.
+    // A table without a declared key has none; type info lists the SQL types.
     let info = client
         .get_primary_keys(CommandGetPrimaryKeys {
             catalog: Some("lake".into()),
@@ -534,6 +534,30 @@ async fn prepared_statements_ingest_and_cancel() {
             .map(|b| b.num_rows())
             .sum::<usize>(),
         0
+    );
+    // A declared key is listed column by column, in key order.
+    client
+        .execute_update(
+            "CREATE TABLE keyed (a INT NOT NULL, b INT NOT NULL, c TEXT, PRIMARY KEY (b, a))"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let info = client
+        .get_primary_keys(CommandGetPrimaryKeys {
+            catalog: None,
+            db_schema: None,
+            table: "keyed".into(),
+        })
+        .await
+        .unwrap();
+    let keys = text(&rows(&mut client, info).await);
+    assert!(
+        keys.contains(
+            "| lake         | public         | keyed      | b           | PRIMARY  | 1            |"
+        ) && keys.contains("| a           | PRIMARY  | 2 "),
+        "{keys}"
     );
     let info = client.get_xdbc_type_info(Default::default()).await.unwrap();
     assert!(text(&rows(&mut client, info).await).contains("VARCHAR"));
@@ -969,4 +993,82 @@ conn.close()
     assert!(out.contains("param: [(21.0,)]"), "{out}");
     assert!(out.contains("after executemany: 5"), "{out}");
     assert!(out.contains("ingested: 3 6"), "{out}");
+}
+
+/// Bulk ingest over Flight SQL stores every Arrow type a client sends by the
+/// lake's type policy: values read back equal to what was sent (unsigned,
+/// half floats, NaN, dictionaries, zoned nanosecond timestamps, nested), and
+/// a batch whose nanoseconds would be cut is refused, leaving the table as it was.
+#[test]
+fn python_bulk_ingest_keeps_every_value() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let out = run_python(&format!(
+        r#"
+import datetime, decimal, math
+import pyarrow as pa
+import adbc_driver_flightsql.dbapi as flight_sql
+conn = flight_sql.connect("grpc://127.0.0.1:{port}", db_kwargs={{"username": "admin", "password": "{password}"}})
+cur = conn.cursor()
+nan = float("nan")
+sent = pa.table({{
+    "i": pa.array([0, 1, 2], pa.int32()),
+    "u8": pa.array([0, 255, None], pa.uint8()),
+    "u64": pa.array([0, 2**64 - 1, None], pa.uint64()),
+    "f16": pa.array([-65504.0, nan, None], pa.float16()),
+    "f32": pa.array([float("inf"), nan, None], pa.float32()),
+    "f64": pa.array([float("-inf"), nan, None], pa.float64()),
+    "dec": pa.array([decimal.Decimal("-99999.99"), decimal.Decimal("99999.99"), None], pa.decimal128(7, 2)),
+    "s": pa.array(["", "über", None], pa.large_string()),
+    "k": pa.array(["a", "b", None]).dictionary_encode(),
+    "day": pa.array([datetime.date(1, 1, 1), datetime.date(9999, 12, 31), None], pa.date32()),
+    "ts": pa.array([-1000, 9223372036854775000, None], pa.timestamp("ns")),
+    "tz": pa.array([0, 1700000000123456000, None], pa.timestamp("ns", tz="Europe/Paris")),
+    "l": pa.array([[1, 2], [], None], pa.list_(pa.int64())),
+    "r": pa.array([{{"a": 1, "b": "x"}}, {{"a": -1, "b": None}}, None], pa.struct([("a", pa.int32()), ("b", pa.string())])),
+}})
+print("created:", cur.adbc_ingest("typed", sent, mode="create"))
+cur.execute("SELECT * FROM typed ORDER BY i")
+back = cur.fetch_arrow_table()
+def same(a, b):
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+for name in sent.column_names:
+    want = sent.column(name).to_pylist()
+    got = back.column(name).to_pylist()
+    if not all(same(a, b) for a, b in zip(want, got)) or len(want) != len(got):
+        print("differs:", name, want, got, back.schema.field(name).type)
+print("types:", back.schema.field("u8").type, back.schema.field("u64").type, back.schema.field("tz").type)
+cut = pa.table({{"i": pa.array([3], pa.int32()), "ts": pa.array([1001], pa.timestamp("ns"))}})
+few = pa.table({{"u8": pa.array([7], pa.uint8()), "i": pa.array([9], pa.int32())}})
+print("partial:", cur.adbc_ingest("typed", few, mode="append"))
+cur.execute("SELECT i, u8, s FROM typed WHERE i = 9")
+print("partial row:", cur.fetchall())
+try:
+    cur.adbc_ingest("typed", pa.table({{"nope": [1]}}), mode="append")
+except Exception as e:
+    print("unknown column:", "column nope" in str(e))
+try:
+    cur.adbc_ingest("typed", cut, mode="append")
+    print("cut accepted")
+except Exception as e:
+    print("cut refused:", "column ts" in str(e), "backtrace" not in str(e))
+cur.execute("SELECT count(*) FROM typed")
+print("rows after:", cur.fetchone()[0])
+"#,
+        port = server.flight,
+        password = PASSWORD
+    ));
+    assert!(out.contains("created: 3"), "{out}");
+    assert!(!out.contains("differs:"), "{out}");
+    assert!(
+        out.contains("types: int16 decimal128(20, 0) timestamp[us, tz=UTC]"),
+        "{out}"
+    );
+    assert!(out.contains("cut refused: True True"), "{out}");
+    assert!(out.contains("partial: 1"), "{out}");
+    assert!(out.contains("partial row: [(9, 7, None)]"), "{out}");
+    assert!(out.contains("unknown column: True"), "{out}");
+    assert!(out.contains("rows after: 4"), "{out}");
 }
