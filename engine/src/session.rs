@@ -187,6 +187,7 @@ impl Session {
         .expect("a fresh memory catalog accepts schemas");
         ctx.register_catalog(INTERNAL_CATALOG, Arc::new(internal));
         autolake_udfs::register_all(&ctx, Arc::clone(&engine.models) as _);
+        ctx.register_udf(crate::lake::types::exact_microseconds_udf());
         for udf in crate::governance::boundaries::identity_functions(&engine.governance, &principal)
         {
             ctx.register_udf(udf);

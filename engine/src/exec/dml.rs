@@ -78,6 +78,7 @@ pub(super) async fn update(
     let table = cx.engine.lake().require_table(&name).await?;
     let stamp = cx.stamp(kind);
     let columns = table_columns(&table)?;
+    let stamps = timestamp_columns(&table)?;
     let mut read: Vec<&Expr> = update.selection.iter().collect();
     read.extend(update.assignments.iter().map(|a| &a.value));
     let predicate = bounded(cx, &name, kind, update.selection.as_ref(), &read)?;
@@ -90,7 +91,8 @@ pub(super) async fn update(
     }
     for a in &update.assignments {
         let column = existing_column(&name, &columns, assignment_column(&a.target)?)?;
-        builder = builder.with_update(column, delta_sql(&a.value));
+        let value = exact(&stamps, &column, delta_sql(&a.value));
+        builder = builder.with_update(column, value);
     }
     let (_, metrics) = builder.await.map_err(|e| write::write_error(&name, e))?;
     count_result(kind, metrics.num_updated_rows as u64)
@@ -159,6 +161,7 @@ pub(super) async fn merge(
     let target_alias = factor_alias(&merge.table).unwrap_or_else(|| name.table.clone());
     let table = cx.engine.lake().require_table(&name).await?;
     let columns = table_columns(&table)?;
+    let stamps = timestamp_columns(&table)?;
     bounded(cx, &name, kind, None, &[])?;
 
     // The source is planned by DataFusion, so it may be any table, a
@@ -220,7 +223,7 @@ pub(super) async fn merge(
         let predicate = clause.predicate.as_ref().map(delta_sql);
         builder = match (&clause.clause_kind, &clause.action) {
             (MergeClauseKind::Matched, MergeAction::Update(u)) => {
-                let sets = assignments(&name, &columns, &u.assignments)?;
+                let sets = assignments(&name, &columns, &stamps, &u.assignments)?;
                 builder.when_matched_update(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -240,7 +243,7 @@ pub(super) async fn merge(
                 MergeClauseKind::NotMatched | MergeClauseKind::NotMatchedByTarget,
                 MergeAction::Insert(insert),
             ) => {
-                let sets = merge_insert_values(&name, &columns, insert)?;
+                let sets = merge_insert_values(&name, &columns, &stamps, insert)?;
                 builder.when_not_matched_insert(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -249,7 +252,7 @@ pub(super) async fn merge(
                 })?
             }
             (MergeClauseKind::NotMatchedBySource, MergeAction::Update(u)) => {
-                let sets = assignments(&name, &columns, &u.assignments)?;
+                let sets = assignments(&name, &columns, &stamps, &u.assignments)?;
                 builder.when_not_matched_by_source_update(|mut b| {
                     if let Some(p) = predicate {
                         b = b.predicate(p);
@@ -281,6 +284,7 @@ pub(super) async fn merge(
 fn merge_insert_values(
     table: &TableName,
     columns: &[String],
+    stamps: &[String],
     insert: &ast::MergeInsertExpr,
 ) -> Result<Vec<(String, String)>> {
     let ast::MergeInsertKind::Values(values) = &insert.kind else {
@@ -308,10 +312,9 @@ fn merge_insert_values(
         .iter()
         .zip(&row.content)
         .map(|(c, v)| {
-            Ok((
-                existing_column(table, columns, last_ident(c)?)?,
-                delta_sql(v),
-            ))
+            let column = existing_column(table, columns, last_ident(c)?)?;
+            let value = exact(stamps, &column, delta_sql(v));
+            Ok((column, value))
         })
         .collect()
 }
@@ -319,15 +322,39 @@ fn merge_insert_values(
 fn assignments(
     table: &TableName,
     columns: &[String],
+    stamps: &[String],
     assignments: &[ast::Assignment],
 ) -> Result<Vec<(String, String)>> {
     assignments
         .iter()
         .map(|a| {
             let column = existing_column(table, columns, assignment_column(&a.target)?)?;
-            Ok((column, delta_sql(&a.value)))
+            let value = exact(stamps, &column, delta_sql(&a.value));
+            Ok((column, value))
         })
         .collect()
+}
+
+/// The table's timestamp columns: delta-rs casts what is assigned to them
+/// into microseconds, cutting nanoseconds without a word.
+fn timestamp_columns(table: &deltalake::DeltaTable) -> Result<Vec<String>> {
+    let schema = table.snapshot()?.snapshot().arrow_schema();
+    Ok(schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), arrow::datatypes::DataType::Timestamp(..)))
+        .map(|f| f.name().clone())
+        .collect())
+}
+
+/// `value` for `column`, checked to hold whole microseconds where the
+/// column is a timestamp (see [`crate::lake::types::exact_microseconds_sql`]).
+fn exact(stamps: &[String], column: &str, value: String) -> String {
+    if stamps.iter().any(|s| s == column) {
+        crate::lake::types::exact_microseconds_sql(&value, column)
+    } else {
+        value
+    }
 }
 
 fn table_columns(table: &deltalake::DeltaTable) -> Result<Vec<String>> {

@@ -12,8 +12,9 @@
 //! error. Writes into an existing table's columns (`INSERT`) take
 //! DataFusion's implicit casts to the table's types, which refuse what
 //! does not fit (`CAST(300 AS TINYINT)` fails) except for one lossy case,
-//! nanoseconds into microseconds: [`guard_insert`] and, for MERGE sources,
-//! [`guard_source`] check those values.
+//! nanoseconds into microseconds: [`guard_insert`], [`guard_source`] (a
+//! MERGE source) and, for the SQL text of UPDATE and MERGE assignments
+//! that delta-rs evaluates, [`exact_microseconds_sql`] check those values.
 //!
 //! | Arrow type                                  | stored as                         |
 //! |---------------------------------------------|-----------------------------------|
@@ -39,7 +40,7 @@ use arrow::datatypes::{DataType, Field, TimeUnit, TimestampNanosecondType};
 use datafusion::common::{DFSchema, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, cast,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility, cast,
 };
 
 use super::TableName;
@@ -293,21 +294,43 @@ fn exact_cast(expr: &Expr, schema: &DFSchema) -> Option<Expr> {
     Some(cast(check.call(vec![c.expr.as_ref().clone()]), to.clone()).alias(&alias.name))
 }
 
-/// Passes nanosecond timestamps on as microseconds when every value is a
-/// whole microsecond; fails on the first that is not.
+/// Passes nanosecond timestamps on when every value is a whole
+/// microsecond; fails on the first that is not. Other values pass
+/// unchanged. In SQL (`autolake_exact_microseconds(value, 'column')`, what
+/// UPDATE and MERGE assignments to timestamp columns are wrapped in) the
+/// column named in the error is the second argument.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ExactMicros {
-    column: String,
+    column: Option<String>,
     signature: Signature,
 }
 
 impl ExactMicros {
     fn new(column: &str) -> Self {
         Self {
-            column: column.to_string(),
+            column: Some(column.to_string()),
             signature: Signature::any(1, Volatility::Immutable),
         }
     }
+}
+
+/// The check as a SQL function, registered in every session.
+pub fn exact_microseconds_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(ExactMicros {
+        column: None,
+        signature: Signature::one_of(
+            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+/// `value` written into timestamp `column` by delta-rs, checked first.
+pub fn exact_microseconds_sql(value: &str, column: &str) -> String {
+    format!(
+        "autolake_exact_microseconds({value}, '{}')",
+        column.replace('\'', "''")
+    )
 }
 
 impl ScalarUDFImpl for ExactMicros {
@@ -321,13 +344,8 @@ impl ScalarUDFImpl for ExactMicros {
 
     fn return_type(&self, args: &[DataType]) -> datafusion::common::Result<DataType> {
         match args.first() {
-            Some(DataType::Timestamp(TimeUnit::Nanosecond, zone)) => {
-                Ok(DataType::Timestamp(TimeUnit::Nanosecond, zone.clone()))
-            }
-            other => plan_err!(
-                "{} takes a nanosecond timestamp, not {other:?}",
-                self.name()
-            ),
+            Some(t) => Ok(t.clone()),
+            None => plan_err!("{} takes a value", self.name()),
         }
     }
 
@@ -336,8 +354,14 @@ impl ScalarUDFImpl for ExactMicros {
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
         let Some(arg) = args.args.first() else {
-            return exec_err!("{} takes one argument", self.name());
+            return exec_err!("{} takes a value", self.name());
         };
+        if !matches!(
+            arg.data_type(),
+            DataType::Timestamp(TimeUnit::Nanosecond, _)
+        ) {
+            return Ok(arg.clone());
+        }
         let array = arg.to_array(args.number_rows)?;
         let Some(values) = array.as_primitive_opt::<TimestampNanosecondType>() else {
             return exec_err!("{} takes a nanosecond timestamp", self.name());
@@ -345,7 +369,11 @@ impl ScalarUDFImpl for ExactMicros {
         let first = (0..values.len()).find(|&i| values.is_valid(i) && values.value(i) % 1000 != 0);
         if let Some(i) = first {
             let shown = arrow::util::display::array_value_to_string(&array, i)?;
-            let c = &self.column;
+            let named = match args.args.get(1) {
+                Some(ColumnarValue::Scalar(s)) => s.to_string(),
+                _ => String::new(),
+            };
+            let c = self.column.as_deref().unwrap_or(&named);
             return exec_err!(
                 "column {c}: {shown} has nanoseconds, and Delta stores timestamps in microseconds; round it explicitly, e.g. date_trunc('microsecond', {c})"
             );

@@ -116,6 +116,31 @@ fn nanoseconds_are_never_cut() {
     let out = ok(sql(lake, "SELECT count(DISTINCT at) FROM stamps"));
     assert_eq!(out.lines().nth(1), Some("2"), "{out}");
 
+    // UPDATE and MERGE assignments: checked as well, the table unchanged.
+    for statement in [
+        "UPDATE stamps SET at = TIMESTAMP '2024-01-01 00:00:00.123456789'",
+        "MERGE INTO stamps USING (SELECT 1 AS n) AS s ON stamps.n = s.n \
+         WHEN MATCHED THEN UPDATE SET at = TIMESTAMP '2024-01-01 00:00:00.000000001'",
+        "MERGE INTO stamps USING (SELECT 5 AS n) AS s ON stamps.n = s.n \
+         WHEN NOT MATCHED THEN INSERT (at, n) VALUES (TIMESTAMP '2024-01-01 00:00:00.000000001', s.n)",
+    ] {
+        let err = failed(sql(lake, statement), 1);
+        assert!(
+            err.contains("column at") && err.contains("has nanoseconds"),
+            "{statement}: {err}"
+        );
+    }
+    ok(sql(
+        lake,
+        "UPDATE stamps SET at = TIMESTAMP '2024-01-01 00:00:00.123456' WHERE n = 1",
+    ));
+    let out = ok(sql(lake, "SELECT DISTINCT at FROM stamps"));
+    assert_eq!(
+        out.lines().skip(1).collect::<Vec<_>>(),
+        ["2024-01-01T00:00:00.123456"],
+        "{out}"
+    );
+
     // now() has nanoseconds; rounded explicitly it is written.
     ok(sql(
         lake,
