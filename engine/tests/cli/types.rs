@@ -300,7 +300,8 @@ fn aggregates_over_nan_match_datafusion() {
 
 /// Every kind of value DataFusion produces, with nulls and extremes, reads
 /// back from the lake as DataFusion computed it, whether it was written by
-/// CREATE TABLE … AS, INSERT … SELECT, MERGE or rewritten by UPDATE.
+/// CREATE TABLE … AS, INSERT … SELECT, MERGE, SYNC from a Parquet file or a
+/// job, or rewritten by UPDATE.
 #[test]
 fn type_matrix_round_trips_on_every_write_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -448,6 +449,33 @@ fn type_matrix_round_trips_on_every_write_path() {
     ok(sql(lake, &format!("CREATE TABLE by_update AS {source}")));
     ok(sql(lake, "UPDATE by_update SET i = i WHERE i >= 0"));
     assert_eq!(read("by_update"), expected, "UPDATE");
+
+    // SYNC from a Parquet file holding the same Arrow types.
+    let files = tempfile::tempdir().unwrap();
+    let loc = files.path().display();
+    ok(sql(
+        lake,
+        &format!("COPY ({source}) TO '{loc}/typed.parquet' STORED AS PARQUET"),
+    ));
+    ok(sql(
+        lake,
+        &format!(
+            "CREATE SOURCE landing TYPE files OPTIONS (location '{loc}/'); \
+             SYNC TABLE by_sync FROM landing.public.typed"
+        ),
+    ));
+    assert_eq!(read("by_sync"), expected, "SYNC");
+
+    // A job's INSERT, run on demand.
+    ok(sql(
+        lake,
+        &format!("CREATE TABLE by_job AS {source} WHERE false"),
+    ));
+    ok(sql(
+        lake,
+        &format!("CREATE JOB fill EVERY '1 hour' AS INSERT INTO by_job {source}; RUN JOB fill"),
+    ));
+    assert_eq!(read("by_job"), expected, "job");
 
     // A refused write leaves the table at its version.
     let err = failed(
