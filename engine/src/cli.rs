@@ -466,7 +466,7 @@ impl<'a> ResultWriter<'a> {
                 let mut w = arrow::csv::WriterBuilder::new()
                     .with_header(!self.wrote_header)
                     .build(&mut *self.out);
-                w.write(batch)?;
+                w.write(&csv_ready(batch)?)?;
                 self.wrote_header = true;
             }
             Format::Ndjson => {
@@ -522,6 +522,60 @@ impl<'a> ResultWriter<'a> {
         self.out.flush()?;
         Ok(())
     }
+}
+
+/// `batch` with its lists, structs and maps as their JSON text: CSV has no
+/// nested values (table and JSON output show them as they are).
+fn csv_ready(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<arrow::array::ArrayRef> = Vec::with_capacity(fields.capacity());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            columns.push(Arc::new(json_text(field.data_type(), column)?));
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+        } else {
+            columns.push(Arc::clone(column));
+            fields.push(field.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// Each value of `column` as JSON text (NULL stays NULL).
+fn json_text(
+    data_type: &arrow::datatypes::DataType,
+    column: &arrow::array::ArrayRef,
+) -> Result<arrow::array::StringArray> {
+    use arrow::datatypes::{Field, Schema};
+    let single = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("v", data_type.clone(), true)])),
+        vec![Arc::clone(column)],
+    )?;
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(&single)?;
+        w.finish()?;
+    }
+    // One line a row: {"v": …}, or {} where the value is NULL.
+    let text = String::from_utf8_lossy(&buf);
+    let values = text
+        .lines()
+        .map(|line| {
+            let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+                .map_err(|e| Error::invalid(format!("cannot show a nested value as CSV: {e}")))?;
+            Ok(row.get("v").map(|v| v.to_string()))
+        })
+        .collect::<Result<Vec<Option<String>>>>()?;
+    Ok(arrow::array::StringArray::from(values))
 }
 
 /// The interactive REPL: statements end with `;` and may span lines;

@@ -427,3 +427,23 @@ fn the_demo_runs_without_postgresql_and_says_why() {
         "{out}"
     );
 }
+
+/// CSV has no nested values: lists, structs and maps print as JSON text,
+/// quoted by CSV's rules, NULL as an empty field.
+#[test]
+fn csv_prints_nested_values_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(sql(
+        dir.path(),
+        "SELECT g, array_agg(v ORDER BY v) AS vs, named_struct('n', g, 's', 'x') AS rec, \
+         map(['k'], [g]) AS m, CAST(NULL AS INT[]) AS none \
+         FROM (VALUES (1, 10), (1, 20), (2, 30)) AS t(g, v) GROUP BY g ORDER BY g",
+    ));
+    assert_eq!(
+        out,
+        "g,vs,rec,m,none\n\
+         1,\"[10,20]\",\"{\"\"n\"\":1,\"\"s\"\":\"\"x\"\"}\",\"{\"\"k\"\":1}\",\n\
+         2,[30],\"{\"\"n\"\":2,\"\"s\"\":\"\"x\"\"}\",\"{\"\"k\"\":2}\",\n",
+        "{out}"
+    );
+}
