@@ -20,16 +20,17 @@ fi
 
 # Python test clients and services, in a local venv: an S3-compatible server
 # (moto) for object-store lakes, the deltalake package for interop, and the
-# ADBC Flight SQL driver for `autolake serve`.
+# ADBC Flight SQL driver for `autolake serve`, and Prometheus's own text parser
+# for its /metrics.
 VENV="$PWD/.venv"
-PY_PACKAGES=("moto[server]==5.2.5" "boto3" "deltalake==1.6.6" "pyarrow" "adbc-driver-flightsql" "adbc-driver-manager")
+PY_PACKAGES=("moto[server]==5.2.5" "boto3" "deltalake==1.6.6" "pyarrow" "adbc-driver-flightsql" "adbc-driver-manager" "prometheus-client")
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" || {
     echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2
     exit 1
   }
 fi
-if ! "$VENV/bin/python" -c "import moto, boto3, deltalake, pyarrow, adbc_driver_flightsql, adbc_driver_manager" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import moto, boto3, deltalake, pyarrow, adbc_driver_flightsql, adbc_driver_manager, prometheus_client" >/dev/null 2>&1; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 export AUTOLAKE_TEST_PYTHON="$VENV/bin/python"

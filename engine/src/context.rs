@@ -94,6 +94,7 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) governance: Arc<Governance>,
     pub(crate) audit: Arc<AuditLog>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) system: Arc<SystemSchema>,
     pub(crate) files: Arc<FileCache>,
     pub(crate) models: Arc<ModelRegistry>,
@@ -113,6 +114,11 @@ impl Engine {
     /// The lake's jobs.
     pub fn jobs(&self) -> &Arc<Jobs> {
         &self.jobs
+    }
+
+    /// The process's metrics (`GET /metrics`).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The lake.

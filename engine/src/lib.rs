@@ -29,6 +29,7 @@ mod exec;
 pub mod governance;
 pub mod jobs;
 pub mod lake;
+pub mod metrics;
 pub mod models;
 pub mod monitor;
 mod names;

@@ -26,7 +26,8 @@ impl Engine {
         let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
         let sources = Arc::new(Sources::new(Arc::clone(&lake)));
         let governance = Arc::new(Governance::new(Arc::clone(&lake)));
-        let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned, Arc::clone(&metrics));
         audit.start_flusher();
         let jobs = Arc::new(Jobs::new(Arc::clone(&lake)));
         let system = SystemSchema::new(Stores {
@@ -42,6 +43,7 @@ impl Engine {
             config,
             governance,
             audit,
+            metrics,
             system: Arc::new(system),
             files,
             models,

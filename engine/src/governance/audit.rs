@@ -320,6 +320,8 @@ pub struct AuditLog {
     lake: Arc<Lake>,
     /// Off only for the governance benchmark's baseline.
     enabled: bool,
+    /// Every entry is also a statement counted here, recorded or not.
+    metrics: Arc<crate::metrics::Metrics>,
     /// Where journals live; `None` for in-memory lakes (nothing outlives
     /// the process there) and when disabled.
     journal_dir: Option<PathBuf>,
@@ -339,7 +341,7 @@ struct Chained {
 
 impl AuditLog {
     /// The audit log of `lake` (recording nothing when not `enabled`).
-    pub fn new(lake: Arc<Lake>, enabled: bool) -> Arc<Self> {
+    pub fn new(lake: Arc<Lake>, enabled: bool, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
         let root = lake.root_url();
         let journal_dir = match root.scheme() {
             _ if !enabled => None,
@@ -357,6 +359,7 @@ impl AuditLog {
         Arc::new(Self {
             lake,
             enabled,
+            metrics,
             journal_dir,
             pending: Mutex::default(),
             flushing: tokio::sync::Mutex::new(None),
@@ -393,6 +396,13 @@ impl AuditLog {
     /// Buffers one entry (and journals it); it is committed within
     /// [`FLUSH_INTERVAL`].
     pub fn record(&self, entry: Entry) {
+        self.metrics.statement(
+            entry.interface.as_str(),
+            &entry.kind,
+            entry.outcome.as_str(),
+            entry.duration_ms as f64 / 1000.0,
+            entry.rows,
+        );
         if !self.enabled {
             return;
         }

@@ -124,7 +124,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
             stop_rx.clone(),
         ))
     };
-    let http = health(http_listener, stop_rx.clone());
+    let http = health(http_listener, stop_rx.clone(), Arc::clone(engine.metrics()));
 
     eprintln!(
         "autolake serving lake {}: Flight SQL on {}{flight_addr}, HTTP on http://{http_addr}",
@@ -227,8 +227,13 @@ async fn shutdown_signal() {
     }
 }
 
-/// A minimal HTTP/1.1 responder: `GET /healthz` → `200 ok`.
-async fn health(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// A minimal HTTP/1.1 responder: `GET /healthz` → `200 ok`, `GET
+/// /metrics` → the engine's metrics in Prometheus text.
+async fn health(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -237,6 +242,7 @@ async fn health(listener: TcpListener, mut stop: watch::Receiver<bool>) {
         let Ok((mut socket, _)) = accepted else {
             continue;
         };
+        let metrics = Arc::clone(&metrics);
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
@@ -246,13 +252,17 @@ async fn health(listener: TcpListener, mut stop: watch::Receiver<bool>) {
             };
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (code, body) = if path == "/healthz" {
-                ("200 OK", "ok\n")
-            } else {
-                ("404 Not Found", "not found\n")
+            let (code, kind, body) = match path {
+                "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                "/metrics" => (
+                    "200 OK",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics.render(),
+                ),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
             let response = format!(
-                "HTTP/1.1 {code}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = socket.write_all(response.as_bytes()).await;

@@ -1072,3 +1072,74 @@ print("rows after:", cur.fetchone()[0])
     assert!(out.contains("unknown column: True"), "{out}");
     assert!(out.contains("rows after: 4"), "{out}");
 }
+
+/// `GET /metrics`, read with Prometheus's own parser: statement counters
+/// move by exactly what a client ran — successes, failures and denials —
+/// and no statement text or data reaches a label.
+#[test]
+fn metrics_count_every_statement_with_bounded_labels() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let out = run_python(&format!(
+        r#"
+import urllib.request
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+import adbc_driver_flightsql.dbapi as flight_sql
+
+def scrape():
+    text = urllib.request.urlopen("http://127.0.0.1:{http}/metrics").read().decode()
+    counts = {{}}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "autolake_statements_total":
+                key = (s.labels["interface"], s.labels["kind"], s.labels["outcome"])
+                counts[key] = s.value
+            elif s.name in ("autolake_rows_returned_total", "autolake_statement_duration_seconds_count"):
+                counts[s.name] = s.value
+    return text, counts
+
+def connect(user, password):
+    return flight_sql.connect("grpc://127.0.0.1:{flight}", db_kwargs={{"username": user, "password": password}})
+
+admin = connect("admin", "{password}").cursor()
+admin.execute("CREATE TABLE secret_t (v TEXT)")
+admin.execute("INSERT INTO secret_t VALUES ('classified-value')")
+admin.execute("CREATE USER eve PASSWORD 'eve-pw'")
+eve = connect("eve", "eve-pw").cursor()
+_, before = scrape()
+for _ in range(3):
+    admin.execute("SELECT v FROM secret_t")
+    admin.fetchall()
+try:
+    admin.execute("SELECT * FROM no_such_table")
+except Exception:
+    pass
+try:
+    eve.execute("SELECT v FROM secret_t")
+    eve.fetchall()
+except Exception:
+    pass
+text, after = scrape()
+def moved(key):
+    return int(after.get(key, 0) - before.get(key, 0))
+print("selects:", moved(("flight_sql", "SELECT", "success")))
+print("failed:", moved(("flight_sql", "SELECT", "failure")))
+# The driver may send a refused query twice; each request is counted, as audited.
+admin.execute("SELECT count(*) FROM system.audit_log WHERE \"user\" = 'eve' AND outcome = 'denied'")
+audited = admin.fetchone()[0]
+print("denied as audited:", moved(("flight_sql", "SELECT", "denied")) == audited, audited >= 1)
+print("rows:", moved("autolake_rows_returned_total"))
+print("timed:", moved("autolake_statement_duration_seconds_count") >= 5)
+print("private:", "classified" in text or "secret_t" in text or "no_such_table" in text or "eve" in text)
+"#,
+        http = server.http,
+        flight = server.flight,
+        password = PASSWORD
+    ));
+    assert!(out.contains("selects: 3\n"), "{out}");
+    assert!(out.contains("failed: 1\n"), "{out}");
+    assert!(out.contains("denied as audited: True True"), "{out}");
+    assert!(out.contains("rows: 3\n"), "{out}");
+    assert!(out.contains("timed: True"), "{out}");
+    assert!(out.contains("private: False"), "{out}");
+}
