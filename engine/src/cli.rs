@@ -37,6 +37,13 @@ pub struct Cli {
     /// quarter of the machine's memory).
     #[arg(long, env = "AUTOLAKE_MERGE_MEMORY", global = true, value_parser = parse_cache_size)]
     pub merge_memory: Option<CacheSize>,
+    /// Days of query history `system.queries` keeps (default 30).
+    #[arg(long, env = "AUTOLAKE_QUERY_HISTORY_DAYS", global = true)]
+    pub query_history_days: Option<u32>,
+    /// Log lines on stderr as text or as JSON objects (one per line, with
+    /// the statement's query_id).
+    #[arg(long, env = "AUTOLAKE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -46,6 +53,16 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: time, level, message, fields and the
+    /// spans (the statement's `query_id`).
+    Json,
 }
 
 /// Subcommands.
@@ -169,7 +186,7 @@ pub enum Format {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -189,7 +206,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         // delta-rs reports routine conversions (nanosecond timestamps stored
@@ -200,10 +217,17 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AUTOLAKE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Builds the engine configuration from flags, environment and file:
@@ -234,6 +258,9 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
     }
     if let Some(CacheSize::Bytes(bytes)) = cli.merge_memory {
         config.merge_memory = Some(bytes);
+    }
+    if cli.query_history_days.is_some() {
+        config.query_history_days = cli.query_history_days;
     }
     Ok(config)
 }

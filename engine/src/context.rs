@@ -61,6 +61,15 @@ pub struct EngineConfig {
     /// memory (`--merge-memory`).
     #[serde(skip)]
     pub merge_memory: Option<u64>,
+    /// Opens the engine without metrics and query history (the audit log
+    /// still records): the baseline of the observability benchmark,
+    /// settable from Rust only.
+    #[serde(skip)]
+    pub unobserved: bool,
+    /// Days `system.queries` keeps (`autolake.query_history_days`;
+    /// `None`: 30). Older rows go at `VACUUM system.queries`, which
+    /// `autolake serve` runs hourly.
+    pub query_history_days: Option<u32>,
 }
 
 /// The machine's memory in bytes, from `/proc/meminfo` (4 GiB where it
@@ -190,6 +199,8 @@ pub(crate) struct StatementContext {
     pub(crate) time_travel: Arc<MemorySchemaProvider>,
     /// The job run this session executes, if any.
     pub(crate) job: Option<Arc<JobRun>>,
+    /// What the statement running now reads (`system.queries`).
+    pub(crate) probe: Arc<crate::history::Probe>,
 }
 
 impl StatementContext {

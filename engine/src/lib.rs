@@ -27,6 +27,7 @@ pub mod demo;
 pub mod error;
 mod exec;
 pub mod governance;
+pub mod history;
 pub mod jobs;
 pub mod lake;
 pub mod metrics;

@@ -33,6 +33,8 @@ pub struct Metrics {
     statements: Family<StatementLabels, Counter>,
     duration: Histogram,
     rows_returned: Counter<u64, AtomicU64>,
+    rows_scanned: Counter<u64, AtomicU64>,
+    bytes_scanned: Counter<u64, AtomicU64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -88,16 +90,30 @@ impl Metrics {
             "Rows returned or written by statements",
             rows_returned.clone(),
         );
+        let rows_scanned: Counter<u64, AtomicU64> = Counter::default();
+        registry.register(
+            "rows_scanned",
+            "Rows read by the scans of executed plans",
+            rows_scanned.clone(),
+        );
+        let bytes_scanned: Counter<u64, AtomicU64> = Counter::default();
+        registry.register(
+            "bytes_scanned",
+            "Bytes read from data files by the scans of executed plans",
+            bytes_scanned.clone(),
+        );
         Self {
             registry,
             statements,
             duration,
             rows_returned,
+            rows_scanned,
+            bytes_scanned,
         }
     }
 
     /// Counts one statement that ended with `outcome` after `seconds`,
-    /// returning or writing `rows`.
+    /// returning or writing `rows`, having read what `stats` says.
     pub fn statement(
         &self,
         interface: &'static str,
@@ -105,7 +121,12 @@ impl Metrics {
         outcome: &'static str,
         seconds: f64,
         rows: Option<i64>,
+        stats: Option<&crate::history::ScanStats>,
     ) {
+        if let Some(stats) = stats {
+            self.rows_scanned.inc_by(stats.rows_scanned);
+            self.bytes_scanned.inc_by(stats.bytes_scanned);
+        }
         self.statements
             .get_or_create(&StatementLabels {
                 interface,
@@ -135,9 +156,21 @@ mod tests {
     #[test]
     fn statements_count_with_bounded_labels() {
         let m = Metrics::new();
-        m.statement("cli", "SELECT", "success", 0.002, Some(3));
-        m.statement("cli", "SELECT", "success", 0.002, Some(2));
-        m.statement("flight_sql", "select 'secret' from t", "failure", 0.5, None);
+        let scanned = crate::history::ScanStats {
+            rows_scanned: 7,
+            bytes_scanned: 100,
+            ..Default::default()
+        };
+        m.statement("cli", "SELECT", "success", 0.002, Some(3), Some(&scanned));
+        m.statement("cli", "SELECT", "success", 0.002, Some(2), None);
+        m.statement(
+            "flight_sql",
+            "select 'secret' from t",
+            "failure",
+            0.5,
+            None,
+            None,
+        );
         let text = m.render();
         assert!(
             text.contains(
@@ -151,6 +184,8 @@ mod tests {
         );
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("autolake_rows_returned_total 5"), "{text}");
+        assert!(text.contains("autolake_rows_scanned_total 7"), "{text}");
+        assert!(text.contains("autolake_bytes_scanned_total 100"), "{text}");
         assert!(
             text.contains("autolake_statement_duration_seconds_count 3"),
             "{text}"

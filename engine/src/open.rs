@@ -27,7 +27,12 @@ impl Engine {
         let sources = Arc::new(Sources::new(Arc::clone(&lake)));
         let governance = Arc::new(Governance::new(Arc::clone(&lake)));
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let audit = AuditLog::new(Arc::clone(&lake), !config.ungoverned, Arc::clone(&metrics));
+        let audit = AuditLog::new(
+            Arc::clone(&lake),
+            !config.ungoverned,
+            !config.unobserved,
+            Arc::clone(&metrics),
+        );
         audit.start_flusher();
         let jobs = Arc::new(Jobs::new(Arc::clone(&lake)));
         let system = SystemSchema::new(Stores {

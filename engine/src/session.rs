@@ -159,9 +159,18 @@ impl Session {
         let mut physical_rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
             vec![Arc::new(crate::governance::boundaries::PolicyEstimates)];
         physical_rules.extend(PhysicalOptimizer::new().rules);
+        // What each statement's executed plans read, for `system.queries`:
+        // the last rule sees the plan as it runs; the pool keeps the peak.
+        let probe = crate::history::Probe::new();
+        physical_rules.push(Arc::new(crate::history::RecordScans(Arc::clone(&probe))));
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(probe.pool())
+            .build_arc()
+            .expect("a runtime with default disk and cache managers builds");
         // delta-rs's planner executes the plan nodes its writes add.
         let state = SessionStateBuilder::new()
             .with_default_features()
+            .with_runtime_env(runtime)
             .with_config(config)
             .with_analyzer_rules(analyzer_rules)
             .with_physical_optimizer_rules(physical_rules)
@@ -201,6 +210,7 @@ impl Session {
                 catalog,
                 time_travel,
                 job: None,
+                probe,
             },
         }
     }
@@ -260,6 +270,7 @@ impl Session {
         entry.statement = autolake_sql::redact(sql.trim());
         entry.outcome = Outcome::Failure;
         entry.error = Some(error.to_string());
+        entry.stats = Some(crate::history::ScanStats::default());
         self.cx.engine.audit.record(entry);
     }
 
@@ -298,9 +309,18 @@ impl Session {
     /// dropped), or at once when it fails.
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
         let started = std::time::Instant::now();
+        self.cx.probe.begin(started);
+        let query_id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::info_span!("statement", query_id = %query_id);
         let mut objects = Vec::new();
-        let result = self.checked_run(parsed, &mut objects).await;
+        let result = {
+            use tracing::Instrument;
+            self.checked_run(parsed, &mut objects)
+                .instrument(span.clone())
+                .await
+        };
         let mut entry = self.statement_entry(parsed, objects);
+        entry.query_id = query_id;
         entry.outcome = Outcome::of(&result);
         match result {
             Ok(result) => Ok(StatementResult {
@@ -312,11 +332,16 @@ impl Session {
                     entry,
                     started,
                     !result.returns_rows,
+                    Arc::clone(&self.cx.probe),
+                    span,
                 )),
             }),
             Err(e) => {
+                let _in = span.enter();
+                tracing::debug!(kind = %entry.kind, "statement failed: {e}");
                 entry.error = Some(e.to_string());
                 entry.duration_ms = started.elapsed().as_millis() as i64;
+                entry.stats = Some(self.cx.probe.finish(started));
                 self.cx.engine.audit.record(entry);
                 Err(e)
             }
@@ -355,7 +380,7 @@ impl Session {
         let accesses = self.admit(parsed, objects).await?;
         if accesses
             .iter()
-            .any(|a| a.object == Object::System("audit_log".to_string()))
+            .any(|a| matches!(&a.object, Object::System(t) if t == "audit_log" || t == "queries"))
         {
             // A reader sees every statement made before its own.
             self.cx.engine.audit.flush().await?;
@@ -371,6 +396,7 @@ impl Session {
     /// rows written or the error.
     pub async fn ingest(&self, request: Ingest) -> Result<u64> {
         let started = std::time::Instant::now();
+        self.cx.probe.begin(started);
         let mut entry = self.audit_entry();
         entry.kind = "INGEST".to_string();
         entry.statement = format!("INGEST INTO {}", request.table);
@@ -383,6 +409,7 @@ impl Session {
         entry.error = result.as_ref().err().map(|e| e.to_string());
         entry.rows = result.as_ref().ok().map(|r| *r as i64);
         entry.duration_ms = started.elapsed().as_millis() as i64;
+        entry.stats = Some(self.cx.probe.finish(started));
         self.cx.engine.audit.record(entry);
         result
     }
@@ -503,6 +530,7 @@ impl Session {
                     let mut entry = self.statement_entry(parsed, objects);
                     entry.outcome = Outcome::Denied;
                     entry.error = Some(error);
+                    entry.stats = Some(crate::history::ScanStats::default());
                     self.cx.engine.audit.record(entry);
                 }
                 return None;

@@ -22,6 +22,16 @@ use autolake_sql::{Family, Statement};
 /// What a maintenance statement touches: reading a table's history, or
 /// altering the table.
 pub(super) fn accesses(statement: &Statement, out: &mut Vec<Access>) -> Result<()> {
+    if let Statement::Vacuum(v) = statement
+        && is_query_history(&v.table)
+    {
+        // Retention of the query history: the admin's maintenance.
+        out.push(Access {
+            action: Action::Alter,
+            object: Object::System("queries".to_string()),
+        });
+        return Ok(());
+    }
     let (action, table) = match statement {
         Statement::DescribeHistory(h) => (Action::Select, &h.table),
         Statement::Restore(r) => (Action::Alter, &r.table),
@@ -42,9 +52,59 @@ pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<
         Statement::DescribeHistory(h) => describe_history(cx, h).await,
         Statement::Restore(r) => restore(cx, r).await,
         Statement::Optimize(o) => optimize(cx, o).await,
+        Statement::Vacuum(v) if is_query_history(&v.table) => vacuum_history(cx, v).await,
         Statement::Vacuum(v) => vacuum(cx, v).await,
         other => Err(super::reads::outside(Family::Maintenance, other)),
     }
+}
+
+/// Whether `name` is `system.queries` (or `lake.system.queries`).
+fn is_query_history(name: &autolake_sql::sqlparser::ast::ObjectName) -> bool {
+    let Ok(parts) = crate::names::name_parts(name) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    matches!(
+        parts.as_slice(),
+        [crate::lake::SYSTEM_SCHEMA, "queries"]
+            | [
+                crate::lake::LAKE_CATALOG,
+                crate::lake::SYSTEM_SCHEMA,
+                "queries"
+            ]
+    )
+}
+
+/// `VACUUM system.queries`: deletes the rows older than the configured
+/// history and the files that held them.
+async fn vacuum_history(cx: &StatementContext, v: &Vacuum) -> Result<StatementResult> {
+    let days = cx
+        .engine
+        .config()
+        .query_history_days
+        .unwrap_or(crate::history::DEFAULT_HISTORY_DAYS);
+    let done = crate::history::retain(
+        cx.engine.lake(),
+        days,
+        v.retain_hours,
+        v.dry_run,
+        cx.stamp("VACUUM"),
+    )
+    .await?;
+    if !v.dry_run {
+        let root = cx
+            .engine
+            .lake()
+            .table_path(&crate::history::queries_table());
+        cx.engine.scan_cache().forget_under(&root);
+    }
+    kv_result(
+        "VACUUM",
+        vec![
+            ("rows_deleted", done.rows as i64),
+            ("files_deleted", done.files as i64),
+        ],
+    )
 }
 
 fn kv_result(kind: &'static str, rows: Vec<(&str, i64)>) -> Result<StatementResult> {

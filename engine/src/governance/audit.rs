@@ -91,6 +91,9 @@ pub(crate) fn audit_schema() -> SchemaRef {
         Field::new("duration_ms", DataType::Int64, false),
         Field::new("prev_hash", DataType::Utf8, false),
         Field::new("hash", DataType::Utf8, false),
+        // Added after the first release: last, so older logs gain it as
+        // a new column.
+        Field::new("query_id", DataType::Utf8, true),
     ]))
 }
 
@@ -149,6 +152,10 @@ pub struct Entry {
     pub rows: Option<i64>,
     /// Milliseconds it took.
     pub duration_ms: i64,
+    /// The statement's id, also in `system.queries` and the logs.
+    pub query_id: String,
+    /// What its plans read (a statement's entry; `None` for a sign-in).
+    pub stats: Option<crate::history::ScanStats>,
 }
 
 impl Entry {
@@ -166,6 +173,8 @@ impl Entry {
             error: None,
             rows: None,
             duration_ms: 0,
+            query_id: uuid::Uuid::new_v4().to_string(),
+            stats: None,
         }
     }
 }
@@ -185,6 +194,10 @@ struct Row {
     error: Option<String>,
     rows: Option<i64>,
     duration_ms: i64,
+    /// Absent from entries written before query ids were recorded, and
+    /// then left out of the hash, so their chain still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query_id: Option<String>,
 }
 
 impl Row {
@@ -203,6 +216,7 @@ impl Row {
             error: e.error.clone(),
             rows: e.rows,
             duration_ms: e.duration_ms,
+            query_id: Some(e.query_id.clone()),
         }
     }
 
@@ -312,6 +326,8 @@ struct Buffer {
     retired: Vec<Journal>,
     /// Set when journaling failed, so the warning is given once.
     journal_failed: bool,
+    /// `system.queries` rows, committed after the audit rows.
+    queries: Vec<crate::history::QueryRow>,
 }
 
 /// The audit log of one lake, with its write buffer.
@@ -322,10 +338,15 @@ pub struct AuditLog {
     enabled: bool,
     /// Every entry is also a statement counted here, recorded or not.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Off for the observability benchmark's baseline: no metrics and no
+    /// query history (the audit log itself still records).
+    observed: bool,
     /// Where journals live; `None` for in-memory lakes (nothing outlives
     /// the process there) and when disabled.
     journal_dir: Option<PathBuf>,
     pending: Mutex<Buffer>,
+    /// Held while query rows are appended, so they go in order.
+    committing_queries: tokio::sync::Mutex<()>,
     /// Held while committing, so one process chains in order.
     flushing: tokio::sync::Mutex<Option<Chained>>,
 }
@@ -341,7 +362,12 @@ struct Chained {
 
 impl AuditLog {
     /// The audit log of `lake` (recording nothing when not `enabled`).
-    pub fn new(lake: Arc<Lake>, enabled: bool, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
+    pub fn new(
+        lake: Arc<Lake>,
+        enabled: bool,
+        observed: bool,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
         let root = lake.root_url();
         let journal_dir = match root.scheme() {
             _ if !enabled => None,
@@ -359,9 +385,11 @@ impl AuditLog {
         Arc::new(Self {
             lake,
             enabled,
+            observed,
             metrics,
             journal_dir,
             pending: Mutex::default(),
+            committing_queries: tokio::sync::Mutex::new(()),
             flushing: tokio::sync::Mutex::new(None),
         })
     }
@@ -396,20 +424,43 @@ impl AuditLog {
     /// Buffers one entry (and journals it); it is committed within
     /// [`FLUSH_INTERVAL`].
     pub fn record(&self, entry: Entry) {
-        self.metrics.statement(
-            entry.interface.as_str(),
-            &entry.kind,
-            entry.outcome.as_str(),
-            entry.duration_ms as f64 / 1000.0,
-            entry.rows,
-        );
+        let seconds = entry
+            .stats
+            .as_ref()
+            .map_or(entry.duration_ms as f64 / 1000.0, |s| s.elapsed_seconds);
+        if self.observed {
+            self.metrics.statement(
+                entry.interface.as_str(),
+                &entry.kind,
+                entry.outcome.as_str(),
+                seconds,
+                entry.rows,
+                entry.stats.as_ref(),
+            );
+        }
         if !self.enabled {
             return;
         }
         let row = Row::unchained(&entry);
+        let query = match &entry.stats {
+            Some(stats) if self.observed => Some(crate::history::QueryRow {
+                query_id: entry.query_id,
+                user: entry.user,
+                interface: row.interface.clone(),
+                kind: entry.kind,
+                statement: entry.statement,
+                started_us: row.time_us,
+                stats: stats.clone(),
+                rows: entry.rows,
+                outcome: row.outcome.clone(),
+                error: entry.error,
+            }),
+            _ => None,
+        };
         let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let journaled = self.journal(&mut buffer, &row);
         buffer.rows.push(Buffered { row, journaled });
+        buffer.queries.extend(query);
     }
 
     fn journal(&self, buffer: &mut Buffer, row: &Row) -> Option<(Arc<str>, i64)> {
@@ -486,8 +537,35 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Commits every buffered entry, chained, as one Delta commit.
+    /// Commits every buffered entry, chained, as one Delta commit, then
+    /// the query rows recorded with them.
     async fn flush_buffered(&self) -> Result<()> {
+        self.flush_entries().await?;
+        self.flush_queries().await
+    }
+
+    /// Appends the buffered `system.queries` rows (no chain: processes
+    /// append side by side, with delta-rs's retries).
+    async fn flush_queries(&self) -> Result<()> {
+        let _one = self.committing_queries.lock().await;
+        let rows = {
+            let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut buffer.queries)
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let result = crate::history::append(&self.lake, &rows).await;
+        if result.is_err() {
+            let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let later = std::mem::take(&mut buffer.queries);
+            buffer.queries = rows;
+            buffer.queries.extend(later);
+        }
+        result
+    }
+
+    async fn flush_entries(&self) -> Result<()> {
         let mut chained = self.flushing.lock().await;
         let buffered = {
             let mut buffer = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -645,6 +723,8 @@ impl AuditLog {
             let mut write = handle
                 .write(vec![batch])
                 .with_save_mode(SaveMode::Append)
+                // A log written before `query_id` existed gains the column.
+                .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
                 // Never rebased onto a commit we did not chain after.
                 .with_commit_properties(stamp.properties().with_max_retries(0));
             if version < 0 {
@@ -816,6 +896,9 @@ pub(crate) struct AuditedStream {
     rows: i64,
     /// A status result: the row count is the value of its `count` column.
     counts: bool,
+    probe: Arc<crate::history::Probe>,
+    /// The statement's span (its query_id), entered while polled.
+    span: tracing::Span,
 }
 
 impl AuditedStream {
@@ -825,6 +908,8 @@ impl AuditedStream {
         entry: Entry,
         started: std::time::Instant,
         counts: bool,
+        probe: Arc<crate::history::Probe>,
+        span: tracing::Span,
     ) -> Self {
         Self {
             inner,
@@ -833,17 +918,29 @@ impl AuditedStream {
             started,
             rows: 0,
             counts,
+            probe,
+            span,
         }
     }
 
     fn finish(&mut self, error: Option<String>) {
         if let Some(mut entry) = self.entry.take() {
             entry.duration_ms = self.started.elapsed().as_millis() as i64;
+            entry.stats = Some(self.probe.finish(self.started));
             entry.rows = Some(self.rows);
             if let Some(e) = error {
                 entry.outcome = Outcome::Failure;
                 entry.error = Some(e);
             }
+            let _in = self.span.enter();
+            tracing::info!(
+                query_id = %entry.query_id,
+                kind = %entry.kind,
+                outcome = entry.outcome.as_str(),
+                rows = self.rows,
+                ms = entry.duration_ms,
+                "statement ended"
+            );
             self.log.record(entry);
         }
     }
@@ -857,6 +954,8 @@ impl futures::Stream for AuditedStream {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
+        let span = self.span.clone();
+        let _in = span.enter();
         let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(batch))) => {
@@ -947,6 +1046,9 @@ fn batch_of(rows: &[(Row, String, String)]) -> Result<RecordBatch> {
         )),
         strings(&|r| &r.1),
         strings(&|r| &r.2),
+        Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| r.0.query_id.as_deref()),
+        )),
     ];
     Ok(RecordBatch::try_new(audit_schema(), columns)?)
 }
@@ -1004,6 +1106,10 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<(Row, String, String)>> {
     );
     let rows_col = ints("rows")?;
     let duration = ints("duration_ms")?;
+    let query_id = match batch.column_by_name("query_id") {
+        Some(_) => Some(strings("query_id")?),
+        None => None,
+    };
     let n = batch.num_rows();
     if [seq.len(), time.len(), user.len(), hash.len()]
         .iter()
@@ -1030,6 +1136,7 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<(Row, String, String)>> {
                     error: opt(&error, i),
                     rows: (!rows_col.is_null(i)).then(|| rows_col.value(i)),
                     duration_ms: duration.value(i),
+                    query_id: query_id.as_ref().and_then(|q| opt(q, i)),
                 },
                 prev.value(i).to_string(),
                 hash.value(i).to_string(),

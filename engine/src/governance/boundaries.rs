@@ -180,6 +180,44 @@ pub(crate) fn plan_sql_expr(state: &SessionState, sql: &str, schema: &DFSchema) 
     )
 }
 
+/// Whether a scan reads `system.queries`.
+fn is_query_history(scan: &TableScan) -> bool {
+    scan.source
+        .as_ref()
+        .downcast_ref::<DefaultTableSource>()
+        .is_some_and(|s| {
+            s.table_provider
+                .as_ref()
+                .downcast_ref::<crate::history::QueryHistoryTable>()
+                .is_some()
+        })
+}
+
+impl Boundaries {
+    /// `system.queries` narrowed to the principal's own statements, unless
+    /// the principal may read the whole system schema (admin, auditor).
+    fn own_queries(&self, state: &State, scan: LogicalPlan) -> DFResult<Transformed<LogicalPlan>> {
+        let system = Securable::Schema(crate::lake::SYSTEM_SCHEMA.to_string());
+        if state.is_member(&self.principal, "auditor")
+            || state.allows(&self.principal, Privilege::Select, &system)
+        {
+            return Ok(Transformed::no(scan));
+        }
+        let LogicalPlan::TableScan(table_scan) = &scan else {
+            return Ok(Transformed::no(scan));
+        };
+        let user = Expr::Column(Column::new(Some(table_scan.table_name.clone()), "user"));
+        let own = user.eq(Expr::Literal(
+            ScalarValue::Utf8(Some(self.principal.name.clone())),
+            None,
+        ));
+        Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+            own,
+            Arc::new(scan),
+        )?)))
+    }
+}
+
 /// The lake table a scan reads, if it reads one.
 pub(crate) fn lake_table_of(scan: &TableScan) -> Option<&LakeTable> {
     scan.source
@@ -197,6 +235,9 @@ impl AnalyzerRule for Boundaries {
             let LogicalPlan::TableScan(scan) = &node else {
                 return Ok(Transformed::no(node));
             };
+            if is_query_history(scan) {
+                return self.own_queries(&state, node);
+            }
             let Some(table) = lake_table_of(scan) else {
                 return Ok(Transformed::no(node));
             };

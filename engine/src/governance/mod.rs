@@ -436,6 +436,16 @@ impl State {
                     )))
                 }
             }
+            (Object::System(table), A::Alter) => {
+                if self.is_admin(p) {
+                    Ok(())
+                } else {
+                    Err(Error::PermissionDenied(format!(
+                        "user {} lacks the admin role needed to maintain {SYSTEM_SCHEMA}.{table}",
+                        p.name
+                    )))
+                }
+            }
             (Object::System(table), _) => {
                 if PROTECTED_SYSTEM_TABLES.contains(&table.as_str()) {
                     let system = Securable::Schema(SYSTEM_SCHEMA.to_string());

@@ -42,6 +42,22 @@ use crate::error::{Error, Result};
 use crate::governance::accounts::UserStore;
 use crate::session::Engine;
 
+/// Applies the query history's retention once an hour while serving,
+/// through the funnel (audited as any `VACUUM system.queries`).
+async fn keep_query_history(engine: Arc<Engine>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let session = engine.session(
+            crate::principal::Principal::local_admin(),
+            crate::principal::Interface::Embedded,
+        );
+        if let Err(e) = session.execute("VACUUM system.queries").await {
+            tracing::warn!("query history retention not applied: {e}");
+        }
+    }
+}
+
 /// How a server is started.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -140,8 +156,10 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     let scheduler = options.scheduler.then(|| {
         crate::scheduler::Scheduler::new(Arc::clone(&engine)).spawn(Duration::from_millis(200))
     });
+    let retention = tokio::spawn(keep_query_history(Arc::clone(&engine)));
     let signals = async move {
         shutdown_signal().await;
+        retention.abort();
         if let Some(s) = &scheduler {
             s.abort();
         }

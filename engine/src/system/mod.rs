@@ -118,6 +118,10 @@ impl SystemSchema {
             ),
             (runs_table(), runs_schema()),
             (metrics_table(), metrics_schema()),
+            (
+                crate::history::queries_table(),
+                crate::history::queries_schema(),
+            ),
         ] {
             schema.delta_tables.insert(table.table, columns);
         }
@@ -167,11 +171,16 @@ impl SchemaProvider for SystemSchema {
 
     async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
         if let Some(schema) = self.delta_tables.get(name) {
-            return self
+            let table = self
                 .delta_table(name, schema)
                 .await
-                .map(Some)
-                .map_err(|e| DataFusionError::External(Box::new(e)));
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            // Narrowed to the reader's own rows by the data boundaries.
+            return Ok(Some(if name == crate::history::queries_table().table {
+                Arc::new(crate::history::QueryHistoryTable(table))
+            } else {
+                table
+            }));
         }
         Ok(self
             .tables

@@ -1094,7 +1094,8 @@ def scrape():
             if s.name == "autolake_statements_total":
                 key = (s.labels["interface"], s.labels["kind"], s.labels["outcome"])
                 counts[key] = s.value
-            elif s.name in ("autolake_rows_returned_total", "autolake_statement_duration_seconds_count"):
+            elif s.name in ("autolake_rows_returned_total", "autolake_statement_duration_seconds_count",
+                            "autolake_rows_scanned_total", "autolake_bytes_scanned_total"):
                 counts[s.name] = s.value
     return text, counts
 
@@ -1129,6 +1130,8 @@ admin.execute("SELECT count(*) FROM system.audit_log WHERE \"user\" = 'eve' AND 
 audited = admin.fetchone()[0]
 print("denied as audited:", moved(("flight_sql", "SELECT", "denied")) == audited, audited >= 1)
 print("rows:", moved("autolake_rows_returned_total"))
+# The first read scans the Parquet file; a server's scan cache may serve the others.
+print("scanned:", 1 <= moved("autolake_rows_scanned_total") <= 3)
 print("timed:", moved("autolake_statement_duration_seconds_count") >= 5)
 print("private:", "classified" in text or "secret_t" in text or "no_such_table" in text or "eve" in text)
 "#,
@@ -1140,6 +1143,7 @@ print("private:", "classified" in text or "secret_t" in text or "no_such_table" 
     assert!(out.contains("failed: 1\n"), "{out}");
     assert!(out.contains("denied as audited: True True"), "{out}");
     assert!(out.contains("rows: 3\n"), "{out}");
+    assert!(out.contains("scanned: True\n"), "{out}");
     assert!(out.contains("timed: True"), "{out}");
     assert!(out.contains("private: False"), "{out}");
 }

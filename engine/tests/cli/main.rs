@@ -7,6 +7,7 @@ mod governance;
 mod interop;
 mod jobs;
 mod object_store;
+mod observability;
 mod services;
 mod sources;
 mod streams;
