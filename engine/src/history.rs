@@ -220,6 +220,10 @@ fn to_micros(seconds: f64) -> f64 {
     (seconds * 1e6).round() / 1e6
 }
 
+/// How long files the history no longer references are kept, unless
+/// `RETAIN n HOURS` says otherwise.
+const HISTORY_FILES_KEPT_HOURS: f64 = 1.0;
+
 /// What a retention pass removed (or would remove).
 #[derive(Debug, Default)]
 pub(crate) struct Retained {
@@ -228,8 +232,8 @@ pub(crate) struct Retained {
 }
 
 /// Deletes the rows of `system.queries` that started more than `days`
-/// ago, then vacuums the files no longer referenced (immediately, unless
-/// `retain_hours` keeps them a while for readers of older versions).
+/// ago, then vacuums the files no longer referenced for more than an hour
+/// (or `retain_hours`).
 pub(crate) async fn retain(
     lake: &Lake,
     days: u32,
@@ -265,7 +269,9 @@ pub(crate) async fn retain(
         .with_commit_properties(stamp.properties())
         .await
         .map_err(|e| write_error(&name, e))?;
-    let hours = retain_hours.unwrap_or(0.0);
+    // An hour by default: a file another process has written but not yet
+    // committed is young, and must not be taken for an unreferenced one.
+    let hours = retain_hours.unwrap_or(HISTORY_FILES_KEPT_HOURS);
     let (_, vacuumed) = table
         .vacuum()
         .with_retention_period(chrono::Duration::milliseconds((hours * 3_600_000.0) as i64))
