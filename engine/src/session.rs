@@ -323,19 +323,40 @@ impl Session {
         entry.query_id = query_id;
         entry.outcome = Outcome::of(&result);
         match result {
-            Ok(result) => Ok(StatementResult {
-                kind: result.kind,
-                returns_rows: result.returns_rows,
-                stream: Box::pin(AuditedStream::new(
-                    result.stream,
-                    Arc::clone(&self.cx.engine.audit),
-                    entry,
-                    started,
-                    !result.returns_rows,
-                    Arc::clone(&self.cx.probe),
-                    span,
-                )),
-            }),
+            Ok(result) => {
+                let audited: datafusion::execution::SendableRecordBatchStream =
+                    Box::pin(AuditedStream::new(
+                        result.stream,
+                        Arc::clone(&self.cx.engine.audit),
+                        entry,
+                        started,
+                        !result.returns_rows,
+                        Arc::clone(&self.cx.probe),
+                        span,
+                    ));
+                let stream = if result.returns_rows {
+                    audited
+                } else {
+                    // A status (a count of changed rows, an acknowledgement)
+                    // ends a statement whose work is done: read it now, so
+                    // the statement is recorded as ended even when a client
+                    // never fetches it.
+                    use futures::TryStreamExt;
+                    let schema = audited.schema();
+                    let batches: Vec<_> = audited.try_collect().await?;
+                    Box::pin(
+                        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                            schema,
+                            futures::stream::iter(batches.into_iter().map(Ok)),
+                        ),
+                    )
+                };
+                Ok(StatementResult {
+                    kind: result.kind,
+                    returns_rows: result.returns_rows,
+                    stream,
+                })
+            }
             Err(e) => {
                 let _in = span.enter();
                 tracing::debug!(kind = %entry.kind, "statement failed: {e}");

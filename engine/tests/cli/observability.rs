@@ -62,6 +62,7 @@ audra.execute("SELECT interface, rows_scanned, bytes_scanned > 0, files_scanned 
 print("cli scan:", audra.fetchall())
 admin.execute("SELECT count(*) FROM system.queries WHERE statement LIKE '%eve-secret-pw%'")
 print("secrets:", admin.fetchone()[0])
+admin.execute("INSERT INTO t VALUES (4)")
 admin.execute("SELECT count(*) FROM system.queries WHERE \"user\" = 'audra'")
 print("admin sees audra:", admin.fetchone()[0] >= 1)
 "#,
@@ -96,6 +97,11 @@ print("admin sees audra:", admin.fetchone()[0] >= 1)
     let denied = "SELECT count(*) FROM system.queries WHERE \"user\" = 'eve' \
          AND statement = 'VACUUM system.queries' AND outcome = 'denied'";
     assert!(eventually(lake.path(), denied, 1) >= 1);
+    // A change is recorded when it is done, whether or not the client
+    // fetches its count.
+    let insert = "SELECT count(*) FROM system.queries WHERE statement = 'INSERT INTO t VALUES (4)' \
+         AND outcome = 'success' AND rows = 1 AND execution_seconds < 60";
+    assert_eq!(eventually(lake.path(), insert, 1), 1);
     // One query_id names a statement in both the history and the audit log.
     let unmatched = "SELECT count(*) FROM system.queries q LEFT JOIN system.audit_log a \
          ON q.query_id = a.query_id WHERE a.query_id IS NULL \
