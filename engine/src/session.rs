@@ -305,8 +305,9 @@ impl Session {
     }
 
     /// Runs one parsed statement: the funnel every interface goes through.
-    /// Its audit entry is recorded when its result has been read (or
-    /// dropped), or at once when it fails.
+    /// Its audit entry is recorded when its rows have been read (or
+    /// dropped); a statement returning a status is read here and recorded
+    /// before it returns, and one that fails at once.
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
         let started = std::time::Instant::now();
         self.cx.probe.begin(started);
