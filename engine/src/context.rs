@@ -62,8 +62,8 @@ pub struct EngineConfig {
     #[serde(skip)]
     pub merge_memory: Option<u64>,
     /// Opens the engine without metrics and query history (the audit log
-    /// still records): the baseline of the observability benchmark,
-    /// settable from Rust only.
+    /// still records), to measure what observing costs; settable from
+    /// Rust only.
     #[serde(skip)]
     pub unobserved: bool,
     /// Days `system.queries` keeps (`autolake.query_history_days`;

@@ -338,8 +338,8 @@ pub struct AuditLog {
     enabled: bool,
     /// Every entry is also a statement counted here, recorded or not.
     metrics: Arc<crate::metrics::Metrics>,
-    /// Off for the observability benchmark's baseline: no metrics and no
-    /// query history (the audit log itself still records).
+    /// Off to measure what observing costs: no metrics and no query
+    /// history (the audit log itself still records).
     observed: bool,
     /// Where journals live; `None` for in-memory lakes (nothing outlives
     /// the process there) and when disabled.

@@ -1076,15 +1076,28 @@ print("rows after:", cur.fetchone()[0])
 /// `GET /metrics`, read with Prometheus's own parser: statement counters
 /// move by exactly what a client ran — successes, failures and denials —
 /// and no statement text or data reaches a label.
+/// Runs a Python script in which `connect(user, password)` opens an ADBC
+/// Flight SQL connection to `server`.
+pub(super) fn run_adbc(server: &Server, script: &str) -> String {
+    run_python(&format!(
+        "import adbc_driver_flightsql.dbapi as flight_sql\n\n\
+         def connect(user, password):\n    \
+         return flight_sql.connect(\"grpc://127.0.0.1:{}\", \
+         db_kwargs={{\"username\": user, \"password\": password}})\n{script}",
+        server.flight
+    ))
+}
+
 #[test]
 fn metrics_count_every_statement_with_bounded_labels() {
     let lake = tempfile::tempdir().unwrap();
     let server = Server::start(lake.path(), 3600);
-    let out = run_python(&format!(
-        r#"
+    let out = run_adbc(
+        &server,
+        &format!(
+            r#"
 import urllib.request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-import adbc_driver_flightsql.dbapi as flight_sql
 
 def scrape():
     text = urllib.request.urlopen("http://127.0.0.1:{http}/metrics").read().decode()
@@ -1098,9 +1111,6 @@ def scrape():
                             "autolake_rows_scanned_total", "autolake_bytes_scanned_total"):
                 counts[s.name] = s.value
     return text, counts
-
-def connect(user, password):
-    return flight_sql.connect("grpc://127.0.0.1:{flight}", db_kwargs={{"username": user, "password": password}})
 
 admin = connect("admin", "{password}").cursor()
 admin.execute("CREATE TABLE secret_t (v TEXT)")
@@ -1135,10 +1145,10 @@ print("scanned:", 1 <= moved("autolake_rows_scanned_total") <= 3)
 print("timed:", moved("autolake_statement_duration_seconds_count") >= 5)
 print("private:", "classified" in text or "secret_t" in text or "no_such_table" in text or "eve" in text)
 "#,
-        http = server.http,
-        flight = server.flight,
-        password = PASSWORD
-    ));
+            http = server.http,
+            password = PASSWORD
+        ),
+    );
     assert!(out.contains("selects: 3\n"), "{out}");
     assert!(out.contains("failed: 1\n"), "{out}");
     assert!(out.contains("denied as audited: True True"), "{out}");

@@ -7,8 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::flight::{PASSWORD, Server};
-use super::services::run_python;
+use super::flight::{PASSWORD, Server, run_adbc};
 use super::{autolake, count, failed, ok, sql};
 
 /// Waits until `query` (a count) reaches at least `want` on `lake`, as
@@ -34,18 +33,15 @@ fn query_history_spans_processes_and_each_user_sees_their_own() {
     ));
     failed(sql(lake.path(), "SELECT * FROM no_such_table"), 1);
     let server = Server::start(lake.path(), 3600);
-    let out = run_python(&format!(
-        r#"
-import adbc_driver_flightsql.dbapi as flight_sql
-
-def connect(user, password):
-    return flight_sql.connect("grpc://127.0.0.1:{flight}", db_kwargs={{"username": user, "password": password}}).cursor()
-
-admin = connect("admin", "{password}")
+    let out = run_adbc(
+        &server,
+        &format!(
+            r#"
+admin = connect("admin", "{password}").cursor()
 admin.execute("CREATE USER eve PASSWORD 'eve-secret-pw'")
 admin.execute("CREATE USER audra PASSWORD 'audra-pw' ROLE auditor")
 admin.execute("GRANT SELECT ON TABLE t TO USER eve")
-eve = connect("eve", "eve-secret-pw")
+eve = connect("eve", "eve-secret-pw").cursor()
 eve.execute("SELECT x FROM t WHERE x > 1")
 print("eve rows:", len(eve.fetchall()))
 eve.execute('SELECT DISTINCT "user" FROM system.queries ORDER BY 1')
@@ -55,7 +51,7 @@ try:
     print("eve vacuumed")
 except Exception as e:
     print("eve refused:", "admin" in str(e))
-audra = connect("audra", "audra-pw")
+audra = connect("audra", "audra-pw").cursor()
 audra.execute('SELECT DISTINCT "user" FROM system.queries ORDER BY 1')
 print("audra sees:", [r[0] for r in audra.fetchall()])
 audra.execute("SELECT interface, rows_scanned, bytes_scanned > 0, files_scanned FROM system.queries WHERE statement = 'SELECT sum(x) FROM t'")
@@ -66,9 +62,9 @@ admin.execute("INSERT INTO t VALUES (4)")
 admin.execute("SELECT count(*) FROM system.queries WHERE \"user\" = 'audra'")
 print("admin sees audra:", admin.fetchone()[0] >= 1)
 "#,
-        flight = server.flight,
-        password = PASSWORD
-    ));
+            password = PASSWORD
+        ),
+    );
     assert!(out.contains("eve rows: 2\n"), "{out}");
     assert!(out.contains("eve sees: ['eve']\n"), "{out}");
     assert!(out.contains("eve refused: True\n"), "{out}");
@@ -213,24 +209,21 @@ fn explain_analyze_reports_operator_metrics_and_is_governed() {
     }
 
     let server = Server::start(lake.path(), 3600);
-    let out = run_python(&format!(
-        r#"
-import adbc_driver_flightsql.dbapi as flight_sql
-
-def connect(user, password):
-    return flight_sql.connect("grpc://127.0.0.1:{flight}", db_kwargs={{"username": user, "password": password}}).cursor()
-
-admin = connect("admin", "{password}")
+    let out = run_adbc(
+        &server,
+        &format!(
+            r#"
+admin = connect("admin", "{password}").cursor()
 admin.execute("CREATE USER ana PASSWORD 'ana-pw' ROLE scientist")
 admin.execute("CREATE USER eve PASSWORD 'eve-pw'")
 admin.execute("GRANT SELECT ON TABLE t TO ROLE scientist")
 admin.execute("CREATE POLICY small ON t TO scientist USING (x < 3)")
-ana = connect("ana", "ana-pw")
+ana = connect("ana", "ana-pw").cursor()
 ana.execute("EXPLAIN ANALYZE SELECT count(*) FROM t")
 plan = "\n".join(str(r[1]) for r in ana.fetchall())
 print("metrics:", "output_rows=" in plan and "elapsed_compute=" in plan)
 print("policy applied:", "x@0 < 3" in plan or "x < 3" in plan)
-eve = connect("eve", "eve-pw")
+eve = connect("eve", "eve-pw").cursor()
 try:
     eve.execute("EXPLAIN ANALYZE SELECT * FROM t")
     eve.fetchall()
@@ -238,9 +231,9 @@ try:
 except Exception as e:
     print("eve refused:", "lacks SELECT on table public.t" in str(e))
 "#,
-        flight = server.flight,
-        password = PASSWORD
-    ));
+            password = PASSWORD
+        ),
+    );
     assert!(out.contains("metrics: True\n"), "{out}");
     assert!(out.contains("policy applied: True\n"), "{out}");
     assert!(out.contains("eve refused: True\n"), "{out}");
