@@ -40,7 +40,6 @@
 //! [`LakeScan`]: super::scan::LakeScan
 
 use std::collections::HashMap;
-use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,15 +48,13 @@ use std::task::{Context, Poll};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Statistics;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DFResult;
-use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::execution_plan::CardinalityEffect;
-use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream};
+use datafusion::physical_plan::ExecutionPlan;
 use futures::Stream;
 use object_store::path::Path;
+
+use super::pass::{PassThrough, Tap};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -289,10 +286,10 @@ struct Fill {
 }
 
 /// Passes a full scan through unchanged and keeps what it produced in the
-/// [`DataCache`] once every partition has ended.
+/// [`DataCache`] once every partition has ended: the [`Tap`] of a
+/// [`PassThrough`] over the scan.
 #[derive(Debug)]
 pub(crate) struct CacheFill {
-    input: Arc<dyn ExecutionPlan>,
     cache: Arc<FileCache>,
     key: ScanKey,
     columns: Vec<usize>,
@@ -301,15 +298,24 @@ pub(crate) struct CacheFill {
 
 impl CacheFill {
     /// Gathers what `input` produces (the scan of `key`'s `columns`).
-    pub(crate) fn new(
+    pub(crate) fn over(
         input: Arc<dyn ExecutionPlan>,
+        cache: Arc<FileCache>,
+        key: ScanKey,
+        columns: Vec<usize>,
+    ) -> PassThrough<Self> {
+        let fill = Self::new(&input, cache, key, columns);
+        PassThrough::new(input, fill)
+    }
+
+    fn new(
+        input: &Arc<dyn ExecutionPlan>,
         cache: Arc<FileCache>,
         key: ScanKey,
         columns: Vec<usize>,
     ) -> Self {
         let partitions = input.properties().partitioning.partition_count();
         Self {
-            input,
             cache,
             key,
             columns,
@@ -322,60 +328,22 @@ impl CacheFill {
     }
 }
 
-impl DisplayAs for CacheFill {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "CacheFill")
-    }
-}
-
-impl ExecutionPlan for CacheFill {
-    fn name(&self) -> &str {
+impl Tap for CacheFill {
+    fn name(&self) -> &'static str {
         "CacheFill"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
-    }
-
-    fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
-    ) -> DFResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(datafusion::error::DataFusionError::Internal(
-                "CacheFill takes one input".to_string(),
-            ));
-        }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
+    fn renew(&self, input: &Arc<dyn ExecutionPlan>) -> Self {
+        Self::new(
+            input,
             Arc::clone(&self.cache),
             self.key.clone(),
             self.columns.clone(),
-        )))
+        )
     }
 
-    fn execute(
-        &self,
-        partition: usize,
-        context: Arc<TaskContext>,
-    ) -> DFResult<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, context)?;
-        Ok(Box::pin(FillStream {
+    fn tap(&self, partition: usize, input: SendableRecordBatchStream) -> SendableRecordBatchStream {
+        Box::pin(FillStream {
             input,
             partition,
             batches: Vec::new(),
@@ -383,26 +351,7 @@ impl ExecutionPlan for CacheFill {
             cache: Arc::clone(&self.cache),
             key: self.key.clone(),
             columns: self.columns.clone(),
-        }))
-    }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        vec![ChildStats::At(partition)]
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
-    ) -> DFResult<Arc<Statistics>> {
-        Ok(input_stats
-            .first()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Statistics::new_unknown(&self.schema()))))
-    }
-
-    fn cardinality_effect(&self) -> CardinalityEffect {
-        CardinalityEffect::Equal
+        })
     }
 }
 

@@ -19,6 +19,7 @@ pub mod docs;
 pub mod keys;
 pub(crate) mod ledger;
 pub mod nan;
+pub(crate) mod pass;
 pub mod scan;
 pub(crate) mod table;
 pub mod types;

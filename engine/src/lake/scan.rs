@@ -407,7 +407,7 @@ impl TableProvider for LakeScan {
         // the table.
         Ok(
             if ascending && data.enabled() && filters.is_empty() && limit.is_none() {
-                Arc::new(CacheFill::new(
+                Arc::new(CacheFill::over(
                     plan,
                     Arc::clone(&self.cache),
                     self.key.clone(),
