@@ -413,14 +413,12 @@ async fn run_one(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let spinner = long_running(&statement.statement);
+    let bar = ProgressDisplay::start(session, &statement.statement);
     let result = session.execute_statement(statement).await;
     let result = match result {
         Ok(r) => r,
         Err(e) => {
-            if let Some(s) = spinner {
-                s.finish_and_clear();
-            }
+            drop(bar);
             return Err(e);
         }
     };
@@ -437,9 +435,7 @@ async fn run_one(
             }
         }
     }
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
+    drop(bar);
     if let Some(e) = failed {
         return Err(e.into());
     }
@@ -449,17 +445,95 @@ async fn run_one(
     Ok(())
 }
 
-/// A spinner for statements that may take a while, on a terminal only
-/// (indicatif draws nothing when stderr is not a terminal).
-fn long_running(statement: &autolake_sql::Statement) -> Option<indicatif::ProgressBar> {
-    if !statement.is_long_running() || !std::io::stderr().is_terminal() {
-        return None;
+/// The progress bar of a long statement (SYNC, CREATE MODEL, OPTIMIZE,
+/// VACUUM, CTAS, INSERT … SELECT, …), on stderr when it is a terminal and
+/// nowhere otherwise: rows and rows/s, and a bar with percentage and ETA
+/// where the total is known (a plan's row count, training epochs). It
+/// reads the session's [`crate::progress::Progress`] ten times a
+/// second; the statement itself only adds to a counter.
+struct ProgressDisplay {
+    ticker: tokio::task::JoinHandle<()>,
+    bar: indicatif::ProgressBar,
+    _watch: crate::progress::Watch,
+}
+
+impl ProgressDisplay {
+    fn start(session: &Session, statement: &autolake_sql::Statement) -> Option<Self> {
+        if !statement.is_long_running() || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let progress = Arc::clone(session.progress());
+        let watch = progress.watch();
+        // Drawn only once it has its style, prefix and unit.
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
+        bar.set_style(progress_style(false));
+        bar.set_prefix(statement.kind());
+        bar.set_message("rows");
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
+        let shown = bar.clone();
+        let ticker = tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+            // The stage shown and whether its total is known.
+            let mut shape: Option<(u64, bool)> = None;
+            loop {
+                every.tick().await;
+                let now = progress.snapshot();
+                let now_shape = (now.stage, now.total.is_some());
+                if shape.map(|s| s.0) != Some(now.stage) {
+                    // A new stage: its rate and ETA start afresh.
+                    shown.reset();
+                }
+                // Figures first, then the words and the style that show
+                // them: a draw between two calls is never of a mix.
+                shown.set_length(now.total.unwrap_or(0));
+                shown.set_position(now.done);
+                shown.set_prefix(now.label.clone());
+                shown.set_message(now.unit);
+                if shape != Some(now_shape) {
+                    shown.set_style(progress_style(now_shape.1));
+                    shape = Some(now_shape);
+                }
+                shown.tick();
+            }
+        });
+        Some(Self {
+            ticker,
+            bar,
+            _watch: watch,
+        })
     }
-    let kind = statement.kind();
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(format!("{kind}…"));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(bar)
+}
+
+impl Drop for ProgressDisplay {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A bar with percentage and ETA when the total is known; a count and a
+/// rate otherwise.
+fn progress_style(total_known: bool) -> indicatif::ProgressStyle {
+    let template = if total_known {
+        "{spinner} {prefix} [{bar:30}] {percent}% {human_pos}/{human_len} {msg} ({rate}, ETA {eta})"
+    } else {
+        "{spinner} {prefix} {human_pos} {msg} ({rate}, {elapsed})"
+    };
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let rate = state.per_sec();
+                let _ = if rate >= 100.0 {
+                    write!(w, "{}/s", indicatif::HumanCount(rate as u64))
+                } else {
+                    write!(w, "{rate:.1}/s")
+                };
+            },
+        )
+        .progress_chars("=> ")
 }
 
 /// Writes result batches in one of the output formats; `table` needs all

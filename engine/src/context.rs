@@ -104,6 +104,7 @@ pub struct Engine {
     pub(crate) governance: Arc<Governance>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) devices: Arc<crate::devices::Devices>,
     pub(crate) system: Arc<SystemSchema>,
     pub(crate) files: Arc<FileCache>,
     pub(crate) models: Arc<ModelRegistry>,
@@ -128,6 +129,16 @@ impl Engine {
     /// The process's metrics (`GET /metrics`).
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+
+    /// The metrics, unless the engine was opened unobserved.
+    pub(crate) fn observed_metrics(&self) -> Option<&crate::metrics::Metrics> {
+        (!self.config.unobserved).then_some(self.metrics.as_ref())
+    }
+
+    /// The machine's compute devices and how busy they are.
+    pub fn devices(&self) -> &Arc<crate::devices::Devices> {
+        &self.devices
     }
 
     /// The lake.

@@ -386,6 +386,8 @@ const RUNNING_AT_MOST: usize = 64;
 pub(crate) struct Probe {
     running: Mutex<Vec<Current>>,
     pool: Arc<TrackingPool>,
+    /// How far the running statement has got (shown by the CLI).
+    pub(crate) progress: Arc<crate::progress::Progress>,
 }
 
 impl Probe {
@@ -393,6 +395,7 @@ impl Probe {
         Arc::new(Self {
             running: Mutex::new(Vec::new()),
             pool: Arc::new(TrackingPool::unbounded()),
+            progress: Arc::default(),
         })
     }
 
@@ -479,7 +482,9 @@ impl Probe {
 }
 
 /// The last physical optimizer rule of a session: notes each optimized
-/// plan's leaves (the scans) for the statement running now.
+/// plan's leaves (the scans) for the statement running now, and counts
+/// the plan's rows while a progress display watches (see
+/// [`crate::progress`]).
 #[derive(Debug)]
 pub(crate) struct RecordScans(pub(crate) Arc<Probe>);
 
@@ -490,7 +495,7 @@ impl PhysicalOptimizerRule for RecordScans {
         _config: &ConfigOptions,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         self.0.planned(&plan);
-        Ok(plan)
+        Ok(self.0.progress.instrument(plan))
     }
 
     fn name(&self) -> &str {

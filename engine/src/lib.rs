@@ -24,6 +24,7 @@
 pub mod cli;
 mod context;
 pub mod demo;
+pub mod devices;
 pub mod error;
 mod exec;
 pub mod governance;
@@ -36,6 +37,7 @@ pub mod monitor;
 mod names;
 mod open;
 pub mod principal;
+pub mod progress;
 pub mod scheduler;
 pub mod serve;
 pub mod session;

@@ -62,6 +62,10 @@ pub struct ModelRecord {
     pub device: String,
     /// Seconds spent training (encoding included).
     pub train_seconds: f64,
+    /// The device's busy fraction while training ran, as sampled (see
+    /// `crate::devices`); absent for versions trained before it was kept.
+    #[serde(default)]
+    pub device_busy_ratio: Option<f64>,
     /// Who trained it.
     pub owner: String,
     /// When it was registered.
@@ -110,6 +114,8 @@ impl Entry {
 pub struct ModelRegistry {
     lake: Arc<Lake>,
     device: Device,
+    /// Where `predict` counts its rows (none when unobserved).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     models: RwLock<BTreeMap<String, Entry>>,
 }
 
@@ -122,11 +128,17 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl ModelRegistry {
-    /// The registry of `lake`, running models on `device`.
-    pub fn new(lake: Arc<Lake>, device: Device) -> Self {
+    /// The registry of `lake`, running models on `device`; `predict`
+    /// counts what it scores in `metrics`.
+    pub fn new(
+        lake: Arc<Lake>,
+        device: Device,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Self {
         Self {
             lake,
             device,
+            metrics,
             models: RwLock::default(),
         }
     }
@@ -445,8 +457,9 @@ impl ModelRegistry {
     }
 }
 
-impl ModelProvider for ModelRegistry {
-    fn resolve(&self, reference: &str) -> std::result::Result<Arc<TrainedModel>, String> {
+impl ModelRegistry {
+    /// The version a `predict` reference names (`'m'`, `'m@3'`).
+    fn referenced(&self, reference: &str) -> std::result::Result<Arc<ModelVersion>, String> {
         let (name, version) = match reference.rsplit_once('@') {
             Some((name, v)) => match v.parse::<u64>() {
                 Ok(v) => (name, Some(v)),
@@ -464,9 +477,28 @@ impl ModelProvider for ModelRegistry {
         } else {
             lower.as_str()
         };
-        self.get(name, version)
-            .map(|v| Arc::clone(&v.model))
-            .map_err(|e| e.to_string())
+        self.get(name, version).map_err(|e| e.to_string())
+    }
+}
+
+impl ModelProvider for ModelRegistry {
+    fn resolve(&self, reference: &str) -> std::result::Result<Arc<TrainedModel>, String> {
+        self.referenced(reference).map(|v| Arc::clone(&v.model))
+    }
+
+    fn observe(&self, reference: &str, rows: usize, seconds: f64) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        if let Ok(v) = self.referenced(reference) {
+            metrics.predict(
+                &v.record.name,
+                v.record.version,
+                &autolake_udfs::ml::device::device_name(&self.device),
+                rows,
+                seconds,
+            );
+        }
     }
 }
 

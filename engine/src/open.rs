@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::context::{Engine, EngineConfig};
+use crate::devices::Devices;
 use crate::error::Result;
 use crate::governance::Governance;
 use crate::governance::audit::AuditLog;
@@ -23,10 +24,12 @@ impl Engine {
         let device = crate::models::engine_device(&config.device)?;
         let lake = Lake::open(&config.lake, &config.storage_options).await?;
         let files: Arc<FileCache> = Arc::default();
-        let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let observed = (!config.unobserved).then(|| Arc::clone(&metrics));
+        let devices = Devices::new(observed.clone());
+        let models = Arc::new(ModelRegistry::new(Arc::clone(&lake), device, observed));
         let sources = Arc::new(Sources::new(Arc::clone(&lake)));
         let governance = Arc::new(Governance::new(Arc::clone(&lake)));
-        let metrics = Arc::new(crate::metrics::Metrics::new());
         let audit = AuditLog::new(
             Arc::clone(&lake),
             !config.ungoverned,
@@ -42,6 +45,7 @@ impl Engine {
             models: Arc::clone(&models),
             sources: Arc::clone(&sources),
             jobs: Arc::clone(&jobs),
+            devices: Arc::clone(&devices),
         });
         Ok(Arc::new(Self {
             lake,
@@ -49,6 +53,7 @@ impl Engine {
             governance,
             audit,
             metrics,
+            devices,
             system: Arc::new(system),
             files,
             models,

@@ -2,6 +2,11 @@
 //! ([`run`]), and the [`Scheduler`] that starts runs when they are due.
 //! This sits above the sessions; statements reach it through
 //! [`JobRunner`] (`RUN JOB`).
+//!
+//! Every finished run is counted in the engine's metrics
+//! (`autolake_job_runs_total{job,status}`, skipped checks included), and
+//! [`job_lags`] tells, for `/metrics`, how far each job is behind its
+//! inputs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +20,7 @@ use chrono::{DateTime, Utc};
 use datafusion::logical_expr::{col, lit};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
+use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 
 use crate::context::{Engine, JobRunner};
@@ -77,6 +83,7 @@ pub async fn run(engine: &Arc<Engine>, name: &str, trigger: Trigger) -> Result<R
     if record.status == RunStatus::Skipped {
         // A check that found nothing new still counts as the schedule's run.
         jobs.states.put(name, &state).await?;
+        count_run(engine, name, RunStatus::Skipped);
         return Ok(record);
     }
     match &result {
@@ -104,7 +111,63 @@ pub async fn run(engine: &Arc<Engine>, name: &str, trigger: Trigger) -> Result<R
     state.last_status = Some(record.status);
     jobs.states.put(name, &state).await?;
     append_runs(engine, std::slice::from_ref(&record)).await?;
+    count_run(engine, name, record.status);
     result.map(|()| record)
+}
+
+/// Counts a finished run in the metrics (unless the engine is unobserved).
+fn count_run(engine: &Engine, job: &str, status: RunStatus) {
+    if let Some(metrics) = engine.observed_metrics() {
+        metrics.job_run(job, status.as_str());
+    }
+}
+
+/// Each job's lag: the age in seconds of the oldest commit of its inputs
+/// (the tables it reads through `table_changes`) that it has not consumed
+/// yet, 0 when it is up to date. A paused or failing job's lag grows.
+/// A commit's age is its log file's time, as Delta's commit timestamps
+/// are.
+pub async fn job_lags(engine: &Arc<Engine>) -> Result<Vec<(String, f64)>> {
+    let jobs = engine.jobs();
+    let lake = engine.lake();
+    let now = Utc::now();
+    let mut lags = Vec::new();
+    for job in jobs.list().await? {
+        let state = jobs.state(&job.name).await?;
+        let calls = match autolake_sql::parse(&job.statement)
+            .ok()
+            .and_then(|mut s| (s.len() == 1).then(|| s.remove(0)))
+            .map(|p| p.statement)
+        {
+            Some(Statement::Sql(df)) => crate::exec::changes::calls(&df)?,
+            _ => Vec::new(),
+        };
+        let mut oldest: Option<DateTime<Utc>> = None;
+        for call in calls.iter().filter(|c| c.from.is_none()) {
+            let Some(table) = lake.load_table(&call.table).await? else {
+                continue;
+            };
+            let current = table.version().unwrap_or(0) as i64;
+            let consumed = state
+                .inputs
+                .get(&call.table.to_string())
+                .copied()
+                .unwrap_or(-1);
+            if current <= consumed {
+                continue;
+            }
+            let commit = lake
+                .table_path(&call.table)
+                .join("_delta_log")
+                .join(format!("{:020}.json", consumed + 1));
+            if let Ok(meta) = lake.store().head(&commit).await {
+                oldest = Some(oldest.map_or(meta.last_modified, |o| o.min(meta.last_modified)));
+            }
+        }
+        let lag = oldest.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
+        lags.push((job.name, lag));
+    }
+    Ok(lags)
 }
 
 /// One attempt: recover a run committed but not recorded, pin the inputs,
@@ -142,6 +205,7 @@ async fn attempt(
         state.last_status = Some(RunStatus::Recovered);
         engine.jobs().states.put(&job.name, state).await?;
         append_runs(engine, &[recovered]).await?;
+        count_run(engine, &job.name, RunStatus::Recovered);
         record.run = state.run + 1;
         record.inputs = state.inputs.clone();
         record.watermark = state.watermark;

@@ -232,6 +232,13 @@ impl Session {
         &self.cx.engine
     }
 
+    /// How far this session's running statement has got: counted while
+    /// someone holds a [`crate::progress::Progress::watch`] (the CLI's
+    /// progress bar on a terminal).
+    pub fn progress(&self) -> &Arc<crate::progress::Progress> {
+        &self.cx.probe.progress
+    }
+
     /// The DataFusion context (for embedding programs that register their
     /// own tables or functions).
     pub fn context(&self) -> &SessionContext {
@@ -311,6 +318,7 @@ impl Session {
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
         let started = std::time::Instant::now();
         self.cx.probe.begin(started);
+        self.cx.probe.progress.begin(parsed.statement.kind());
         let query_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!("statement", query_id = %query_id);
         let mut objects = Vec::new();

@@ -17,7 +17,7 @@ use autolake_sql::CreateModel;
 use autolake_sql::sqlparser::ast::{self, ObjectName};
 use autolake_udfs::ml::data::Collector;
 use autolake_udfs::ml::metrics::{self, Metrics};
-use autolake_udfs::ml::train::{TrainOptions, train};
+use autolake_udfs::ml::train::{TrainOptions, train_with_progress};
 use autolake_udfs::ml::{DeviceChoice, ModelKind, resolve_device};
 use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -192,10 +192,38 @@ pub(crate) async fn create_model(
     let data = collector.finish()?;
     let train_options = options.clone();
     let train_device = device.clone();
-    let trained =
-        tokio::task::spawn_blocking(move || train(kind, data, &train_options, &train_device))
-            .await
-            .map_err(|e| Error::invalid(format!("training of model {name} failed: {e}")))??;
+    let device_text = autolake_udfs::ml::device::device_name(&device);
+    // The device is marked busy with this model (system.devices) and
+    // sampled while it trains: its busy fraction is kept with the version.
+    let work = cx
+        .engine
+        .devices()
+        .begin(&device_text, format!("training model {name}"));
+    let progress = Arc::clone(&cx.probe.progress);
+    if let Some(unit) = match kind {
+        ModelKind::LinearRegression => None,
+        ModelKind::Kmeans => Some("initialisations"),
+        _ => Some("epochs"),
+    } {
+        let steps = if kind == ModelKind::Kmeans {
+            options.n_init
+        } else {
+            options.epochs
+        };
+        progress.stage(
+            format!("CREATE MODEL {name}: training"),
+            unit,
+            Some(steps as u64),
+        );
+    }
+    let trained = tokio::task::spawn_blocking(move || {
+        train_with_progress(kind, data, &train_options, &train_device, &|done, _| {
+            progress.set_done(done)
+        })
+    })
+    .await
+    .map_err(|e| Error::invalid(format!("training of model {name} failed: {e}")))??;
+    let device_busy_ratio = work.finish();
     let train_seconds = started.elapsed().as_secs_f64();
     let record = ModelRecord {
         name: name.clone(),
@@ -204,8 +232,9 @@ pub(crate) async fn create_model(
         metrics: trained.metrics.clone(),
         training_rows: trained.training_rows as u64,
         validation_rows: trained.validation_rows as u64,
-        device: autolake_udfs::ml::device::device_name(&device),
+        device: device_text,
         train_seconds,
+        device_busy_ratio,
         owner: cx.principal.name.clone(),
         created_at: chrono::Utc::now(),
         sql: text.to_string(),

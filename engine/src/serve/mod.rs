@@ -2,7 +2,10 @@
 //!
 //! One process serves Arrow Flight SQL ([`flight`]: tonic's generated
 //! service, on connections [`http2`] accepts) and a small HTTP endpoint
-//! (`/healthz`), both over the same [`Engine`]. Users and
+//! (`/healthz`, `/metrics`), both over the same [`Engine`]. While it
+//! serves, the machine's devices are sampled every second (busy and idle
+//! time, `system.devices`), and each scrape of `/metrics` takes a fresh
+//! device reading and every job's lag first. Users and
 //! their argon2 password hashes live in the lake ([`users`]); the first
 //! start creates `admin`. TLS (rustls) is on when a certificate and key
 //! are given. SIGTERM or Ctrl-C stops accepting work and lets in-flight
@@ -140,7 +143,8 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
             stop_rx.clone(),
         ))
     };
-    let http = health(http_listener, stop_rx.clone(), Arc::clone(engine.metrics()));
+    let http = health(http_listener, stop_rx.clone(), Arc::clone(&engine));
+    let sampler = engine.devices().spawn_sampler(Duration::from_secs(1));
 
     eprintln!(
         "autolake serving lake {}: Flight SQL on {}{flight_addr}, HTTP on http://{http_addr}",
@@ -160,6 +164,7 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
     let signals = async move {
         shutdown_signal().await;
         retention.abort();
+        sampler.abort();
         if let Some(s) = &scheduler {
             s.abort();
         }
@@ -245,13 +250,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// The metrics, after a fresh device reading and every job's lag.
+async fn scrape(engine: &Arc<Engine>) -> String {
+    if !engine.config().unobserved {
+        let devices = Arc::clone(engine.devices());
+        let _ = tokio::task::spawn_blocking(move || devices.sample()).await;
+        match crate::scheduler::job_lags(engine).await {
+            Ok(lags) => engine.metrics().job_lags(&lags),
+            Err(e) => tracing::warn!("job lags not measured: {e}"),
+        }
+    }
+    engine.metrics().render()
+}
+
 /// A minimal HTTP/1.1 responder: `GET /healthz` → `200 ok`, `GET
 /// /metrics` → the engine's metrics in Prometheus text.
-async fn health(
-    listener: TcpListener,
-    mut stop: watch::Receiver<bool>,
-    metrics: Arc<crate::metrics::Metrics>,
-) {
+async fn health(listener: TcpListener, mut stop: watch::Receiver<bool>, engine: Arc<Engine>) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -260,7 +274,7 @@ async fn health(
         let Ok((mut socket, _)) = accepted else {
             continue;
         };
-        let metrics = Arc::clone(&metrics);
+        let engine = Arc::clone(&engine);
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
@@ -275,7 +289,7 @@ async fn health(
                 "/metrics" => (
                     "200 OK",
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    metrics.render(),
+                    scrape(&engine).await,
                 ),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };

@@ -18,6 +18,7 @@ use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+mod devices;
 mod grants;
 mod jobs;
 mod models;
@@ -48,6 +49,7 @@ pub(crate) struct Stores {
     pub models: Arc<ModelRegistry>,
     pub sources: Arc<Sources>,
     pub jobs: Arc<Jobs>,
+    pub devices: Arc<crate::devices::Devices>,
 }
 
 /// The `system` schema.
@@ -73,6 +75,7 @@ impl SystemSchema {
             models,
             sources,
             jobs,
+            devices,
         } = stores;
         let mut schema = Self {
             lake: Arc::clone(&lake),
@@ -104,6 +107,7 @@ impl SystemSchema {
         schema.add("models", Arc::new(models::ModelsTable { registry: models }));
         schema.add("sources", Arc::new(sources::SourcesTable { sources }));
         schema.add("jobs", Arc::new(jobs::JobsTable { jobs }));
+        schema.add("devices", Arc::new(devices::DevicesTable { devices }));
         schema.add(
             "monitors",
             Arc::new(monitors::MonitorsTable {

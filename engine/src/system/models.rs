@@ -30,6 +30,7 @@ pub(crate) fn models_schema() -> SchemaRef {
         Field::new("stage", DataType::Utf8, false),
         Field::new("device", DataType::Utf8, false),
         Field::new("train_seconds", DataType::Float64, false),
+        Field::new("device_busy_ratio", DataType::Float64, true),
         Field::new("training_rows", DataType::Int64, false),
         Field::new("owner", DataType::Utf8, false),
         Field::new("created_at", utc_millis(), false),
@@ -55,6 +56,7 @@ impl SystemTable for ModelsTable {
         let mut stage = StringBuilder::new();
         let mut device = StringBuilder::new();
         let mut seconds = Float64Builder::new();
+        let mut busy = Float64Builder::new();
         let mut rows = Int64Builder::new();
         let mut owner = StringBuilder::new();
         let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
@@ -71,6 +73,7 @@ impl SystemTable for ModelsTable {
             stage.append_value(s);
             device.append_value(&r.device);
             seconds.append_value(r.train_seconds);
+            busy.append_option(r.device_busy_ratio);
             rows.append_value(r.training_rows as i64);
             owner.append_value(&r.owner);
             created.append_value(r.created_at.timestamp_millis());
@@ -93,6 +96,7 @@ impl SystemTable for ModelsTable {
             Arc::new(stage.finish()),
             Arc::new(device.finish()),
             Arc::new(seconds.finish()),
+            Arc::new(busy.finish()),
             Arc::new(rows.finish()),
             Arc::new(owner.finish()),
             Arc::new(created.finish()),

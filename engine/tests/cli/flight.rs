@@ -21,7 +21,7 @@ pub(super) const PASSWORD: &str = "s3cret-admin!";
 pub(super) struct Server {
     child: Child,
     pub(super) flight: u16,
-    http: u16,
+    pub(super) http: u16,
     /// The server's standard error, shown when it fails.
     log: tempfile::NamedTempFile,
 }
@@ -1088,30 +1088,44 @@ pub(super) fn run_adbc(server: &Server, script: &str) -> String {
     ))
 }
 
-#[test]
-fn metrics_count_every_statement_with_bounded_labels() {
-    let lake = tempfile::tempdir().unwrap();
-    let server = Server::start(lake.path(), 3600);
-    let out = run_adbc(
-        &server,
-        &format!(
-            r#"
+/// Python helpers for a script reading `/metrics` with Prometheus's own
+/// parser: `scrape()` returns the text and every sample keyed by name and
+/// labels; `value(found, name, **labels)` one sample (0 when absent).
+const SCRAPE: &str = r#"
 import urllib.request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 def scrape():
-    text = urllib.request.urlopen("http://127.0.0.1:{http}/metrics").read().decode()
-    counts = {{}}
+    text = urllib.request.urlopen(METRICS_URL).read().decode()
+    found = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == "autolake_statements_total":
-                key = (s.labels["interface"], s.labels["kind"], s.labels["outcome"])
-                counts[key] = s.value
-            elif s.name in ("autolake_rows_returned_total", "autolake_statement_duration_seconds_count",
-                            "autolake_rows_scanned_total", "autolake_bytes_scanned_total"):
-                counts[s.name] = s.value
-    return text, counts
+            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return text, found
 
+def value(found, name, **labels):
+    return found.get((name, tuple(sorted(labels.items()))), 0)
+"#;
+
+/// [`run_adbc`] with the [`SCRAPE`] helpers pointed at `server`.
+pub(super) fn run_adbc_scraping(server: &Server, script: &str) -> String {
+    run_adbc(
+        server,
+        &format!(
+            "METRICS_URL = \"http://127.0.0.1:{}/metrics\"\n{SCRAPE}{script}",
+            server.http
+        ),
+    )
+}
+
+#[test]
+fn metrics_count_every_statement_with_bounded_labels() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let out = run_adbc_scraping(
+        &server,
+        &format!(
+            r#"
 admin = connect("admin", "{password}").cursor()
 admin.execute("CREATE TABLE secret_t (v TEXT)")
 admin.execute("INSERT INTO secret_t VALUES ('classified-value')")
@@ -1131,21 +1145,22 @@ try:
 except Exception:
     pass
 text, after = scrape()
-def moved(key):
-    return int(after.get(key, 0) - before.get(key, 0))
-print("selects:", moved(("flight_sql", "SELECT", "success")))
-print("failed:", moved(("flight_sql", "SELECT", "failure")))
+def moved(name, **labels):
+    return int(value(after, name, **labels) - value(before, name, **labels))
+def statements(outcome):
+    return moved("autolake_statements_total", interface="flight_sql", kind="SELECT", outcome=outcome)
+print("selects:", statements("success"))
+print("failed:", statements("failure"))
 # The driver may send a refused query twice; each request is counted, as audited.
 admin.execute("SELECT count(*) FROM system.audit_log WHERE \"user\" = 'eve' AND outcome = 'denied'")
 audited = admin.fetchone()[0]
-print("denied as audited:", moved(("flight_sql", "SELECT", "denied")) == audited, audited >= 1)
+print("denied as audited:", statements("denied") == audited, audited >= 1)
 print("rows:", moved("autolake_rows_returned_total"))
 # The first read scans the Parquet file; a server's scan cache may serve the others.
 print("scanned:", 1 <= moved("autolake_rows_scanned_total") <= 3)
 print("timed:", moved("autolake_statement_duration_seconds_count") >= 5)
 print("private:", "classified" in text or "secret_t" in text or "no_such_table" in text or "eve" in text)
 "#,
-            http = server.http,
             password = PASSWORD
         ),
     );

@@ -2,12 +2,14 @@
 //! process on a lake and read back by others, each user seeing their own
 //! statements; retention by `VACUUM system.queries`; JSON logs carrying the
 //! query_id that the history and the audit log show; EXPLAIN ANALYZE on the
-//! CLI and over Flight SQL, governed and audited like the query it runs.
+//! CLI and over Flight SQL, governed and audited like the query it runs;
+//! jobs, `predict` and devices on `/metrics` and in `system.devices`; the
+//! progress bar on a terminal and nowhere else.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::flight::{PASSWORD, Server, run_adbc};
+use super::flight::{PASSWORD, Server, run_adbc, run_adbc_scraping};
 use super::{autolake, count, failed, ok, sql};
 
 /// Waits until `query` (a count) reaches at least `want` on `lake`, as
@@ -243,4 +245,136 @@ except Exception as e:
     let ran = "SELECT count(*) FROM system.audit_log WHERE \"user\" = 'ana' \
          AND statement = 'EXPLAIN ANALYZE SELECT count(*) FROM t' AND outcome = 'success'";
     assert!(eventually(lake.path(), ran, 1) >= 1);
+}
+
+/// Jobs, `predict` and the devices on `/metrics`, read with Prometheus's
+/// own parser: a job's runs by status (a check that found nothing new is
+/// `skipped`) and its lag behind an unconsumed input commit, the rows each
+/// model version scored, and the CPU's busy and idle time; the same
+/// device in `system.devices`, and the busy fraction kept with a model.
+#[test]
+fn jobs_models_and_devices_move_their_metrics() {
+    let lake = tempfile::tempdir().unwrap();
+    let server = Server::start(lake.path(), 3600);
+    let out = run_adbc_scraping(
+        &server,
+        &format!(
+            r#"
+import time
+
+admin = connect("admin", "{password}").cursor()
+admin.execute("CREATE TABLE src (x DOUBLE, y DOUBLE)")
+admin.execute("INSERT INTO src SELECT value, 2 * value + 1 FROM generate_series(1, 500)")
+admin.execute("CREATE TABLE out (x DOUBLE)")
+admin.execute("CREATE JOB copy SCHEDULE '0 3 1 1 *' AS INSERT INTO out SELECT x FROM table_changes('src')")
+_, before = scrape()
+time.sleep(1.2)
+_, lagging = scrape()
+print("lag before the first run:", value(lagging, "autolake_job_lag_seconds", job="copy") >= 1.0)
+admin.execute("RUN JOB copy"); admin.fetchall()
+admin.execute("RUN JOB copy"); admin.fetchall()
+_, after = scrape()
+def moved(name, **labels):
+    return int(value(after, name, **labels) - value(before, name, **labels))
+print("succeeded:", moved("autolake_job_runs_total", job="copy", status="succeeded"))
+print("skipped:", moved("autolake_job_runs_total", job="copy", status="skipped"))
+print("caught up:", value(after, "autolake_job_lag_seconds", job="copy"))
+admin.execute("INSERT INTO src VALUES (1000, 2001)")
+time.sleep(1.2)
+print("behind again:", value(scrape()[1], "autolake_job_lag_seconds", job="copy") >= 1.0)
+
+admin.execute("CREATE MODEL lin TYPE linear_regression OPTIONS (target 'y', validation_split 0) AS SELECT x, y FROM src")
+admin.fetchall()
+admin.execute("SELECT predict('lin', x) FROM src")
+scored = len(admin.fetchall())
+_, now = scrape()
+print("scored:", scored, int(value(now, "autolake_predict_rows_total", model="lin", version="1", device="cpu")))
+print("batches timed:", value(now, "autolake_predict_batch_seconds_count") >= 1)
+busy = value(now, "autolake_device_busy_seconds_total", device="cpu")
+idle = value(now, "autolake_device_idle_seconds_total", device="cpu")
+print("cpu watched:", busy > 0 and idle >= 0 and busy + idle >= 1.0)
+print("cpu ratio:", 0 <= value(now, "autolake_device_utilization_ratio", device="cpu") <= 1)
+print("cpu memory:", value(now, "autolake_device_memory_used_bytes", device="cpu") > 0)
+admin.execute("SELECT device, name, memory_total_bytes > 0, busy_seconds + idle_seconds > 0, since IS NOT NULL FROM system.devices WHERE device = 'cpu'")
+print("devices:", admin.fetchall())
+admin.execute("SELECT device, device_busy_ratio BETWEEN 0 AND 1 FROM system.models WHERE name = 'lin'")
+print("model device:", admin.fetchall())
+"#,
+            password = PASSWORD
+        ),
+    );
+    assert!(out.contains("lag before the first run: True\n"), "{out}");
+    assert!(out.contains("succeeded: 1\n"), "{out}");
+    assert!(out.contains("skipped: 1\n"), "{out}");
+    assert!(out.contains("caught up: 0.0\n"), "{out}");
+    assert!(out.contains("behind again: True\n"), "{out}");
+    assert!(out.contains("scored: 501 501\n"), "{out}");
+    assert!(out.contains("batches timed: True\n"), "{out}");
+    assert!(out.contains("cpu watched: True\n"), "{out}");
+    assert!(out.contains("cpu ratio: True\n"), "{out}");
+    assert!(out.contains("cpu memory: True\n"), "{out}");
+    assert!(out.contains("devices: [('cpu', "), "{out}");
+    assert!(out.contains(", True, True, True)]\n"), "{out}");
+    assert!(out.contains("model device: [('cpu', True)]\n"), "{out}");
+}
+
+/// Long statements draw a progress bar on a terminal — rows with a rate,
+/// a percentage of a known total, training epochs — and nothing at all
+/// when stderr is not a terminal. The terminal is a pseudo-terminal that
+/// util-linux's `script` gives the CLI.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let lake = tempfile::tempdir().unwrap();
+    let script = lake.path().join("long.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE big AS SELECT value AS v, value % 2 AS odd FROM generate_series(1, 3000000);\n\
+         CREATE TABLE copy AS SELECT * FROM big;\n\
+         CREATE TABLE few AS SELECT CAST(v AS DOUBLE) / 1000 AS x, odd FROM big WHERE v <= 100000;\n\
+         CREATE MODEL m TYPE logistic_regression OPTIONS (target 'odd', epochs 100) AS SELECT x, odd FROM few;\n\
+         UPDATE few SET x = x + 1 WHERE odd = 1;\n\
+         DELETE FROM few WHERE x > 90;\n\
+         MERGE INTO few USING (SELECT * FROM few WHERE x < 5) s ON few.x = s.x \
+           WHEN MATCHED THEN UPDATE SET odd = 7;\n\
+         SELECT count(*) AS n, sum(x) AS x, sum(odd) AS odd FROM few;\n",
+    )
+    .unwrap();
+    let command = format!(
+        "{} --lake {} sql --format csv -f {}",
+        env!("CARGO_BIN_EXE_autolake"),
+        lake.path().join("a").display(),
+        script.display()
+    );
+    let terminal = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("AUTOLAKE_LAKE")
+        .output()
+        .expect("util-linux's script runs");
+    let shown = String::from_utf8_lossy(&terminal.stdout);
+    assert!(terminal.status.success(), "{shown}");
+    // Rows and their rate.
+    assert!(shown.contains("CREATE TABLE AS"), "{shown}");
+    assert!(shown.contains(" rows ("), "{shown}");
+    assert!(shown.contains("/s"), "{shown}");
+    // A copy of a lake table knows its total from the table's statistics.
+    assert!(shown.contains("/3,000,000 rows"), "{shown}");
+    assert!(shown.contains("ETA"), "{shown}");
+    assert!(shown.contains("/100 epochs"), "{shown}");
+
+    let piped = autolake(
+        &lake.path().join("b"),
+        &["sql", "--format", "csv", "-f", script.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&piped.stderr).to_string();
+    assert!(piped.status.success(), "{stderr}");
+    // Counting rows changes no result: the writes end the same both ways.
+    let stdout = String::from_utf8_lossy(&piped.stdout).to_string();
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.contains(','), "{stdout}");
+    assert!(shown.contains(last), "{last} not in {shown}");
+    assert!(
+        !stderr.contains("rows") && !stderr.contains("ETA") && !stderr.contains("epochs"),
+        "{stderr}"
+    );
 }

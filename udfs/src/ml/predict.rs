@@ -27,6 +27,10 @@ pub trait ModelProvider: fmt::Debug + Send + Sync {
     /// The model a `predict` call names, or a message saying why there is
     /// none (unknown model or version).
     fn resolve(&self, reference: &str) -> Result<Arc<TrainedModel>, String>;
+
+    /// Told after each batch a `predict` call scored: `rows` rows of the
+    /// model `reference` names, in `seconds` (metrics; nothing by default).
+    fn observe(&self, _reference: &str, _rows: usize, _seconds: f64) {}
 }
 
 /// The `predict` function.
@@ -147,6 +151,7 @@ impl ScalarUDFImpl for Predict {
             }
         };
         let model = self.model(Some(&reference))?;
+        let started = std::time::Instant::now();
         let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args[1..])?;
         let out = if self.probabilities {
@@ -162,6 +167,10 @@ impl ScalarUDFImpl for Predict {
                 out.data_type(),
                 args.return_field.data_type()
             );
+        }
+        if let Some(Some(name)) = reference.try_as_str() {
+            self.provider
+                .observe(name, rows, started.elapsed().as_secs_f64());
         }
         Ok(ColumnarValue::Array(out))
     }

@@ -199,6 +199,22 @@ pub fn train(
     options: &TrainOptions,
     device: &Device,
 ) -> Result<Trained> {
+    train_with_progress(kind, data, options, device, &|_, _| {})
+}
+
+/// What [`train_with_progress`] reports: `(done, total)` steps of the
+/// fit — epochs of a network, initialisations of k-means; linear
+/// regression solves in one step and reports none.
+pub type TrainProgress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// [`train`], telling `progress` after each step of the fit.
+pub fn train_with_progress(
+    kind: ModelKind,
+    data: TrainingData,
+    options: &TrainOptions,
+    device: &Device,
+    progress: TrainProgress<'_>,
+) -> Result<Trained> {
     let n = data.rows;
     let width = data.x.len() / n;
     if kind == ModelKind::Kmeans && options.k > n {
@@ -243,7 +259,7 @@ pub fn train(
     let features = data.features;
     let (model, metrics) = match data.target {
         TargetValues::None => {
-            let (centroids, _) = kmeans(&x_train, options, device).map_err(candle_err)?;
+            let (centroids, _) = kmeans(&x_train, options, device, progress).map_err(candle_err)?;
             let spec = ModelSpec {
                 kind,
                 features,
@@ -274,8 +290,15 @@ pub fn train(
             let tensors = if kind == ModelKind::LinearRegression {
                 normal_equations(&x_train, &y_train, options.l2).map_err(candle_err)?
             } else {
-                fit_network(&layers, &x_train, &Labels::Values(y_train), options, device)
-                    .map_err(candle_err)?
+                fit_network(
+                    &layers,
+                    &x_train,
+                    &Labels::Values(y_train),
+                    options,
+                    device,
+                    progress,
+                )
+                .map_err(candle_err)?
             };
             let model = build(kind, features, Some(target), layers, tensors, device)?;
             let predicted = model.forward(&x_eval).map_err(candle_err)?;
@@ -310,8 +333,8 @@ pub fn train(
             } else {
                 Labels::Classes(Tensor::from_vec(y, train_idx.len(), device).map_err(candle_err)?)
             };
-            let tensors =
-                fit_network(&layers, &x_train, &labels, options, device).map_err(candle_err)?;
+            let tensors = fit_network(&layers, &x_train, &labels, options, device, progress)
+                .map_err(candle_err)?;
             let model = build(kind, features, Some(target), layers, tensors, device)?;
             let p = model
                 .probabilities(&x_eval)
@@ -472,6 +495,7 @@ fn fit_network(
     labels: &Labels,
     o: &TrainOptions,
     device: &Device,
+    progress: TrainProgress<'_>,
 ) -> candle_core::Result<HashMap<String, Tensor>> {
     let mut rng = Rng::new(o.seed.wrapping_add(1));
     let logistic = layers.len() == 2 && !matches!(labels, Labels::Values(_));
@@ -503,7 +527,7 @@ fn fit_network(
     let n = x.dim(1)?;
     let batch = o.batch_size.min(n);
     let mut order: Vec<u32> = (0..n as u32).collect();
-    for _ in 0..o.epochs {
+    for epoch in 0..o.epochs {
         rng.shuffle(&mut order);
         for chunk in order.chunks(batch) {
             let idx = Tensor::from_slice(chunk, chunk.len(), device)?;
@@ -543,6 +567,7 @@ fn fit_network(
             };
             adam.backward_step(&loss)?;
         }
+        progress(epoch as u64 + 1, o.epochs as u64);
     }
     let mut out = HashMap::new();
     for (i, (w, b)) in weights.into_iter().zip(biases).enumerate() {
@@ -554,7 +579,12 @@ fn fit_network(
 
 /// K-means: the best of `n_init` k-means++ seedings refined by Lloyd's
 /// iterations; returns centroids `(k, d)` and their inertia.
-fn kmeans(x: &Tensor, o: &TrainOptions, device: &Device) -> candle_core::Result<(Tensor, f64)> {
+fn kmeans(
+    x: &Tensor,
+    o: &TrainOptions,
+    device: &Device,
+    progress: TrainProgress<'_>,
+) -> candle_core::Result<(Tensor, f64)> {
     let (d, n) = x.dims2()?;
     let xt = x.t()?.contiguous()?; // (n, d): rows are points
     let mut best: Option<(Tensor, f64)> = None;
@@ -615,6 +645,7 @@ fn kmeans(x: &Tensor, o: &TrainOptions, device: &Device) -> candle_core::Result<
         if best.as_ref().is_none_or(|(_, b)| inertia < *b) {
             best = Some((c, inertia));
         }
+        progress(run as u64 + 1, o.n_init as u64);
     }
     Ok(best.expect("n_init is at least 1"))
 }
