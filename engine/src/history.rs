@@ -9,7 +9,7 @@
 //!   result ends ─ probe.finish() ─► audit Entry { query_id, stats }
 //!                 ─► AuditLog::record: the audit row, the metrics, and a
 //!                    query row buffered beside the audit row
-//!                 ─► committed with the audit log's batch (every 0.5 s,
+//!                 ─► committed after the audit log's batch (every 2 s,
 //!                    before a read of either table, at close)
 //! ```
 //!
@@ -184,7 +184,11 @@ pub(crate) fn batch_of(rows: &[QueryRow]) -> Result<RecordBatch> {
 
 /// Appends `rows` to `system.queries` in one commit, creating the table
 /// with its first rows.
-pub(crate) async fn append(lake: &Lake, rows: &[QueryRow]) -> Result<()> {
+pub(crate) async fn append(
+    lake: &Lake,
+    rows: &[QueryRow],
+    cached: Option<deltalake::DeltaTable>,
+) -> Result<deltalake::DeltaTable> {
     let name = queries_table();
     let batch = batch_of(rows)?;
     let stamp = CommitStamp::new(
@@ -193,10 +197,17 @@ pub(crate) async fn append(lake: &Lake, rows: &[QueryRow]) -> Result<()> {
         Interface::Embedded,
     );
     let mut last = None;
+    // The table as this process last committed it: appends commit on top
+    // of whatever others committed since (delta-rs retries blind appends),
+    // so no log replay is needed; a failure loads it afresh.
+    let mut cached = cached;
     for _ in 0..3 {
-        let handle = match lake.load_table(&name).await? {
+        let handle = match cached.take() {
             Some(t) => t,
-            None => lake.table_handle(&name)?,
+            None => match lake.load_table(&name).await? {
+                Some(t) => t,
+                None => lake.table_handle(&name)?,
+            },
         };
         let fresh = handle.version().is_none();
         let mut write = handle
@@ -207,7 +218,7 @@ pub(crate) async fn append(lake: &Lake, rows: &[QueryRow]) -> Result<()> {
             write = write.with_table_name("queries");
         }
         match write.await {
-            Ok(_) => return Ok(()),
+            Ok(table) => return Ok(table),
             // Another process created the table first: append to it.
             Err(e) => last = Some(write_error(&name, e)),
         }
