@@ -126,7 +126,9 @@ fn count_run(engine: &Engine, job: &str, status: RunStatus) {
 /// (the tables it reads through `table_changes`) that it has not consumed
 /// yet, 0 when it is up to date. A paused or failing job's lag grows.
 /// A commit's age is its log file's time, as Delta's commit timestamps
-/// are.
+/// are; where that file was already cleaned up, the newest commit's age
+/// stands in (the lag is at least that). A job whose statement or input
+/// cannot be read is left out rather than failing every job's figure.
 pub async fn job_lags(engine: &Arc<Engine>) -> Result<Vec<(String, f64)>> {
     let jobs = engine.jobs();
     let lake = engine.lake();
@@ -139,12 +141,12 @@ pub async fn job_lags(engine: &Arc<Engine>) -> Result<Vec<(String, f64)>> {
             .and_then(|mut s| (s.len() == 1).then(|| s.remove(0)))
             .map(|p| p.statement)
         {
-            Some(Statement::Sql(df)) => crate::exec::changes::calls(&df)?,
+            Some(Statement::Sql(df)) => crate::exec::changes::calls(&df).unwrap_or_default(),
             _ => Vec::new(),
         };
         let mut oldest: Option<DateTime<Utc>> = None;
         for call in calls.iter().filter(|c| c.from.is_none()) {
-            let Some(table) = lake.load_table(&call.table).await? else {
+            let Ok(Some(table)) = lake.load_table(&call.table).await else {
                 continue;
             };
             let current = table.version().unwrap_or(0) as i64;
@@ -156,12 +158,14 @@ pub async fn job_lags(engine: &Arc<Engine>) -> Result<Vec<(String, f64)>> {
             if current <= consumed {
                 continue;
             }
-            let commit = lake
-                .table_path(&call.table)
-                .join("_delta_log")
-                .join(format!("{:020}.json", consumed + 1));
-            if let Ok(meta) = lake.store().head(&commit).await {
-                oldest = Some(oldest.map_or(meta.last_modified, |o| o.min(meta.last_modified)));
+            let log = lake.table_path(&call.table).join("_delta_log");
+            for version in [consumed + 1, current] {
+                let commit = log.clone().join(format!("{version:020}.json"));
+                if let Ok(meta) = lake.store().head(&commit).await {
+                    let at = meta.last_modified;
+                    oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                    break;
+                }
             }
         }
         let lag = oldest.map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
