@@ -318,7 +318,10 @@ impl Session {
     pub async fn execute_statement(&self, parsed: &ParsedStatement) -> Result<StatementResult> {
         let started = std::time::Instant::now();
         self.cx.probe.begin(started);
-        self.cx.probe.progress.begin(parsed.statement.kind());
+        // Only a display watching reads it (the CLI starts watching first).
+        if self.cx.probe.progress.watched() {
+            self.cx.probe.progress.begin(parsed.statement.kind());
+        }
         let query_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!("statement", query_id = %query_id);
         let mut objects = Vec::new();
