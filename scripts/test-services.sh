@@ -7,6 +7,9 @@
 #   scripts/test-services.sh stop      stop them and remove their data
 #   scripts/test-services.sh restart NAME   stop and start one, same port and data
 #                                      (postgres, mariadb, nats, mosquitto)
+#   scripts/test-services.sh browser   install what the command deck's browser
+#                                      tests use: Debian's chromium, Node.js and
+#                                      playwright-core (tests/deck, from its lock file)
 #
 # The folder is $AUTOLAKE_TEST_SERVICES, else $CARGO_TARGET_DIR/test-services,
 # else ./target/test-services. `start` writes `env` there: shell exports of
@@ -302,7 +305,22 @@ stop_all() {
   rm -rf "$DIR"
 }
 
+# The deck tests' browser and its driver; nothing is fetched when present.
+install_browser() {
+  [ -x /usr/bin/chromium ] || install_packages "the command deck tests" chromium
+  command -v node >/dev/null && command -v npm >/dev/null ||
+    install_packages "the command deck tests" nodejs npm
+  if [ ! -f tests/deck/node_modules/playwright-core/package.json ]; then
+    echo "test-services: installing playwright-core into tests/deck (npm ci)" >&2
+    npm ci --prefix tests/deck --no-audit --no-fund --loglevel=error >/dev/null ||
+      die "npm ci --prefix tests/deck failed (is the npm registry reachable?)"
+  fi
+}
+
 case "${1:-}" in
+  browser)
+    install_browser
+    ;;
   start)
     # Whatever an interrupted run left behind goes first.
     stop_all
@@ -328,7 +346,7 @@ case "${1:-}" in
     start_one "$name"
     ;;
   *)
-    echo "usage: $0 start | stop | restart postgres|mariadb|nats|mosquitto" >&2
+    echo "usage: $0 start | stop | restart postgres|mariadb|nats|mosquitto | browser" >&2
     exit 2
     ;;
 esac

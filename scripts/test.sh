@@ -42,6 +42,9 @@ scripts/check-features.sh
 # The modules stay in layers: no import circle in any crate.
 python3 scripts/modgraph.py
 
+# The command deck's browser tests: Debian's chromium driven by playwright-core.
+scripts/test-services.sh browser
+
 # The servers the source and stream tests talk to.
 export AUTOLAKE_TEST_SERVICES="$CARGO_TARGET_DIR/test-services"
 trap 'scripts/test-services.sh stop' EXIT

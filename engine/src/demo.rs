@@ -249,11 +249,21 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
         .await
         .map(|_| ())?;
 
-    governance(session, out).await?;
+    let passwords = governance(session, out).await?;
+    let lake = session.engine().lake().uri();
+    writeln!(out, "Done. Explore it yourself: autolake --lake {lake} sql")?;
     writeln!(
         out,
-        "Done. Explore it yourself: autolake --lake {} sql",
-        session.engine().lake().uri()
+        "\nOr on the command deck: start the server with\n  autolake --lake {lake} serve\n\
+         open http://127.0.0.1:8080/ and sign in as one of the demo users:"
+    )?;
+    for ((user, what), password) in DEMO_USERS.iter().zip(&passwords) {
+        writeln!(out, "  {user:<15} password {password}   ({what})")?;
+    }
+    writeln!(
+        out,
+        "  {:<15} the password serve prints on its first start (or AUTOLAKE_ADMIN_PASSWORD)",
+        "admin"
     )?;
     Ok(())
 }
@@ -321,23 +331,44 @@ after three new orders and after one more. Each run read only the new rows:
 /// tables, the scientist (who sees only two regions, and customer names
 /// masked) scores into the sandbox and is refused a delete, the auditor
 /// reads the audit log and verifies its chain.
-async fn governance(admin: &Session, out: &mut dyn Write) -> Result<()> {
+/// The demo's users (each named after its role) and what the deck shows them.
+const DEMO_USERS: [(&str, &str); 3] = [
+    ("demo_engineer", "engineer: tables, sources, jobs"),
+    (
+        "demo_scientist",
+        "scientist: the lake read-only, models, the sandbox",
+    ),
+    ("demo_auditor", "auditor: system tables and the audit log"),
+];
+
+/// Returns the demo users' passwords, in [`DEMO_USERS`] order.
+async fn governance(admin: &Session, out: &mut dyn Write) -> Result<Vec<String>> {
     section(
         out,
         "10. Governance: an engineer, a scientist and an auditor at work",
     )?;
-    let password = crate::governance::accounts::random_token(12);
+    // Fresh passwords every run, printed at the end for the command deck.
+    let passwords: Vec<String> = DEMO_USERS
+        .iter()
+        .map(|_| crate::governance::accounts::random_token(8))
+        .collect();
+    for ((user, _), password) in DEMO_USERS.iter().zip(&passwords) {
+        let role = user.trim_start_matches("demo_");
+        admin
+            .execute(&format!(
+                "CREATE USER IF NOT EXISTS {user} PASSWORD '{password}' ROLE {role};
+                 ALTER USER {user} PASSWORD '{password}'"
+            ))
+            .await?;
+    }
     admin
-        .execute(&format!(
-            "CREATE USER IF NOT EXISTS demo_engineer PASSWORD '{password}' ROLE engineer;
-             CREATE USER IF NOT EXISTS demo_scientist PASSWORD '{password}' ROLE scientist;
-             CREATE USER IF NOT EXISTS demo_auditor PASSWORD '{password}' ROLE auditor;
-             CREATE SCHEMA IF NOT EXISTS sandbox;
+        .execute(
+            "CREATE SCHEMA IF NOT EXISTS sandbox;
              DROP TABLE IF EXISTS sandbox.demo_south_east_scores;
              CREATE POLICY south_east ON demo.customers TO scientist
                USING (region IN ('south', 'east'));
-             ALTER TABLE demo.customers ALTER COLUMN name SET MASK (left(name, 1) || '***')"
-        ))
+             ALTER TABLE demo.customers ALTER COLUMN name SET MASK (left(name, 1) || '***')",
+        )
         .await?;
     writeln!(
         out,
@@ -405,7 +436,7 @@ async fn governance(admin: &Session, out: &mut dyn Write) -> Result<()> {
     )
     .await?;
     show(&auditor, out, "VERIFY AUDIT LOG").await?;
-    Ok(())
+    Ok(passwords)
 }
 
 /// The demo's PostgreSQL table: customer segments and their discounts.

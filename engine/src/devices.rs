@@ -26,7 +26,7 @@
 //! [`MIN_INTERVAL`] reuse the last one, so frequent readers never turn
 //! jiffy noise into figures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -160,6 +160,33 @@ struct State {
     cpu: Option<CpuTimes>,
     last: Instant,
     devices: Vec<Tally>,
+    /// Recent readings, oldest first (see [`Devices::history`]).
+    history: VecDeque<DeviceSample>,
+    /// When the newest reading joined `history`.
+    recorded: Option<Instant>,
+}
+
+/// How far apart the readings kept in the history are, at least.
+const HISTORY_STEP: Duration = Duration::from_secs(1);
+
+/// How much history is kept: an hour at one reading a second.
+const HISTORY_SPAN: Duration = Duration::from_secs(3600);
+
+/// One device at one reading, as `system.device_history` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSample {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// When the reading was taken.
+    pub at: DateTime<Utc>,
+    /// Busy fraction over the interval before it.
+    pub utilization: f64,
+    /// Memory in use.
+    pub memory_used_bytes: u64,
+    /// Seconds busy since the device was first watched (running total).
+    pub busy_seconds: f64,
+    /// Seconds idle since the device was first watched (running total).
+    pub idle_seconds: f64,
 }
 
 /// The compute devices of this machine and their running totals.
@@ -196,6 +223,8 @@ impl Devices {
                 cpu,
                 last: Instant::now(),
                 devices,
+                history: VecDeque::new(),
+                recorded: None,
             }),
             metrics,
             next_work: AtomicU64::new(1),
@@ -307,6 +336,7 @@ impl Devices {
                 ));
             }
         }
+        state.remember(now);
         drop(state);
         if let Some(metrics) = &self.metrics {
             for delta in &deltas {
@@ -328,6 +358,13 @@ impl Devices {
                 row
             })
             .collect()
+    }
+
+    /// The readings of the last hour, oldest first, at most one a second:
+    /// what `serve`'s sampler took (and any reading in between), so a
+    /// process that samples only when asked has a sparse history.
+    pub fn history(&self) -> Vec<DeviceSample> {
+        self.state().history.iter().cloned().collect()
     }
 
     /// Samples every `interval` until the task is aborted (`autolake serve`).
@@ -404,6 +441,36 @@ impl Devices {
             .find(|t| t.row.device == device)
         {
             t.work.remove(&id);
+        }
+    }
+}
+
+impl State {
+    /// Adds the devices' current figures to the history, unless the last
+    /// ones are under [`HISTORY_STEP`] old, and forgets what is older than
+    /// [`HISTORY_SPAN`].
+    fn remember(&mut self, now: Instant) {
+        if self
+            .recorded
+            .is_some_and(|at| now.duration_since(at) < HISTORY_STEP)
+        {
+            return;
+        }
+        self.recorded = Some(now);
+        let at = Utc::now();
+        for tally in &self.devices {
+            self.history.push_back(DeviceSample {
+                device: tally.row.device.clone(),
+                at,
+                utilization: tally.row.utilization,
+                memory_used_bytes: tally.row.memory_used_bytes,
+                busy_seconds: tally.row.busy_seconds,
+                idle_seconds: tally.row.idle_seconds,
+            });
+        }
+        let oldest = at - chrono::Duration::from_std(HISTORY_SPAN).unwrap_or_default();
+        while self.history.front().is_some_and(|s| s.at < oldest) {
+            self.history.pop_front();
         }
     }
 }

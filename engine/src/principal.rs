@@ -53,6 +53,8 @@ pub enum Interface {
     Demo,
     /// An embedding program using the library directly.
     Embedded,
+    /// The web command deck (its pages and `/api/v1/`).
+    Web,
 }
 
 impl Interface {
@@ -64,6 +66,7 @@ impl Interface {
             Interface::Job => "job",
             Interface::Demo => "demo",
             Interface::Embedded => "embedded",
+            Interface::Web => "web",
         }
     }
 }

@@ -482,6 +482,28 @@ impl Session {
             .is_ok()
     }
 
+    /// Whether the funnel's privilege check would admit `sql` for this
+    /// session's principal now, without running or auditing it: what a
+    /// user interface asks before offering an action (the statement is
+    /// still checked, and audited, when it runs). Unparsable SQL is not
+    /// admitted.
+    pub async fn permits(&self, sql: &str) -> bool {
+        let Ok(accesses) = self.accesses_of(sql) else {
+            return false;
+        };
+        let Ok(state) = self.cx.engine.governance.state().await else {
+            return false;
+        };
+        state.check(&self.cx.principal, &accesses).is_ok()
+    }
+
+    /// What one statement would read, write, create or alter (a job's
+    /// statement: what each of its runs does), as the funnel checks it.
+    pub(crate) fn accesses_of(&self, sql: &str) -> Result<Vec<Access>> {
+        let parsed = self.parse_one(sql)?;
+        crate::exec::accesses(&self.cx, &parsed.statement)
+    }
+
     /// Reading a source's table (`src.schema.table`) is using the source.
     async fn source_reads(&self, accesses: &mut Vec<Access>) -> Result<()> {
         let mut more = Vec::new();

@@ -125,6 +125,15 @@ impl Logins {
         }
     }
 
+    /// Who a live bearer token belongs to (the deck's API takes them too).
+    pub(crate) fn principal(&self, token: &str) -> Option<crate::principal::Principal> {
+        let logins = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        logins
+            .get(token)
+            .filter(|l| l.expires > Instant::now())
+            .map(|l| l.session.principal().clone())
+    }
+
     fn insert(&self, token: String, login: Login) {
         self.0
             .lock()
@@ -312,6 +321,11 @@ impl AutoLakeFlightSql {
             sql_info: sql_info(),
             xdbc_info: xdbc_info(),
         }
+    }
+
+    /// The live bearer tokens, shared with the deck's API.
+    pub(crate) fn logins(&self) -> Arc<Logins> {
+        Arc::clone(&self.logins)
     }
 
     /// This service as a gRPC server behind the [`RequireToken`] gate.

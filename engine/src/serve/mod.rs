@@ -1,8 +1,9 @@
 //! `autolake serve`: the engine on the network.
 //!
 //! One process serves Arrow Flight SQL ([`flight`]: tonic's generated
-//! service, on connections [`http2`] accepts) and a small HTTP endpoint
-//! (`/healthz`, `/metrics`), both over the same [`Engine`]. While it
+//! service, on connections [`http2`] accepts) and HTTP ([`deck`]: the
+//! command deck's pages and API, `/healthz`, `/metrics`), both over the
+//! same [`Engine`]. While it
 //! serves, the machine's devices are sampled every second (busy and idle
 //! time, `system.devices`), and each scrape of `/metrics` takes a fresh
 //! device reading and every job's lag first. Users and
@@ -26,6 +27,7 @@
 //! (medians 0.28 against 0.27-0.35 s); the Flight benchmark's first read,
 //! which decodes the Parquet files, 0.94 s against 2.0 s.
 
+mod deck;
 mod doget;
 pub mod flight;
 mod http2;
@@ -37,7 +39,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -66,7 +67,7 @@ async fn keep_query_history(engine: Arc<Engine>) {
 pub struct ServeOptions {
     /// Flight SQL address.
     pub flight: SocketAddr,
-    /// HTTP address (`/healthz`).
+    /// HTTP address (the command deck, `/healthz`, `/metrics`).
     pub http: SocketAddr,
     /// PEM certificate and key for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -130,6 +131,12 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
         }
     };
     let service = flight::AutoLakeFlightSql::new(Arc::clone(&engine), options.token_ttl);
+    let deck = deck::Deck::new(
+        Arc::clone(&engine),
+        options.token_ttl,
+        service.logins(),
+        options.scheduler,
+    );
     let flight_listener = flight_listener.into_std()?;
     let network = network_runtime()?;
     let flight = {
@@ -143,11 +150,11 @@ pub async fn serve(engine: Arc<Engine>, options: ServeOptions) -> Result<()> {
             stop_rx.clone(),
         ))
     };
-    let http = health(http_listener, stop_rx.clone(), Arc::clone(&engine));
+    let http = deck.serve(http_listener, stop_rx.clone());
     let sampler = engine.devices().spawn_sampler(Duration::from_secs(1));
 
     eprintln!(
-        "autolake serving lake {}: Flight SQL on {}{flight_addr}, HTTP on http://{http_addr}",
+        "autolake serving lake {}: Flight SQL on {}{flight_addr}, command deck on http://{http_addr}/",
         engine.lake().uri(),
         if options.tls.is_some() {
             "grpc+tls://"
@@ -261,43 +268,4 @@ async fn scrape(engine: &Arc<Engine>) -> String {
         }
     }
     engine.metrics().render()
-}
-
-/// A minimal HTTP/1.1 responder: `GET /healthz` → `200 ok`, `GET
-/// /metrics` → the engine's metrics in Prometheus text.
-async fn health(listener: TcpListener, mut stop: watch::Receiver<bool>, engine: Arc<Engine>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let Ok((mut socket, _)) = accepted else {
-            continue;
-        };
-        let engine = Arc::clone(&engine);
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (code, kind, body) = match path {
-                "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-                "/metrics" => (
-                    "200 OK",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    scrape(&engine).await,
-                ),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        });
-    }
 }

@@ -1,5 +1,6 @@
-//! `system.devices`: one row per compute device, read fresh when scanned
-//! (see [`crate::devices`]).
+//! `system.devices`: one row per compute device, read fresh when scanned;
+//! `system.device_history`: the readings of the last hour (see
+//! [`crate::devices`]).
 
 use std::sync::Arc;
 
@@ -71,6 +72,61 @@ impl SystemTable for DevicesTable {
             Arc::new(idle.finish()),
             Arc::new(since.finish()),
             Arc::new(work.finish()),
+        ];
+        Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
+    }
+}
+
+/// `system.device_history`: each device's readings of the last hour, at
+/// most one a second (`serve` takes one every second).
+#[derive(Debug)]
+pub(crate) struct DeviceHistoryTable {
+    pub(crate) devices: Arc<Devices>,
+}
+
+#[async_trait]
+impl SystemTable for DeviceHistoryTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("device", DataType::Utf8, false),
+            Field::new("at", utc_millis(), false),
+            Field::new("utilization", DataType::Float64, false),
+            Field::new("memory_used_bytes", DataType::Int64, false),
+            Field::new("busy_seconds", DataType::Float64, false),
+            Field::new("idle_seconds", DataType::Float64, false),
+        ]))
+    }
+
+    async fn rows(&self) -> Result<Vec<RecordBatch>> {
+        let devices = Arc::clone(&self.devices);
+        // A reading first, so the history ends now.
+        let samples = tokio::task::spawn_blocking(move || {
+            devices.sample();
+            devices.history()
+        })
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("device sampling failed: {e}")))?;
+        let mut device = StringBuilder::new();
+        let mut at = TimestampMillisecondBuilder::new().with_timezone("UTC");
+        let mut utilization = Float64Builder::new();
+        let mut used = Int64Builder::new();
+        let mut busy = Float64Builder::new();
+        let mut idle = Float64Builder::new();
+        for s in samples {
+            device.append_value(&s.device);
+            at.append_value(s.at.timestamp_millis());
+            utilization.append_value(s.utilization);
+            used.append_value(s.memory_used_bytes.min(i64::MAX as u64) as i64);
+            busy.append_value(s.busy_seconds);
+            idle.append_value(s.idle_seconds);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(device.finish()),
+            Arc::new(at.finish()),
+            Arc::new(utilization.finish()),
+            Arc::new(used.finish()),
+            Arc::new(busy.finish()),
+            Arc::new(idle.finish()),
         ];
         Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
     }

@@ -107,6 +107,12 @@ impl SystemSchema {
         schema.add("models", Arc::new(models::ModelsTable { registry: models }));
         schema.add("sources", Arc::new(sources::SourcesTable { sources }));
         schema.add("jobs", Arc::new(jobs::JobsTable { jobs }));
+        schema.add(
+            "device_history",
+            Arc::new(devices::DeviceHistoryTable {
+                devices: Arc::clone(&devices),
+            }),
+        );
         schema.add("devices", Arc::new(devices::DevicesTable { devices }));
         schema.add(
             "monitors",
