@@ -363,7 +363,12 @@ impl Devices {
     /// The readings of the last hour, oldest first, at most one a second:
     /// what `serve`'s sampler took (and any reading in between), so a
     /// process that samples only when asked has a sparse history.
+    /// A process that has taken no reading yet (one that just started)
+    /// takes one now, so the history is never empty.
     pub fn history(&self) -> Vec<DeviceSample> {
+        if self.state().history.is_empty() {
+            self.read(true);
+        }
         self.state().history.iter().cloned().collect()
     }
 
@@ -569,6 +574,23 @@ mod tests {
         assert_eq!(t.idle, 1000 + 20);
         assert_eq!(t.cpus, 2);
         assert!(parse_cpu_times("intr 1 2").is_none());
+    }
+
+    #[test]
+    fn readings_a_second_apart_join_the_history() {
+        let devices = Devices::new(None);
+        // A process that has read nothing yet reads once when asked.
+        let first = devices.history();
+        assert_eq!(first.iter().filter(|s| s.device == "cpu").count(), 1);
+        // Within a second of it: not kept.
+        devices.read(true);
+        assert_eq!(devices.history().len(), first.len());
+        std::thread::sleep(HISTORY_STEP);
+        devices.read(true);
+        let later = devices.history();
+        assert_eq!(later.len(), 2 * first.len());
+        assert!(later.last().unwrap().at > first[0].at);
+        assert!(later.iter().all(|s| (0.0..=1.0).contains(&s.utilization)));
     }
 
     #[test]

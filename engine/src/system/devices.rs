@@ -99,7 +99,7 @@ impl SystemTable for DeviceHistoryTable {
 
     async fn rows(&self) -> Result<Vec<RecordBatch>> {
         let devices = Arc::clone(&self.devices);
-        // A reading first, so the history ends now.
+        // A reading first, so the history ends now (at least one).
         let samples = tokio::task::spawn_blocking(move || {
             devices.sample();
             devices.history()
