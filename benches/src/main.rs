@@ -25,10 +25,16 @@
 //! (where a per-statement cost shows), then a copy of `lineitem` with and
 //! without a watched progress count (what the CLI's progress bar reads).
 //!
+//! With `--cluster N`, step 3 instead compares the queries run by this
+//! process with the same queries sent to a Ballista cluster of one
+//! scheduler and N executors started on this machine (`autolake cluster
+//! …`): what distribution costs where nothing is gained by it.
+//!
 //! ```text
 //! scripts/bench.sh tpch --scale 1
 //! scripts/bench.sh tpch --scale 1 --governance
 //! scripts/bench.sh tpch --scale 1 --observability
+//! scripts/bench.sh tpch --scale 1 --cluster 2
 //! ```
 
 /// The allocator of the `autolake` binary, so that what is measured here
@@ -36,13 +42,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod tpch_data;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use autolake_engine::{Engine, EngineConfig, Interface, Principal, Session};
 use clap::Parser;
 use datafusion::datasource::MemTable;
@@ -50,31 +56,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-
-const QUERIES: [&str; 22] = [
-    include_str!("../tpch/q01.sql"),
-    include_str!("../tpch/q02.sql"),
-    include_str!("../tpch/q03.sql"),
-    include_str!("../tpch/q04.sql"),
-    include_str!("../tpch/q05.sql"),
-    include_str!("../tpch/q06.sql"),
-    include_str!("../tpch/q07.sql"),
-    include_str!("../tpch/q08.sql"),
-    include_str!("../tpch/q09.sql"),
-    include_str!("../tpch/q10.sql"),
-    include_str!("../tpch/q11.sql"),
-    include_str!("../tpch/q12.sql"),
-    include_str!("../tpch/q13.sql"),
-    include_str!("../tpch/q14.sql"),
-    include_str!("../tpch/q15.sql"),
-    include_str!("../tpch/q16.sql"),
-    include_str!("../tpch/q17.sql"),
-    include_str!("../tpch/q18.sql"),
-    include_str!("../tpch/q19.sql"),
-    include_str!("../tpch/q20.sql"),
-    include_str!("../tpch/q21.sql"),
-    include_str!("../tpch/q22.sql"),
-];
+use tpch_data::{QUERIES, Table, generate};
 
 #[derive(Debug, Parser)]
 #[command(about = "TPC-H: AutoLake lake tables vs plain DataFusion over Parquet")]
@@ -100,18 +82,11 @@ struct Args {
     /// against an engine opened without them, and the progress count.
     #[arg(long)]
     observability: bool,
-}
-
-struct Table {
-    name: &'static str,
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-}
-
-impl Table {
-    fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
+    /// Measure scale-out instead: the queries on this process against a
+    /// Ballista cluster of one scheduler and this many executors, started
+    /// on this machine from the `autolake` binary beside this one.
+    #[arg(long)]
+    cluster: Option<usize>,
 }
 
 #[tokio::main]
@@ -183,6 +158,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.observability {
         session.engine().close().await?;
         return observability(&args, &lake_dir).await;
+    }
+    if let Some(executors) = args.cluster {
+        session.engine().close().await?;
+        return cluster(&args, &lake_dir, executors).await;
     }
 
     // Queries.
@@ -388,6 +367,102 @@ async fn observability(args: &Args, lake_dir: &Path) -> Result<(), Box<dyn std::
     Ok(())
 }
 
+/// The queries here against a cluster on this machine: the overhead of
+/// distribution where nothing is gained by it.
+async fn cluster(
+    args: &Args,
+    lake_dir: &Path,
+    executors: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let binary = std::env::current_exe()?.with_file_name("autolake");
+    if !binary.exists() {
+        return Err(format!(
+            "{} is missing: build it first (cargo build --bin autolake, or --release)",
+            binary.display()
+        )
+        .into());
+    }
+    let free = || -> std::io::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let port = free()?;
+    let address = format!("df://127.0.0.1:{port}");
+    let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = |args: Vec<String>| {
+        std::process::Command::new(&binary)
+            .arg("--lake")
+            .arg(lake_dir)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let mut processes = vec![start(vec![
+        "cluster".into(),
+        "scheduler".into(),
+        "--bind".into(),
+        format!("127.0.0.1:{port}"),
+    ])?];
+    let result = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("the scheduler did not start in 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..executors {
+            processes.push(start(vec![
+                "cluster".into(),
+                "executor".into(),
+                "--scheduler".into(),
+                address.clone(),
+                "--bind".into(),
+                "127.0.0.1:0".into(),
+                "--slots".into(),
+                slots.to_string(),
+            ])?);
+        }
+        let local_engine = Engine::open(EngineConfig::for_lake(lake_dir.to_string_lossy())).await?;
+        let local = local_engine.session(Principal::local_admin(), Interface::Embedded);
+        let mut config = EngineConfig::for_lake(lake_dir.to_string_lossy());
+        config.cluster = Some(address.clone());
+        let remote_engine = Engine::open(config).await?;
+        let remote = remote_engine.session(Principal::local_admin(), Interface::Embedded);
+        // Every executor registered before anything is timed.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = remote.execute("SHOW CLUSTER").await?;
+            if listed.iter().map(RecordBatch::num_rows).sum::<usize>() >= executors {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("the executors did not register in 60 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let geomean = compare(
+            args,
+            (&Runner::AutoLake(&local), "local"),
+            (
+                &Runner::AutoLake(&remote),
+                &format!("{executors} executors"),
+            ),
+        )
+        .await?;
+        println!("geomean ratio (cluster of {executors} on this machine / local): {geomean:.3}x");
+        Ok::<(), Box<dyn std::error::Error>>(())
+    }
+    .await;
+    for process in &mut processes {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    result
+}
+
 const TABLES: [&str; 8] = [
     "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
 ];
@@ -480,89 +555,4 @@ fn write_parquet(dir: &Path, table: &Table) -> Result<(), Box<dyn std::error::Er
     }
     writer.close()?;
     Ok(())
-}
-
-/// Generates every table, with string views cast to plain strings so both
-/// writers get identical, Delta-storable batches.
-fn generate(scale: f64) -> Result<Vec<Table>, Box<dyn std::error::Error>> {
-    use tpchgen::generators::*;
-    use tpchgen_arrow::*;
-    let batch = 8192;
-    let collect = |name: &'static str,
-                   it: Box<dyn Iterator<Item = Result<RecordBatch, arrow::error::ArrowError>>>|
-     -> Result<Table, Box<dyn std::error::Error>> {
-        let batches: Vec<RecordBatch> = it
-            .map(|b| b.and_then(plain_strings))
-            .collect::<Result<_, _>>()?;
-        let schema = batches
-            .first()
-            .map(RecordBatch::schema)
-            .ok_or_else(|| format!("{name}: no rows generated"))?;
-        Ok(Table {
-            name,
-            schema,
-            batches,
-        })
-    };
-    Ok(vec![
-        collect(
-            "nation",
-            Box::new(NationArrow::new(NationGenerator::new(scale, 1, 1)).with_batch_size(batch)),
-        )?,
-        collect(
-            "region",
-            Box::new(RegionArrow::new(RegionGenerator::new(scale, 1, 1)).with_batch_size(batch)),
-        )?,
-        collect(
-            "part",
-            Box::new(PartArrow::new(PartGenerator::new(scale, 1, 1)).with_batch_size(batch)),
-        )?,
-        collect(
-            "supplier",
-            Box::new(
-                SupplierArrow::new(SupplierGenerator::new(scale, 1, 1)).with_batch_size(batch),
-            ),
-        )?,
-        collect(
-            "partsupp",
-            Box::new(
-                PartSuppArrow::new(PartSuppGenerator::new(scale, 1, 1)).with_batch_size(batch),
-            ),
-        )?,
-        collect(
-            "customer",
-            Box::new(
-                CustomerArrow::new(CustomerGenerator::new(scale, 1, 1)).with_batch_size(batch),
-            ),
-        )?,
-        collect(
-            "orders",
-            Box::new(OrderArrow::new(OrderGenerator::new(scale, 1, 1)).with_batch_size(batch)),
-        )?,
-        collect(
-            "lineitem",
-            Box::new(
-                LineItemArrow::new(LineItemGenerator::new(scale, 1, 1)).with_batch_size(batch),
-            ),
-        )?,
-    ])
-}
-
-fn plain_strings(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let schema = batch.schema();
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8View => Field::new(f.name(), DataType::Utf8, f.is_nullable()),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(&fields)
-        .map(|(c, f)| cast(c, f.data_type()))
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }

@@ -40,6 +40,9 @@ pub struct Cli {
     /// Days of query history `system.queries` keeps (default 30).
     #[arg(long, env = "AUTOLAKE_QUERY_HISTORY_DAYS", global = true)]
     pub query_history_days: Option<u32>,
+    /// Run queries on a Ballista cluster: the scheduler's df://HOST:PORT.
+    #[arg(long, env = "AUTOLAKE_CLUSTER", global = true)]
+    pub cluster: Option<String>,
     /// Log lines on stderr as text or as JSON objects (one per line, with
     /// the statement's query_id).
     #[arg(long, env = "AUTOLAKE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -80,6 +83,40 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: JobsCommand,
+    },
+    /// Scale-out: a Ballista scheduler or executor with AutoLake's
+    /// functions and the lake's object store.
+    Cluster {
+        /// Which process.
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+/// `autolake cluster …`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: plans stages and hands tasks to executors.
+    Scheduler {
+        /// Address to listen on (gRPC and its REST API).
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// An executor: runs tasks, reading the lake with its own credentials.
+    Executor {
+        /// The scheduler, df://HOST:PORT.
+        #[arg(long)]
+        scheduler: String,
+        /// Address for its results (Flight); its task port is the next one
+        /// (port 0: two free ports).
+        #[arg(long, default_value = "127.0.0.1:50060")]
+        bind: std::net::SocketAddr,
+        /// Tasks run at once (default: the machine's cores).
+        #[arg(long)]
+        slots: Option<usize>,
+        /// Folder for shuffle files (default: a temporary one).
+        #[arg(long)]
+        work_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -211,7 +248,11 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
         (true, _) => "error",
         // delta-rs reports routine conversions (nanosecond timestamps stored
         // as microseconds, as Delta requires) as warnings; -v shows them.
-        (false, 0) => "warn,deltalake_core=error,buoyant_kernel=error",
+        // A job failed on a cluster is the statement's error already.
+        (false, 0) => {
+            "warn,deltalake_core=error,buoyant_kernel=error,\
+             ballista_core::execution_plans::distributed_query=off"
+        }
         (false, 1) => "info,autolake_engine=info",
         (false, _) => "debug",
     };
@@ -262,11 +303,24 @@ pub fn engine_config(cli: &Cli) -> Result<EngineConfig> {
     if cli.query_history_days.is_some() {
         config.query_history_days = cli.query_history_days;
     }
+    if let Some(cluster) = &cli.cluster {
+        config.cluster = Some(cluster.clone());
+    }
+    // An empty setting is none: `AUTOLAKE_CLUSTER=` runs here.
+    config.cluster = config.cluster.filter(|c| !c.trim().is_empty());
     Ok(config)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let config = engine_config(&cli)?;
+    let mut config = engine_config(&cli)?;
+    let cluster_process = matches!(cli.command, Command::Cluster { .. });
+    if cluster_process {
+        // Its own processes never send queries to a cluster.
+        config.cluster = None;
+    } else if let Some(cluster) = &config.cluster {
+        // A wrong address fails now, not at the first query.
+        crate::cluster::check_reachable(&crate::cluster::ClusterAddress::parse(cluster)?).await?;
+    }
     let engine = Engine::open(config).await?;
     let code = run_command(&engine, cli.command).await;
     if let Err(e) = engine.close().await {
@@ -317,6 +371,31 @@ async fn run_command(engine: &std::sync::Arc<Engine>, command: Command) -> Resul
                 },
             };
             crate::serve::serve(std::sync::Arc::clone(engine), options)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Cluster {
+            command: ClusterCommand::Scheduler { bind },
+        } => crate::cluster::run_scheduler(std::sync::Arc::clone(engine), bind)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Cluster {
+            command:
+                ClusterCommand::Executor {
+                    scheduler,
+                    bind,
+                    slots,
+                    work_dir,
+                },
+        } => {
+            let options = crate::cluster::ExecutorOptions {
+                scheduler: crate::cluster::ClusterAddress::parse(&scheduler)?,
+                bind,
+                slots: slots
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                work_dir,
+            };
+            crate::cluster::run_executor(std::sync::Arc::clone(engine), options)
                 .await
                 .map(|()| ExitCode::SUCCESS)
         }

@@ -70,6 +70,9 @@ pub struct EngineConfig {
     /// `None`: 30). Older rows go at `VACUUM system.queries`, which
     /// `autolake serve` runs hourly.
     pub query_history_days: Option<u32>,
+    /// The Ballista scheduler sessions run their queries on
+    /// (`df://host:port`; `--cluster`, `AUTOLAKE_CLUSTER`); `None`: here.
+    pub cluster: Option<String>,
 }
 
 /// The machine's memory in bytes, from `/proc/meminfo` (4 GiB where it

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod cli;
+pub mod cluster;
 mod context;
 pub mod demo;
 pub mod devices;

@@ -477,7 +477,36 @@ impl ModelRegistry {
         } else {
             lower.as_str()
         };
-        self.get(name, version).map_err(|e| e.to_string())
+        match self.get(name, version) {
+            Ok(found) => Ok(found),
+            // Another process (a cluster's coordinator) may have trained it
+            // since this one last looked: look again, once.
+            Err(_) if self.refresh_now() => self.get(name, version).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The public name of a `predict` reference pinned to the version it
+    /// names now (`'m'` → `'m@3'`), so that a plan run elsewhere scores
+    /// with the version this process would.
+    pub fn pinned(&self, reference: &str) -> Option<String> {
+        let version = self.referenced(reference).ok()?;
+        Some(format!(
+            "{}@{}",
+            version.record.name, version.record.version
+        ))
+    }
+
+    /// Reloads the registry from the lake from synchronous code, where a
+    /// multi-threaded runtime allows it; whether it did.
+    fn refresh_now(&self) -> bool {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return false;
+        }
+        tokio::task::block_in_place(|| handle.block_on(self.refresh())).is_ok()
     }
 }
 

@@ -146,6 +146,11 @@ impl Session {
         } else {
             config
         };
+        // `autolake.cluster`: where the session's queries run (see
+        // `crate::cluster`).
+        let config = config.with_option_extension(crate::cluster::AutoLakeOptions {
+            cluster: engine.config.cluster.clone().unwrap_or_default(),
+        });
         // Privileges, row policies and masks are applied first, before
         // type coercion and every optimizer rule.
         let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = Vec::new();
@@ -174,7 +179,10 @@ impl Session {
             .with_config(config)
             .with_analyzer_rules(analyzer_rules)
             .with_physical_optimizer_rules(physical_rules)
-            .with_query_planner(DeltaPlanner::new())
+            .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
+                DeltaPlanner::new(),
+                Arc::clone(&engine.models),
+            )))
             .build();
         let ctx = SessionContext::new_with_state(state);
         let catalog = Arc::new(LakeCatalog::new(

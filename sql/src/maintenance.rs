@@ -1,5 +1,5 @@
 //! Table maintenance statements: `DESCRIBE HISTORY`, `RESTORE`, `OPTIMIZE`
-//! and `VACUUM`.
+//! and `VACUUM`; and `SHOW CLUSTER`, the machines queries run on.
 
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -31,6 +31,11 @@ pub(crate) fn parse(p: &mut Parser<'_>) -> Result<Option<Statement>> {
         (Some("VACUUM"), _) => {
             p.next_token();
             parse_vacuum(p)
+        }
+        (Some("SHOW"), Some("CLUSTER")) if ends_after(p, 2) => {
+            p.next_token();
+            p.next_token();
+            Ok(Statement::ShowCluster)
         }
         _ => return Ok(None),
     };

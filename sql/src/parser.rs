@@ -469,6 +469,7 @@ mod tests {
             }
         ));
         assert!(matches!(one("SHOW JOBS"), Statement::ShowJobs));
+        assert!(matches!(one("show cluster"), Statement::ShowCluster));
 
         for (bad, message) in [
             (

@@ -127,6 +127,8 @@ pub enum Statement {
     Optimize(Optimize),
     /// `VACUUM t [RETAIN n HOURS] [DRY RUN]`
     Vacuum(Vacuum),
+    /// `SHOW CLUSTER`: the executors of the session's cluster.
+    ShowCluster,
     /// `CHECK DRIFT ON t …`
     CheckDrift(DriftCheck),
     /// `CREATE MONITOR name ON t … SCHEDULE '…'`
@@ -478,6 +480,7 @@ impl Statement {
             Statement::Restore(_) => "RESTORE",
             Statement::Optimize(_) => "OPTIMIZE",
             Statement::Vacuum(_) => "VACUUM",
+            Statement::ShowCluster => "SHOW CLUSTER",
             Statement::CheckDrift(_) => "CHECK DRIFT",
             Statement::CreateMonitor(_) => "CREATE MONITOR",
             Statement::RunMonitor(_) => "RUN MONITOR",
@@ -514,7 +517,7 @@ impl Statement {
 pub enum Family {
     /// DataFusion's SQL: queries, DML, DDL, `EXPLAIN`, `SET`, …
     Sql,
-    /// `DESCRIBE HISTORY`, `RESTORE`, `OPTIMIZE`, `VACUUM`.
+    /// `DESCRIBE HISTORY`, `RESTORE`, `OPTIMIZE`, `VACUUM`, `SHOW CLUSTER`.
     Maintenance,
     /// `CHECK DRIFT` and monitors.
     Drift,
@@ -537,7 +540,8 @@ impl Statement {
             Statement::DescribeHistory(_)
             | Statement::Restore(_)
             | Statement::Optimize(_)
-            | Statement::Vacuum(_) => Family::Maintenance,
+            | Statement::Vacuum(_)
+            | Statement::ShowCluster => Family::Maintenance,
             Statement::CheckDrift(_)
             | Statement::CreateMonitor(_)
             | Statement::RunMonitor(_)

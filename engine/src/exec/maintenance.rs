@@ -33,6 +33,8 @@ pub(super) fn accesses(statement: &Statement, out: &mut Vec<Access>) -> Result<(
         return Ok(());
     }
     let (action, table) = match statement {
+        // Which machines run queries: no data, nothing to grant.
+        Statement::ShowCluster => return Ok(()),
         Statement::DescribeHistory(h) => (Action::Select, &h.table),
         Statement::Restore(r) => (Action::Alter, &r.table),
         Statement::Optimize(o) => (Action::Alter, &o.table),
@@ -54,6 +56,7 @@ pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<
         Statement::Optimize(o) => optimize(cx, o).await,
         Statement::Vacuum(v) if is_query_history(&v.table) => vacuum_history(cx, v).await,
         Statement::Vacuum(v) => vacuum(cx, v).await,
+        Statement::ShowCluster => crate::cluster::show(cx).await,
         other => Err(super::reads::outside(Family::Maintenance, other)),
     }
 }

@@ -261,6 +261,17 @@ impl AnalyzerRule for Boundaries {
     }
 }
 
+/// A function the data boundaries put into plans without registering it
+/// by name, for the codec that decodes plans elsewhere (the cluster).
+pub(crate) fn plan_function(name: &str) -> Option<Arc<ScalarUDF>> {
+    (name == ROW_POLICY).then(row_policy)
+}
+
+/// The names of the functions whose result depends on who runs the
+/// statement: folded into literals while planning, and never registered
+/// where plans run for others (the cluster's executors).
+pub(crate) const IDENTITY_FUNCTIONS: [&str; 2] = ["current_user", "is_member"];
+
 /// The marker around a table's row-policy predicate: the identity on booleans.
 fn row_policy() -> Arc<ScalarUDF> {
     static UDF: OnceLock<Arc<ScalarUDF>> = OnceLock::new();

@@ -28,6 +28,8 @@ pub mod write;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use sha2::Digest;
+
 use deltalake::logstore::{
     LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories,
 };
@@ -84,9 +86,12 @@ impl Lake {
         let (root, store) = resolve_store(uri, options).map_err(lake_err)?;
         let root_path =
             Path::from_url_path(root.path()).map_err(|e| lake_err(format!("invalid path: {e}")))?;
+        // Named after the root, so every process that opens this lake (the
+        // executors of a cluster among them) finds the store under the URL
+        // a plan names; the root holds no credentials.
         let store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(format!(
             "lake://{}",
-            uuid::Uuid::new_v4().simple()
+            &crate::governance::hex(&sha2::Sha256::digest(root.as_str().as_bytes()))[..32]
         ))
         .map_err(|e| lake_err(e.to_string()))?;
         let lake = Lake {

@@ -344,6 +344,9 @@ impl TableProvider for LakeScan {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
+        // A scan sent to a cluster is read there: no decoded scan of this
+        // process goes with it, and its Parquet readers are DataFusion's.
+        let remote = crate::cluster::session_cluster(state.config())?.is_some();
         // Decoded scans of these files, when a server keeps them.
         let data = self.cache.data();
         let columns: Vec<usize> = match &projection {
@@ -351,7 +354,10 @@ impl TableProvider for LakeScan {
             None => (0..self.scan_index.len()).collect(),
         };
         let ascending = columns.windows(2).all(|w| w[0] < w[1]);
-        if ascending && let Some(partitions) = data.get(&self.key, &columns) {
+        if ascending
+            && !remote
+            && let Some(partitions) = data.get(&self.key, &columns)
+        {
             let schema = Arc::new(self.scan_schema().project(&columns)?);
             let source = MemorySourceConfig::try_new(&partitions, schema, None)?.with_limit(limit);
             return Ok(DataSourceExec::from_data_source(source));
@@ -382,8 +388,19 @@ impl TableProvider for LakeScan {
             .fields()
             .iter()
             .any(|f| super::nan::is_float(f.data_type()));
+        // NaN-safe readers stay in this process (a plan carries no reader
+        // factory): on a cluster, float tables are read without pruning
+        // instead, which needs no statistics at all (see `nan`).
+        let format = if floats && remote {
+            let mut options = format.options().clone();
+            options.global.pruning = false;
+            options.global.enable_page_index = false;
+            ParquetFormat::default().with_options(options)
+        } else {
+            format
+        };
         let source = format.file_source(table_schema);
-        let source = if floats {
+        let source = if floats && !remote {
             self.nan_safe(state, &format, source)?
         } else {
             source
@@ -394,7 +411,7 @@ impl TableProvider for LakeScan {
             .with_projection_indices(projection)?
             .with_limit(limit)
             .build();
-        let plan = if floats {
+        let plan = if floats && !remote {
             // `create_physical_plan` would put DataFusion's readers back.
             DataSourceExec::from_data_source(config)
         } else {
@@ -406,7 +423,7 @@ impl TableProvider for LakeScan {
         // Only a whole scan is kept: anything filtered or cut short is not
         // the table.
         Ok(
-            if ascending && data.enabled() && filters.is_empty() && limit.is_none() {
+            if ascending && !remote && data.enabled() && filters.is_empty() && limit.is_none() {
                 Arc::new(CacheFill::over(
                     plan,
                     Arc::clone(&self.cache),

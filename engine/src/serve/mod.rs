@@ -235,7 +235,8 @@ impl Drop for NetworkRuntime {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C.
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

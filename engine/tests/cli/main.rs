@@ -1,6 +1,7 @@
 //! Tests of the `autolake` binary as a user runs it: separate processes on
 //! one lake, concurrent writers, exit codes, formats and error messages.
 
+mod cluster;
 mod deck;
 mod differential;
 mod flight;
