@@ -12,10 +12,13 @@ resolve() {
     cargo tree "$@" --format '{p} {f}' --prefix none
 }
 
-binary="$(resolve -p autolake-engine -e no-dev)"
-workspace="$(resolve --workspace)"
+# The two resolutions go through files: together they outgrow an argument list.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+resolve -p autolake-engine -e no-dev >"$tmp/binary"
+resolve --workspace >"$tmp/workspace"
 
-python3 - "$binary" "$workspace" <<'EOF'
+python3 - "$tmp/binary" "$tmp/workspace" <<'EOF'
 import sys
 
 def parse(text):
@@ -31,7 +34,11 @@ def parse(text):
         seen.setdefault(key, set()).add(",".join(features))
     return seen
 
-binary, workspace = parse(sys.argv[1]), parse(sys.argv[2])
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+binary, workspace = parse(read(sys.argv[1])), parse(read(sys.argv[2]))
 drift = [
     (key, binary[key], workspace[key])
     for key in sorted(binary)

@@ -147,8 +147,8 @@ impl Session {
             config
         };
         // `autolake.cluster`: where the session's queries run (see
-        // `crate::cluster`).
-        let config = config.with_option_extension(crate::cluster::AutoLakeOptions {
+        // `crate::distributed`).
+        let config = config.with_option_extension(crate::settings::AutoLakeOptions {
             cluster: engine.config.cluster.clone().unwrap_or_default(),
         });
         // Privileges, row policies and masks are applied first, before
@@ -179,7 +179,7 @@ impl Session {
             .with_config(config)
             .with_analyzer_rules(analyzer_rules)
             .with_physical_optimizer_rules(physical_rules)
-            .with_query_planner(Arc::new(crate::cluster::ClusterPlanner::new(
+            .with_query_planner(Arc::new(crate::distributed::ClusterPlanner::new(
                 DeltaPlanner::new(),
                 Arc::clone(&engine.models),
             )))

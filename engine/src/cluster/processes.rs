@@ -25,11 +25,12 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 
-use super::{AutoLakeCodec, AutoLakeOptions, ClusterAddress};
+use crate::distributed::AutoLakeCodec;
 use crate::error::{Error, Result};
 use crate::governance::boundaries::IDENTITY_FUNCTIONS;
 use crate::principal::{Interface, Principal};
 use crate::session::Engine;
+use crate::settings::{AutoLakeOptions, ClusterAddress};
 
 /// Seconds between an executor's heartbeats, and after which the
 /// scheduler gives up on a silent one: a killed executor's tasks go to

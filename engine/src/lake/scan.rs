@@ -346,7 +346,7 @@ impl TableProvider for LakeScan {
         }
         // A scan sent to a cluster is read there: no decoded scan of this
         // process goes with it, and its Parquet readers are DataFusion's.
-        let remote = crate::cluster::session_cluster(state.config())?.is_some();
+        let remote = crate::settings::session_cluster(state.config())?.is_some();
         // Decoded scans of these files, when a server keeps them.
         let data = self.cache.data();
         let columns: Vec<usize> = match &projection {

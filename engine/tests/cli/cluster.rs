@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use autolake_engine::{Engine, EngineConfig, Interface, Principal};
 use datafusion::datasource::MemTable;
 
-use super::services::free_port;
+use super::services::{Moto, free_port};
 use super::{ok, sql};
 
 #[path = "../../../benches/src/tpch_data.rs"]
@@ -27,8 +27,15 @@ struct Cluster {
     logs: tempfile::TempDir,
 }
 
+/// How a process names the lake: `--lake PATH` or `--config FILE`.
+type LakeArgs<'a> = [&'a str; 2];
+
+fn lake_args(lake: &Path) -> LakeArgs<'_> {
+    ["--lake", lake.to_str().expect("a UTF-8 path")]
+}
+
 impl Cluster {
-    fn start(lake: &Path, executors: usize) -> Self {
+    fn start(lake: LakeArgs<'_>, executors: usize) -> Self {
         let logs = tempfile::tempdir().unwrap();
         let port = free_port();
         let scheduler = spawn(
@@ -81,7 +88,7 @@ impl Cluster {
     }
 
     /// Executors `SHOW CLUSTER` lists as alive.
-    fn alive(&self, lake: &Path) -> usize {
+    fn alive(&self, lake: LakeArgs<'_>) -> usize {
         let out = on_cluster(lake, &self.address(), "SHOW CLUSTER");
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -123,10 +130,9 @@ impl Drop for Cluster {
     }
 }
 
-fn spawn(lake: &Path, args: &[&str], log: &Path) -> Child {
+fn spawn(lake: LakeArgs<'_>, args: &[&str], log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_autolake"))
-        .arg("--lake")
-        .arg(lake)
+        .args(lake)
         .args(args)
         .env_remove("AUTOLAKE_LAKE")
         .env_remove("AUTOLAKE_CLUSTER")
@@ -137,10 +143,9 @@ fn spawn(lake: &Path, args: &[&str], log: &Path) -> Child {
 }
 
 /// The CLI, its queries sent to `cluster`.
-fn on_cluster(lake: &Path, cluster: &str, query: &str) -> Output {
+fn on_cluster(lake: LakeArgs<'_>, cluster: &str, query: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_autolake"))
-        .arg("--lake")
-        .arg(lake)
+        .args(lake)
         .args(["--cluster", cluster, "sql", "--format", "csv", "-e", query])
         .env_remove("AUTOLAKE_LAKE")
         .output()
@@ -193,11 +198,11 @@ async fn a_cluster_answers_as_this_process_does() {
     let lake = tempfile::tempdir().unwrap();
     let lake = lake.path();
     load_tpch(lake, 0.1).await;
-    let cluster = Cluster::start(lake, 2);
+    let cluster = Cluster::start(lake_args(lake), 2);
     let address = cluster.address();
 
     // SHOW CLUSTER: both executors, their slots and heartbeats.
-    let shown = ok(on_cluster(lake, &address, "SHOW CLUSTER"));
+    let shown = ok(on_cluster(lake_args(lake), &address, "SHOW CLUSTER"));
     assert!(
         shown.starts_with("id,address,slots,state,last_seen\n"),
         "{shown}"
@@ -208,7 +213,7 @@ async fn a_cluster_answers_as_this_process_does() {
     let before = scheduler_jobs(cluster.port);
     for (i, query) in tpch_data::QUERIES.iter().enumerate() {
         let local = ok(sql(lake, query));
-        let remote = on_cluster(lake, &address, query);
+        let remote = on_cluster(lake_args(lake), &address, query);
         assert!(
             remote.status.success(),
             "q{:02} failed on the cluster: {}\n{}",
@@ -231,7 +236,7 @@ async fn a_cluster_answers_as_this_process_does() {
 
     // A CTAS runs its query there and commits here, once.
     ok(on_cluster(
-        lake,
+        lake_args(lake),
         &address,
         "CREATE TABLE big_orders AS SELECT o_orderkey, o_totalprice FROM orders \
          WHERE o_totalprice > 300000",
@@ -245,6 +250,40 @@ async fn a_cluster_answers_as_this_process_does() {
     );
     let history = ok(sql(lake, "DESCRIBE HISTORY big_orders"));
     assert_eq!(history.lines().count(), 2, "one commit: {history}");
+
+    // SET autolake.cluster sends a session's next queries there, and '' back.
+    let jobs = scheduler_jobs(cluster.port);
+    let set = format!(
+        "SET autolake.cluster = '{address}'; SELECT count(*) AS n FROM nation WHERE n_regionkey > 0; \
+         SET autolake.cluster = ''; SELECT count(*) AS n FROM region WHERE r_regionkey > 0"
+    );
+    assert_eq!(ok(sql(lake, &set)), "n\n20\nn\n4\n");
+    assert_eq!(scheduler_jobs(cluster.port), jobs + 1);
+
+    // A job's run: its query on the cluster, its commit here, exactly once.
+    ok(on_cluster(
+        lake_args(lake),
+        &address,
+        "CREATE TABLE urgent (o_orderkey BIGINT, o_totalprice DECIMAL(15,2)); \
+         CREATE JOB copy_urgent EVERY '1 hour' AS INSERT INTO urgent \
+           SELECT o_orderkey, o_totalprice FROM table_changes('lake.public.orders') \
+           WHERE o_orderpriority = '1-URGENT'; \
+         RUN JOB copy_urgent",
+    ));
+    assert_eq!(
+        ok(sql(lake, "SELECT count(*) AS n FROM urgent")),
+        ok(sql(
+            lake,
+            "SELECT count(*) AS n FROM orders WHERE o_orderpriority = '1-URGENT'"
+        ))
+    );
+    assert_eq!(
+        ok(sql(
+            lake,
+            "SELECT status, rows_written > 0 AS wrote FROM system.job_runs WHERE job = 'copy_urgent'"
+        )),
+        "status,wrote\nsucceeded,true\n"
+    );
 
     // Governance: a user's row policy and mask hold on the cluster.
     ok(sql(
@@ -281,7 +320,10 @@ async fn a_cluster_answers_as_this_process_does() {
     let drift = "SELECT l_returnflag, drift_ks(l_quantity, l_shipdate > DATE '1995-06-01')['statistic'] AS ks, \
                  round(drift_psi(l_extendedprice, l_shipdate > DATE '1995-06-01'), 9) AS psi \
                  FROM lineitem GROUP BY l_returnflag ORDER BY l_returnflag";
-    assert_eq!(ok(on_cluster(lake, &address, drift)), ok(sql(lake, drift)));
+    assert_eq!(
+        ok(on_cluster(lake_args(lake), &address, drift)),
+        ok(sql(lake, drift))
+    );
 
     // `predict` loads the model from the lake on each executor.
     ok(sql(
@@ -294,7 +336,7 @@ async fn a_cluster_answers_as_this_process_does() {
                   CAST(l_discount AS DOUBLE))), 3) AS predicted FROM lineitem \
                   GROUP BY l_linestatus ORDER BY l_linestatus";
     assert_eq!(
-        ok(on_cluster(lake, &address, scored)),
+        ok(on_cluster(lake_args(lake), &address, scored)),
         ok(sql(lake, scored))
     );
 }
@@ -304,7 +346,11 @@ fn a_wrong_scheduler_address_fails_at_once() {
     let lake = tempfile::tempdir().unwrap();
     let port = free_port();
     let started = Instant::now();
-    let out = on_cluster(lake.path(), &format!("df://127.0.0.1:{port}"), "SELECT 1");
+    let out = on_cluster(
+        lake_args(lake.path()),
+        &format!("df://127.0.0.1:{port}"),
+        "SELECT 1",
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -314,7 +360,7 @@ fn a_wrong_scheduler_address_fails_at_once() {
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
-    let out = on_cluster(lake.path(), "http://127.0.0.1:1", "SELECT 1");
+    let out = on_cluster(lake_args(lake.path()), "http://127.0.0.1:1", "SELECT 1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("expected df://HOST:PORT"), "{err}");
     // Without a cluster, SHOW CLUSTER says how to name one.
@@ -327,7 +373,7 @@ async fn a_killed_executor_fails_its_query_clearly_or_is_retried() {
     let lake = tempfile::tempdir().unwrap();
     let lake = lake.path();
     load_tpch(lake, 0.1).await;
-    let mut cluster = Cluster::start(lake, 2);
+    let mut cluster = Cluster::start(lake_args(lake), 2);
     let address = cluster.address();
     // Long enough to be running when an executor dies.
     let long = "SELECT l1.l_returnflag, count(*) AS n, sum(l2.l_quantity) AS q FROM lineitem l1 \
@@ -376,7 +422,7 @@ async fn a_killed_executor_fails_its_query_clearly_or_is_retried() {
     }
     // The next query runs on the executor left.
     let q06 = tpch_data::QUERIES[5];
-    let after = on_cluster(lake, &address, q06);
+    let after = on_cluster(lake_args(lake), &address, q06);
     assert!(
         after.status.success(),
         "{}\n{}",
@@ -384,4 +430,44 @@ async fn a_killed_executor_fails_its_query_clearly_or_is_retried() {
         cluster.logs()
     );
     assert_eq!(String::from_utf8_lossy(&after.stdout), ok(sql(lake, q06)));
+}
+
+#[test]
+fn executors_read_a_lake_on_s3_with_their_own_credentials() {
+    let moto = Moto::start();
+    moto.create_bucket("lake");
+    let dir = tempfile::tempdir().unwrap();
+    let config = moto.config(dir.path(), "s3://lake/cluster");
+    let lake = ["--config", config.to_str().unwrap()];
+    let local = |query: &str| {
+        Command::new(env!("CARGO_BIN_EXE_autolake"))
+            .args(lake)
+            .args(["sql", "--format", "csv", "-e", query])
+            .env_remove("AUTOLAKE_LAKE")
+            .output()
+            .unwrap()
+    };
+    ok(local(
+        "CREATE TABLE readings AS SELECT value AS id, value % 7 AS sensor, \
+         CAST(value AS DOUBLE) / 3 AS reading FROM generate_series(1, 20000)",
+    ));
+    let cluster = Cluster::start(lake, 2);
+    let before = scheduler_jobs(cluster.port);
+    let query = "SELECT sensor, count(*) AS n, round(sum(reading), 3) AS total FROM readings \
+                 GROUP BY sensor ORDER BY sensor";
+    let remote = on_cluster(lake, &cluster.address(), query);
+    assert!(
+        remote.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&remote.stderr),
+        cluster.logs()
+    );
+    assert_eq!(String::from_utf8_lossy(&remote.stdout), ok(local(query)));
+    assert_eq!(
+        scheduler_jobs(cluster.port),
+        before + 1,
+        "it ran on the cluster"
+    );
+    // The credentials stayed with each process: none is in a log.
+    assert!(!cluster.logs().contains("secret_access_key"));
 }

@@ -18,7 +18,8 @@ use datafusion_proto::physical_plan::AsExecutionPlan;
 use datafusion_proto::protobuf::PhysicalPlanNode;
 use futures::TryStreamExt;
 
-use super::{AutoLakeCodec, ClusterAddress};
+use super::AutoLakeCodec;
+use crate::settings::{ClusterAddress, unreachable_error};
 
 /// Nodes that only watch rows go by on this process (the scan cache's
 /// filler): left out of what goes to the cluster.
@@ -29,7 +30,7 @@ const DELTA_SCANS: [&str; 3] = ["DeltaScan", "DeltaScanExec", "DeltaScanMetaExec
 
 /// `plan` with its largest encodable subtrees that read lake files replaced
 /// by [`RemoteExec`]s for `address` (see the module docs of
-/// [`crate::cluster`]).
+/// [`crate::distributed`]).
 pub(crate) fn distribute(
     plan: Arc<dyn ExecutionPlan>,
     address: &ClusterAddress,
@@ -51,7 +52,11 @@ fn split(
     plan: Arc<dyn ExecutionPlan>,
     address: &ClusterAddress,
 ) -> DFResult<Arc<dyn ExecutionPlan>> {
-    if reads_files(&plan) && !has_scalar_subquery(&plan)? && encodable(&plan) {
+    if reads_files(&plan)
+        && !reads_other_stores(&plan)
+        && !has_scalar_subquery(&plan)?
+        && encodable(&plan)
+    {
         return Ok(Arc::new(RemoteExec::new(plan, address.clone())));
     }
     let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
@@ -80,6 +85,18 @@ fn reads_files(plan: &Arc<dyn ExecutionPlan>) -> bool {
         .downcast_ref::<DataSourceExec>()
         .is_some_and(|s| s.data_source().downcast_ref::<FileScanConfig>().is_some());
     scans || plan.children().iter().any(|c| reads_files(c))
+}
+
+/// Whether a subtree scans files through an object store other than the
+/// lake's (delta-rs registers one per table for its own reads, as
+/// `table_changes` uses): executors know the lake's store only, so such a
+/// scan stays here.
+fn reads_other_stores(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let foreign = plan
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+        .is_some_and(|config| config.object_store_url.as_str().split("://").next() != Some("lake"));
+    foreign || plan.children().iter().any(|c| reads_other_stores(c))
 }
 
 /// Whether a subtree holds a scalar subquery or a use of one: Ballista
@@ -247,10 +264,7 @@ impl ExecutionPlan for RemoteExec {
 fn cluster_error(address: &ClusterAddress, e: DataFusionError) -> DataFusionError {
     let text = e.to_string();
     if text.contains("transport error") || text.contains("Connection refused") {
-        DataFusionError::External(Box::new(super::unreachable_error(
-            address,
-            "connection refused",
-        )))
+        DataFusionError::External(Box::new(unreachable_error(address, "connection refused")))
     } else {
         DataFusionError::Execution(format!("on the cluster at {address}: {text}"))
     }
