@@ -251,6 +251,26 @@ async fn a_cluster_answers_as_this_process_does() {
     let history = ok(sql(lake, "DESCRIBE HISTORY big_orders"));
     assert_eq!(history.lines().count(), 2, "one commit: {history}");
 
+    // A table only delta-rs's own scan reads is refused, by name and reason.
+    super::services::run_python(&format!(
+        "import deltalake, pyarrow as pa\n\
+         t = pa.table({{'id': pa.array([1, 2], pa.int64()), 'name': ['a', 'b']}})\n\
+         deltalake.write_deltalake('{0}', t, configuration={{'delta.columnMapping.mode': 'name', \
+         'delta.minReaderVersion': '2', 'delta.minWriterVersion': '5'}})",
+        lake.join("tables/public/mapped").display()
+    ));
+    let refused = on_cluster(lake_args(lake), &address, "SELECT id, name FROM mapped");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("needs delta-rs's own scan") && err.contains("column mapping"),
+        "{err}"
+    );
+    assert_eq!(
+        ok(sql(lake, "SELECT id, name FROM mapped ORDER BY id")),
+        "id,name\n1,a\n2,b\n"
+    );
+
     // SET autolake.cluster sends a session's next queries there, and '' back.
     let jobs = scheduler_jobs(cluster.port);
     let set = format!(
@@ -470,4 +490,27 @@ fn executors_read_a_lake_on_s3_with_their_own_credentials() {
     );
     // The credentials stayed with each process: none is in a log.
     assert!(!cluster.logs().contains("secret_access_key"));
+    // SIGTERM stops each process cleanly.
+    let mut cluster = cluster;
+    let mut processes: Vec<Child> = cluster.executors.drain(..).collect();
+    processes.push(std::mem::replace(
+        &mut cluster.scheduler,
+        Command::new("true").spawn().unwrap(),
+    ));
+    for mut process in processes {
+        let stopped = Command::new("kill")
+            .args(["-TERM", &process.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = process.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "not stopped in 30 s\n{}", cluster.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "{status}\n{}", cluster.logs());
+    }
 }
