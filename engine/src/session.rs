@@ -182,6 +182,7 @@ impl Session {
             .with_query_planner(Arc::new(crate::distributed::ClusterPlanner::new(
                 DeltaPlanner::new(),
                 Arc::clone(&engine.models),
+                Arc::clone(&engine.lake),
             )))
             .build();
         let ctx = SessionContext::new_with_state(state);

@@ -54,14 +54,20 @@ use crate::settings::session_cluster;
 pub(crate) struct ClusterPlanner {
     inner: Arc<dyn QueryPlanner + Send + Sync>,
     models: Arc<crate::models::ModelRegistry>,
+    lake: Arc<crate::lake::Lake>,
 }
 
 impl ClusterPlanner {
     pub(crate) fn new(
         inner: Arc<dyn QueryPlanner + Send + Sync>,
         models: Arc<crate::models::ModelRegistry>,
+        lake: Arc<crate::lake::Lake>,
     ) -> Self {
-        Self { inner, models }
+        Self {
+            inner,
+            models,
+            lake,
+        }
     }
 
     /// `predict('m', …)` as `predict('m@N', …)`: the version this process
@@ -127,6 +133,6 @@ impl QueryPlanner for ClusterPlanner {
             .inner
             .create_physical_plan(&pinned, session_state)
             .await?;
-        remote::distribute(plan, &address)
+        remote::distribute(plan, &address, &self.lake)
     }
 }

@@ -12,6 +12,7 @@ use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExp
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion_datasource::file_groups::FileGroup;
 use datafusion_datasource::file_scan_config::FileScanConfig;
 use datafusion_datasource::source::DataSourceExec;
 use datafusion_proto::physical_plan::AsExecutionPlan;
@@ -19,6 +20,7 @@ use datafusion_proto::protobuf::PhysicalPlanNode;
 use futures::TryStreamExt;
 
 use super::AutoLakeCodec;
+use crate::lake::{Lake, TableName};
 use crate::settings::{ClusterAddress, unreachable_error};
 
 /// Nodes that only watch rows go by on this process (the scan cache's
@@ -34,13 +36,16 @@ const DELTA_SCANS: [&str; 3] = ["DeltaScan", "DeltaScanExec", "DeltaScanMetaExec
 pub(crate) fn distribute(
     plan: Arc<dyn ExecutionPlan>,
     address: &ClusterAddress,
+    lake: &Lake,
 ) -> DFResult<Arc<dyn ExecutionPlan>> {
     let plan = plan
         .transform_up(|node| {
             if LOCAL_TAPS.contains(&node.name()) && node.children().len() == 1 {
-                Ok(Transformed::yes(Arc::clone(node.children()[0])))
-            } else {
-                Ok(Transformed::no(node))
+                return Ok(Transformed::yes(Arc::clone(node.children()[0])));
+            }
+            match on_lake_store(&node, lake) {
+                Some(scan) => Ok(Transformed::yes(scan)),
+                None => Ok(Transformed::no(node)),
             }
         })?
         .data;
@@ -85,6 +90,56 @@ fn reads_files(plan: &Arc<dyn ExecutionPlan>) -> bool {
         .downcast_ref::<DataSourceExec>()
         .is_some_and(|s| s.data_source().downcast_ref::<FileScanConfig>().is_some());
     scans || plan.children().iter().any(|c| reads_files(c))
+}
+
+/// A scan delta-rs made through its own store for one lake table (its
+/// change-data-feed reader, behind `table_changes`), made instead through
+/// the lake's store that executors have, with the same files. delta-rs
+/// names a table's store `delta-rs://` and the table's URL with `/` and
+/// `:` as `-` (`deltalake_core::logstore::object_store_url`); lake tables
+/// live at `<root>/tables/<schema>/<table>/`, and their names are plain
+/// identifiers, so the schema is what comes before the first `-`.
+fn on_lake_store(node: &Arc<dyn ExecutionPlan>, lake: &Lake) -> Option<Arc<dyn ExecutionPlan>> {
+    let config = node
+        .downcast_ref::<DataSourceExec>()?
+        .data_source()
+        .downcast_ref::<FileScanConfig>()?;
+    let url = config.object_store_url.as_str();
+    let tables = lake.root_url().join("tables/").ok()?;
+    let prefix = format!(
+        "delta-rs://{}-{}{}",
+        tables.scheme(),
+        tables.host_str().unwrap_or("-"),
+        tables.path().replace(['/', ':'], "-")
+    );
+    let rest = url.strip_prefix(&prefix)?.trim_end_matches('/');
+    let (schema, table) = rest.strip_suffix('-')?.split_once('-')?;
+    if schema.is_empty() || table.is_empty() || table.contains('-') {
+        return None;
+    }
+    let root = lake.table_path(&TableName::new(schema, table));
+    let mut moved = config.clone();
+    moved.object_store_url = lake.store_url().clone();
+    moved.file_groups = config
+        .file_groups
+        .iter()
+        .map(|group| {
+            FileGroup::new(
+                group
+                    .iter()
+                    .map(|file| {
+                        let mut file = file.clone();
+                        file.object_meta.location = root
+                            .parts()
+                            .chain(file.object_meta.location.parts())
+                            .collect();
+                        file
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Some(DataSourceExec::from_data_source(moved))
 }
 
 /// Whether a subtree scans files through an object store other than the

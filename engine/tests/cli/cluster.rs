@@ -280,7 +280,9 @@ async fn a_cluster_answers_as_this_process_does() {
     assert_eq!(ok(sql(lake, &set)), "n\n20\nn\n4\n");
     assert_eq!(scheduler_jobs(cluster.port), jobs + 1);
 
-    // A job's run: its query on the cluster, its commit here, exactly once.
+    // A job's run: its query (table_changes included) on the cluster, its
+    // commit here, exactly once.
+    let jobs = scheduler_jobs(cluster.port);
     ok(on_cluster(
         lake_args(lake),
         &address,
@@ -303,6 +305,25 @@ async fn a_cluster_answers_as_this_process_does() {
             "SELECT status, rows_written > 0 AS wrote FROM system.job_runs WHERE job = 'copy_urgent'"
         )),
         "status,wrote\nsucceeded,true\n"
+    );
+    assert_eq!(
+        scheduler_jobs(cluster.port),
+        jobs + 1,
+        "the run's query ran on the cluster\n{}",
+        cluster.logs()
+    );
+    // The next run reads only what was committed since, once.
+    ok(on_cluster(
+        lake_args(lake),
+        &address,
+        "INSERT INTO orders SELECT * FROM orders WHERE o_orderkey < 1000; RUN JOB copy_urgent",
+    ));
+    assert_eq!(
+        ok(sql(lake, "SELECT count(*) AS n FROM urgent")),
+        ok(sql(
+            lake,
+            "SELECT count(*) AS n FROM orders WHERE o_orderpriority = '1-URGENT'"
+        ))
     );
 
     // Governance: a user's row policy and mask hold on the cluster.
@@ -508,7 +529,11 @@ fn executors_read_a_lake_on_s3_with_their_own_credentials() {
             if let Some(status) = process.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "not stopped in 30 s\n{}", cluster.logs());
+            assert!(
+                Instant::now() < deadline,
+                "not stopped in 30 s\n{}",
+                cluster.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
         assert!(status.success(), "{status}\n{}", cluster.logs());
