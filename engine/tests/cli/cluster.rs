@@ -380,6 +380,24 @@ async fn a_cluster_answers_as_this_process_does() {
         ok(on_cluster(lake_args(lake), &address, scored)),
         ok(sql(lake, scored))
     );
+
+    // `serve --cluster`: a Flight SQL client's query runs on the cluster.
+    let server = super::flight::Server::start_with(lake, 3600, &["--cluster", &address]);
+    let mut client = server.client().await;
+    client
+        .handshake("admin", super::flight::PASSWORD)
+        .await
+        .expect("login");
+    let jobs = scheduler_jobs(cluster.port);
+    let q06 = tpch_data::QUERIES[5];
+    let info = client
+        .execute(q06.to_string(), None)
+        .await
+        .expect("a query");
+    let batches = super::flight::rows(&mut client, info).await;
+    let revenue = arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap();
+    assert_eq!(ok(sql(lake, q06)), format!("revenue\n{revenue}\n"));
+    assert_eq!(scheduler_jobs(cluster.port), jobs + 1, "{}", cluster.logs());
 }
 
 #[test]

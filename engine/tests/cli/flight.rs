@@ -31,7 +31,7 @@ impl Server {
         Self::start_with(lake, token_ttl, &[])
     }
 
-    fn start_with(lake: &Path, token_ttl: u64, extra: &[&str]) -> Self {
+    pub(super) fn start_with(lake: &Path, token_ttl: u64, extra: &[&str]) -> Self {
         // A port found free can be taken by another test before the
         // server binds it: the server then exits saying so, and is
         // started again on other ports.
