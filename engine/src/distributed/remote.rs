@@ -192,14 +192,9 @@ fn encodable(plan: &Arc<dyn ExecutionPlan>) -> bool {
 /// A table read with delta-rs's own scan cannot run on the cluster.
 fn refuse_delta_scans(plan: &Arc<dyn ExecutionPlan>) -> DFResult<()> {
     if DELTA_SCANS.contains(&plan.name()) {
-        let mut shown = String::new();
-        let _ = fmt::write(
-            &mut shown,
-            format_args!(
-                "{}",
-                datafusion::physical_plan::displayable(plan.as_ref()).one_line()
-            ),
-        );
+        let shown = datafusion::physical_plan::displayable(plan.as_ref())
+            .one_line()
+            .to_string();
         return Err(DataFusionError::Plan(format!(
             "a table in this query needs delta-rs's own scan (it uses deletion vectors or \
              column mapping), which cannot run on the cluster: {}; run it without \

@@ -42,18 +42,6 @@ const MAX_ROWS: usize = 1000;
 /// Rows of a table preview.
 const PREVIEW_ROWS: usize = 100;
 
-/// Every privilege, for "holds any privilege on it".
-const PRIVILEGES: [Privilege; 8] = [
-    Privilege::Select,
-    Privilege::Insert,
-    Privilege::Update,
-    Privilege::Delete,
-    Privilege::Usage,
-    Privilege::Train,
-    Privilege::Predict,
-    Privilege::Manage,
-];
-
 /// Routes a request to its view or action.
 pub(super) async fn route(
     engine: &Arc<Engine>,
@@ -189,7 +177,7 @@ async fn state(session: &Session) -> Result<std::sync::Arc<State>, Reply> {
 fn sees(state: &State, principal: &Principal, object: &Securable) -> bool {
     state.is_admin(principal)
         || state.is_member(principal, "auditor")
-        || PRIVILEGES
+        || Privilege::ALL
             .iter()
             .any(|p| state.allows(principal, *p, object))
 }
@@ -243,26 +231,35 @@ async fn visible(
     session: &Session,
     sql: &str,
     column: &str,
-    object: impl Fn(&str) -> Securable,
+    object: impl Fn(String) -> Securable,
 ) -> Result<Table, Reply> {
     let state = state(session).await?;
     let mut table = query(session, sql, MAX_ROWS).await?;
-    table.retain(|r| sees(&state, session.principal(), &object(text(r, column))));
+    table.retain(|r| {
+        sees(
+            &state,
+            session.principal(),
+            &object(text(r, column).to_string()),
+        )
+    });
     Ok(table)
 }
 
 async fn overview(engine: &Arc<Engine>, scheduler: bool, session: &Session) -> ApiResult {
     let tables = visible_tables(session).await?.records();
-    let sources = visible(session, "SELECT name FROM system.sources", "name", |n| {
-        Securable::Source(n.to_string())
-    })
+    let sources = visible(
+        session,
+        "SELECT name FROM system.sources",
+        "name",
+        Securable::Source,
+    )
     .await?
     .records();
     let jobs = visible(
         session,
         "SELECT name, paused, last_status, next_run FROM system.jobs",
         "name",
-        |n| Securable::Job(n.to_string()),
+        Securable::Job,
     )
     .await?
     .records();
@@ -270,7 +267,7 @@ async fn overview(engine: &Arc<Engine>, scheduler: bool, session: &Session) -> A
         session,
         "SELECT name, version, stage FROM system.models",
         "name",
-        |n| Securable::Model(n.to_string()),
+        Securable::Model,
     )
     .await?
     .records();
@@ -425,9 +422,12 @@ async fn preview(session: &Session, schema: &str, table: &str, version: Option<&
 }
 
 async fn sources(session: &Session) -> ApiResult {
-    let sources = visible(session, "SELECT * FROM system.sources", "name", |n| {
-        Securable::Source(n.to_string())
-    })
+    let sources = visible(
+        session,
+        "SELECT * FROM system.sources",
+        "name",
+        Securable::Source,
+    )
     .await?;
     let syncs = visible(
         session,
@@ -440,10 +440,7 @@ async fn sources(session: &Session) -> ApiResult {
 }
 
 async fn jobs(engine: &Arc<Engine>, session: &Session) -> ApiResult {
-    let jobs = visible(session, "SELECT * FROM system.jobs", "name", |n| {
-        Securable::Job(n.to_string())
-    })
-    .await?;
+    let jobs = visible(session, "SELECT * FROM system.jobs", "name", Securable::Job).await?;
     let lags: BTreeMap<String, f64> = crate::scheduler::job_lags(engine)
         .await
         .map_err(Reply::from)?
@@ -515,7 +512,7 @@ async fn models(session: &Session) -> ApiResult {
         session,
         "SELECT * FROM system.models ORDER BY name, version DESC",
         "name",
-        |n| Securable::Model(n.to_string()),
+        Securable::Model,
     )
     .await?;
     let names: BTreeSet<String> = models
@@ -612,7 +609,7 @@ async fn lineage(session: &Session) -> ApiResult {
         session,
         "SELECT name, type FROM system.sources",
         "name",
-        |n| Securable::Source(n.to_string()),
+        Securable::Source,
     )
     .await?
     .records()
@@ -629,7 +626,7 @@ async fn lineage(session: &Session) -> ApiResult {
         session,
         "SELECT name, version, stage, lineage FROM system.models",
         "name",
-        |n| Securable::Model(n.to_string()),
+        Securable::Model,
     )
     .await?
     .records()
@@ -647,7 +644,7 @@ async fn lineage(session: &Session) -> ApiResult {
         session,
         "SELECT name, statement, kind FROM system.jobs",
         "name",
-        |n| Securable::Job(n.to_string()),
+        Securable::Job,
     )
     .await?
     .records()
@@ -679,7 +676,7 @@ async fn lineage(session: &Session) -> ApiResult {
         session,
         "SELECT name, \"table\" FROM system.monitors",
         "name",
-        |n| Securable::Monitor(n.to_string()),
+        Securable::Monitor,
     )
     .await?
     .records()
@@ -706,7 +703,7 @@ async fn lineage(session: &Session) -> ApiResult {
 }
 
 /// The source a synced table (`src.schema.table`) belongs to.
-fn source_of(table: &str) -> Securable {
+fn source_of(table: String) -> Securable {
     Securable::Source(table.split('.').next().unwrap_or("").to_string())
 }
 

@@ -134,14 +134,7 @@ enum Column<'a> {
 impl<'a> Column<'a> {
     fn new(array: &'a dyn Array, options: &'a FormatOptions<'a>) -> Result<Self> {
         Ok(match array.data_type() {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64 => Column::Integer,
+            t if t.is_integer() => Column::Integer,
             DataType::Float32 | DataType::Float64 => Column::Float,
             DataType::Boolean => Column::Boolean,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Column::Text,

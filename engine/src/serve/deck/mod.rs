@@ -438,14 +438,12 @@ impl Deck {
         };
         let roles = state.roles_of(principal);
         let views = api::views(&state, principal);
-        let console = true;
         Reply::ok(json!({
             "user": principal.name,
             "roles": roles,
             "csrf": caller.web.as_ref().map(|(_, l)| l.csrf.clone()),
             "expires_at": caller.web.as_ref().map(|(_, l)| l.expires_at.to_rfc3339()),
             "views": views,
-            "console": console,
             "lake": self.engine.lake().uri(),
         }))
     }
