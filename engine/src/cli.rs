@@ -404,22 +404,38 @@ async fn run_command(engine: &std::sync::Arc<Engine>, command: Command) -> Resul
         } => {
             let scheduler = crate::scheduler::Scheduler::new(std::sync::Arc::clone(engine));
             let mut failed = false;
-            for handle in scheduler.start_due().await? {
-                match handle.await {
-                    Ok(Ok(r)) if r.status == crate::jobs::RunStatus::Skipped => {
-                        println!("{}: nothing new", r.job);
+            // Jobs due now, then those after them, wave by wave; each job
+            // runs at most once.
+            let begun = chrono::Utc::now();
+            let mut done = std::collections::HashSet::new();
+            loop {
+                let handles = scheduler.start_due_except(&done).await?;
+                if handles.is_empty() {
+                    break;
+                }
+                for handle in handles {
+                    match handle.await {
+                        Ok(Ok(r)) if r.status == crate::jobs::RunStatus::Skipped => {
+                            println!("{}: nothing new", r.job);
+                        }
+                        Ok(Ok(r)) => println!(
+                            "{} run {}: {} ({} rows read, {} written, {} late)",
+                            r.job, r.run, r.status, r.rows_read, r.rows_written, r.late_rows
+                        ),
+                        Ok(Err(e)) => {
+                            failed = true;
+                            eprintln!("error: {e}");
+                        }
+                        Err(e) => {
+                            failed = true;
+                            eprintln!("error: a job run stopped: {e}");
+                        }
                     }
-                    Ok(Ok(r)) => println!(
-                        "{} run {}: {} ({} rows read, {} written, {} late)",
-                        r.job, r.run, r.status, r.rows_read, r.rows_written, r.late_rows
-                    ),
-                    Ok(Err(e)) => {
-                        failed = true;
-                        eprintln!("error: {e}");
-                    }
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("error: a job run stopped: {e}");
+                }
+                for job in engine.jobs().list().await? {
+                    let state = engine.jobs().state(&job.name).await?;
+                    if state.last_start.is_some_and(|t| t >= begun) {
+                        done.insert(job.name);
                     }
                 }
             }

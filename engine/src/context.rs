@@ -113,6 +113,7 @@ pub struct Engine {
     pub(crate) models: Arc<ModelRegistry>,
     pub(crate) sources: Arc<Sources>,
     pub(crate) jobs: Arc<Jobs>,
+    pub(crate) pipelines: Arc<crate::pipelines::Pipelines>,
     /// Runs jobs through the funnel: the layer above the sessions.
     pub(crate) runner: Arc<dyn JobRunner>,
 }
@@ -127,6 +128,11 @@ impl Engine {
     /// The lake's jobs.
     pub fn jobs(&self) -> &Arc<Jobs> {
         &self.jobs
+    }
+
+    /// The lake's templates and pipelines.
+    pub fn pipelines(&self) -> &Arc<crate::pipelines::Pipelines> {
+        &self.pipelines
     }
 
     /// The process's metrics (`GET /metrics`).

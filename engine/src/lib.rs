@@ -38,6 +38,7 @@ pub mod models;
 pub mod monitor;
 mod names;
 mod open;
+pub mod pipelines;
 pub mod principal;
 pub mod progress;
 pub mod scheduler;

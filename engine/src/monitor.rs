@@ -41,6 +41,29 @@ pub struct Monitor {
     pub owner: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// What drift triggers: a model retrained, maybe promoted.
+    #[serde(default)]
+    pub on_drift: Option<RetrainRule>,
+}
+
+/// `ON DRIFT RETRAIN MODEL m [PROMOTE WHEN metric op x]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrainRule {
+    /// The model retrained.
+    pub model: String,
+    /// The promotion gate: metric, comparison (`>=`, `>`, `<=`, `<`),
+    /// bound.
+    pub gate: Option<(String, String, f64)>,
+}
+
+impl std::fmt::Display for RetrainRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ON DRIFT RETRAIN MODEL {}", self.model)?;
+        if let Some((metric, op, bound)) = &self.gate {
+            write!(f, " PROMOTE WHEN {metric} {op} {bound}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The monitors of a lake.

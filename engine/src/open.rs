@@ -38,6 +38,7 @@ impl Engine {
         );
         audit.start_flusher();
         let jobs = Arc::new(Jobs::new(Arc::clone(&lake)));
+        let pipelines = Arc::new(crate::pipelines::Pipelines::new(Arc::clone(&lake)));
         let system = SystemSchema::new(Stores {
             lake: Arc::clone(&lake),
             files: Arc::clone(&files),
@@ -46,6 +47,7 @@ impl Engine {
             sources: Arc::clone(&sources),
             jobs: Arc::clone(&jobs),
             devices: Arc::clone(&devices),
+            pipelines: Arc::clone(&pipelines),
         });
         Ok(Arc::new(Self {
             lake,
@@ -59,6 +61,7 @@ impl Engine {
             models,
             sources,
             jobs,
+            pipelines,
             runner: Arc::new(Runner),
         }))
     }

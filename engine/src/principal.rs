@@ -105,6 +105,10 @@ pub enum Object {
     Source(String),
     /// A job.
     Job(String),
+    /// A pipeline template.
+    Template(String),
+    /// A pipeline.
+    Pipeline(String),
     /// The lake catalog itself.
     Catalog,
     /// A table of the `system` schema, by name.

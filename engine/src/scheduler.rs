@@ -62,6 +62,9 @@ pub async fn run(engine: &Arc<Engine>, name: &str, trigger: Trigger) -> Result<R
     let _running = lock.lock().await;
     let job = require(jobs, name).await?;
     let mut state = jobs.state(name).await?;
+    // What the upstreams had committed when this run started: the next
+    // upstream run after these starts the next one.
+    let upstream = crate::jobs::upstream_runs(jobs, &job).await?;
     let started = Utc::now();
     let mut record = RunRecord {
         job: name.to_string(),
@@ -82,6 +85,7 @@ pub async fn run(engine: &Arc<Engine>, name: &str, trigger: Trigger) -> Result<R
     state.last_start = Some(started);
     if record.status == RunStatus::Skipped {
         // A check that found nothing new still counts as the schedule's run.
+        state.upstream = upstream;
         jobs.states.put(name, &state).await?;
         count_run(engine, name, RunStatus::Skipped);
         return Ok(record);
@@ -96,6 +100,7 @@ pub async fn run(engine: &Arc<Engine>, name: &str, trigger: Trigger) -> Result<R
             state.retry_at = None;
             state.last_error = None;
             state.pending = None;
+            state.upstream = upstream;
         }
         Err(e) => {
             record.status = RunStatus::Failed;
@@ -636,14 +641,26 @@ impl Scheduler {
     pub async fn start_due(
         self: &Arc<Self>,
     ) -> Result<Vec<tokio::task::JoinHandle<Result<RunRecord>>>> {
+        self.start_due_except(&std::collections::HashSet::new())
+            .await
+    }
+
+    /// [`Scheduler::start_due`], leaving out the jobs named in `done`.
+    pub async fn start_due_except(
+        self: &Arc<Self>,
+        done: &std::collections::HashSet<String>,
+    ) -> Result<Vec<tokio::task::JoinHandle<Result<RunRecord>>>> {
         let now = Utc::now();
         let mut started = Vec::new();
-        for job in self.engine.jobs().list().await? {
-            if job.paused || self.engine.jobs().is_running(&job.name) {
+        let jobs = self.engine.jobs();
+        for job in jobs.list().await? {
+            if job.paused || jobs.is_running(&job.name) || done.contains(&job.name) {
                 continue;
             }
-            let state = self.engine.jobs().state(&job.name).await?;
-            if next_due(&job, &state).is_some_and(|due| due <= now) {
+            let state = jobs.state(&job.name).await?;
+            if next_due(&job, &state).is_some_and(|due| due <= now)
+                || crate::jobs::upstream_due(jobs, &job, &state, now).await?
+            {
                 let engine = Arc::clone(&self.engine);
                 let name = job.name.clone();
                 started.push(tokio::spawn(async move {

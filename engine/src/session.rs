@@ -55,6 +55,8 @@ use crate::lake::catalog::LakeCatalog;
 use crate::lake::{DEFAULT_SCHEMA, INTERNAL_CATALOG, LAKE_CATALOG, TIME_TRAVEL_SCHEMA};
 use crate::principal::{Access, Action, Interface, Object, Principal};
 
+mod pipeline;
+
 /// One principal's conversation with the engine: the funnel every
 /// interface goes through.
 pub struct Session {
@@ -427,7 +429,19 @@ impl Session {
             // A reader sees every statement made before its own.
             self.cx.engine.audit.flush().await?;
         }
-        let result = crate::exec::run(&self.cx, &parsed.statement, &parsed.text).await?;
+        // Pipelines run their statements back through this funnel.
+        let result = match &parsed.statement {
+            autolake_sql::Statement::CreatePipeline(create) => self.create_pipeline(create).await?,
+            autolake_sql::Statement::DropPipeline {
+                name,
+                if_exists,
+                purge,
+            } => {
+                let name = crate::names::single_name("pipeline", name)?;
+                self.drop_pipeline(&name, *if_exists, *purge).await?
+            }
+            statement => crate::exec::run(&self.cx, statement, &parsed.text).await?,
+        };
         self.after(Some(&parsed.statement), &accesses).await?;
         Ok(result)
     }

@@ -6,7 +6,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::error::Result;
 use crate::statement::{
-    CreateMonitor, DRIFT_TESTS, DriftCheck, DriftReference, Statement, TimeTravel,
+    CreateMonitor, DRIFT_TESTS, DriftCheck, DriftReference, OnDrift, Statement, TimeTravel,
 };
 use crate::tokens::{
     eat_word, eat_words, ends_after, expect_token, expect_word, expected, parse_number,
@@ -144,7 +144,8 @@ fn parse_drift_check(p: &mut Parser<'_>) -> Result<DriftCheck> {
     Ok(check)
 }
 
-/// `[IF NOT EXISTS] name ON t … SCHEDULE '…'`, after `CREATE MONITOR`.
+/// `[IF NOT EXISTS] name ON t … SCHEDULE '…' [ON DRIFT RETRAIN MODEL m
+/// [PROMOTE WHEN metric op x]]`, after `CREATE MONITOR`.
 fn parse_create_monitor(p: &mut Parser<'_>) -> Result<Statement> {
     let if_not_exists = eat_words(p, &["IF", "NOT", "EXISTS"]);
     let name = parse_object_name(p, "a monitor name")?;
@@ -153,10 +154,41 @@ fn parse_create_monitor(p: &mut Parser<'_>) -> Result<Statement> {
         return Err(expected(p, "SCHEDULE 'cron or interval'"));
     }
     let schedule = parse_string(p, "a schedule string")?;
+    let on_drift = if eat_words(p, &["ON", "DRIFT"]) {
+        if !eat_words(p, &["RETRAIN", "MODEL"]) {
+            return Err(expected(p, "RETRAIN MODEL m after ON DRIFT"));
+        }
+        let model = parse_object_name(p, "a model name")?;
+        let gate = if eat_words(p, &["PROMOTE", "WHEN"]) {
+            let metric = match p.peek_token().token {
+                Token::Word(w) => w.value.to_lowercase(),
+                _ => return Err(expected(p, "a metric name such as accuracy or rmse")),
+            };
+            p.next_token();
+            let op = match p.next_token().token {
+                Token::GtEq => ">=",
+                Token::Gt => ">",
+                Token::LtEq => "<=",
+                Token::Lt => "<",
+                _ => {
+                    p.prev_token();
+                    return Err(expected(p, "a comparison (>=, >, <= or <)"));
+                }
+            };
+            let bound = parse_number(p, "the metric's bound, a number")?;
+            Some((metric, op.to_string(), bound))
+        } else {
+            None
+        };
+        Some(OnDrift { model, gate })
+    } else {
+        None
+    };
     Ok(Statement::CreateMonitor(CreateMonitor {
         name,
         if_not_exists,
         check,
         schedule,
+        on_drift,
     }))
 }

@@ -65,21 +65,33 @@ pub(crate) fn parse(df: &mut DFParser<'_>, body: BodyParser) -> Result<Option<St
     statement.map(Some)
 }
 
-/// `[IF NOT EXISTS] name SCHEDULE '…' | EVERY '…' [WINDOW …] [WATERMARK '…']
+/// `[IF NOT EXISTS] name SCHEDULE '…' | EVERY '…' | AFTER a, … [WINDOW …] [WATERMARK '…']
 /// [LATE INTO t] AS statement`, after `CREATE JOB`.
 fn parse_create_job(df: &mut DFParser<'_>, body_parser: BodyParser) -> Result<Statement> {
     let p = &mut df.parser;
     let if_not_exists = eat_words(p, &["IF", "NOT", "EXISTS"]);
     let name = parse_object_name(p, "a job name")?;
+    let mut after = Vec::new();
     let schedule = if eat_word(p, "SCHEDULE") {
-        JobSchedule::Cron(parse_string(
+        Some(JobSchedule::Cron(parse_string(
             p,
             "a cron schedule string such as '*/5 * * * *'",
-        )?)
+        )?))
     } else if eat_word(p, "EVERY") {
-        JobSchedule::Every(parse_interval(p)?)
+        Some(JobSchedule::Every(parse_interval(p)?))
+    } else if eat_word(p, "AFTER") {
+        loop {
+            after.push(parse_object_name(p, "an upstream job name")?);
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        None
     } else {
-        return Err(expected(p, "SCHEDULE 'cron' or EVERY 'interval'"));
+        return Err(expected(
+            p,
+            "SCHEDULE 'cron', EVERY 'interval' or AFTER upstream_job",
+        ));
     };
     let mut window = None;
     let mut watermark = None;
@@ -151,6 +163,7 @@ fn parse_create_job(df: &mut DFParser<'_>, body_parser: BodyParser) -> Result<St
         name,
         if_not_exists,
         schedule,
+        after,
         window,
         watermark,
         late_into,

@@ -1,5 +1,6 @@
 //! Model statements: `CREATE MODEL`, `SHOW MODELS`, `DESCRIBE MODEL`,
-//! `ALTER MODEL … SET STAGE`, `DROP MODEL` and `EVALUATE MODEL`.
+//! `ALTER MODEL … SET STAGE | SET LOGGING`, `DROP MODEL`, `EVALUATE MODEL`
+//! and `REPRODUCE MODEL`.
 
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -8,8 +9,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use crate::error::Result;
 use crate::statement::{CreateModel, MODEL_TYPES, Statement};
 use crate::tokens::{
-    eat_word, eat_words, ends_after, expect_token, expect_word, expected, parse_object_name,
-    parse_options, parse_string, parse_unsigned, sql_error, word,
+    eat_word, eat_words, ends_after, expect_token, expect_word, expected, parse_number,
+    parse_object_name, parse_options, parse_string, parse_unsigned, sql_error, word,
 };
 
 /// Parses a statement of this family, or `None` (nothing consumed) when
@@ -20,6 +21,13 @@ pub(crate) fn parse(p: &mut Parser<'_>) -> Result<Option<Statement>> {
             p.next_token();
             p.next_token();
             parse_create_model(p)
+        }
+        (Some("REPRODUCE"), Some("MODEL")) => {
+            p.next_token();
+            p.next_token();
+            let name = parse_object_name(p, "a model name")?;
+            let version = parse_model_version(p)?;
+            Ok(Statement::ReproduceModel { name, version })
         }
         (Some("SHOW"), Some("MODELS")) if ends_after(p, 2) => {
             p.next_token();
@@ -37,8 +45,11 @@ pub(crate) fn parse(p: &mut Parser<'_>) -> Result<Option<Statement>> {
             p.next_token();
             p.next_token();
             let name = parse_object_name(p, "a model name")?;
+            if eat_words(p, &["SET", "LOGGING"]) {
+                return parse_logging(p, name).map(Some);
+            }
             if !eat_words(p, &["SET", "STAGE"]) {
-                return Err(expected(p, "SET STAGE 'stage'"));
+                return Err(expected(p, "SET STAGE 'stage' or SET LOGGING TO table"));
             }
             let stage = parse_string(
                 p,
@@ -129,4 +140,35 @@ fn parse_create_model(p: &mut Parser<'_>) -> Result<Statement> {
         options,
         query,
     }))
+}
+
+/// `TO table [SAMPLE x] | OFF`, after `ALTER MODEL m SET LOGGING`.
+fn parse_logging(p: &mut Parser<'_>, name: ast::ObjectName) -> Result<Statement> {
+    if eat_word(p, "OFF") {
+        return Ok(Statement::AlterModelLogging {
+            name,
+            table: None,
+            sample: 1.0,
+        });
+    }
+    if !eat_word(p, "TO") {
+        return Err(expected(p, "TO table or OFF"));
+    }
+    let table = parse_object_name(p, "the table predictions are logged to")?;
+    let sample = if eat_word(p, "SAMPLE") {
+        let what = "a sample share in (0, 1]";
+        let share = parse_number(p, what)?;
+        if !(share > 0.0 && share <= 1.0) {
+            p.prev_token();
+            return Err(expected(p, what));
+        }
+        share
+    } else {
+        1.0
+    };
+    Ok(Statement::AlterModelLogging {
+        name,
+        table: Some(table),
+        sample,
+    })
 }

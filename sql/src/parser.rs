@@ -78,6 +78,7 @@ fn parse_one(df: &mut DFParser<'_>) -> Result<Statement> {
         crate::drift::parse,
         crate::models::parse,
         crate::sources::parse,
+        crate::pipelines::parse,
     ] {
         if let Some(statement) = family(&mut df.parser)? {
             return Ok(statement);
@@ -431,7 +432,7 @@ mod tests {
             panic!("not a job: {:?}", parsed[0].statement)
         };
         assert!(job.if_not_exists);
-        assert_eq!(job.schedule, JobSchedule::Every("1 second".into()));
+        assert_eq!(job.schedule, Some(JobSchedule::Every("1 second".into())));
         let window = job.window.as_ref().unwrap();
         assert_eq!(window.column.value, "ts");
         assert_eq!(window.slide.as_deref(), Some("1 minute"));
@@ -449,7 +450,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(job.schedule, JobSchedule::Cron("0 2 * * *".into()));
+        assert_eq!(job.schedule, Some(JobSchedule::Cron("0 2 * * *".into())));
         assert_eq!(job.body.text, "SYNC TABLE t FROM pg.public.t");
 
         assert!(matches!(
@@ -474,7 +475,7 @@ mod tests {
         for (bad, message) in [
             (
                 "CREATE JOB j AS INSERT INTO t SELECT 1",
-                "SCHEDULE 'cron' or EVERY",
+                "SCHEDULE 'cron', EVERY 'interval' or AFTER",
             ),
             (
                 "CREATE JOB j EVERY '1 minute' AS SELECT 1",
@@ -558,6 +559,111 @@ mod tests {
             (
                 "CREATE MONITOR m ON t REFERENCE (VERSION AS OF 0)",
                 "SCHEDULE",
+            ),
+        ] {
+            let e = parse(sql).unwrap_err();
+            assert!(e.to_string().contains(message), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn templates_pipelines_and_the_model_lifecycle() {
+        let parsed = parse(
+            "CREATE OR REPLACE TEMPLATE feed (s IDENT, every INTERVAL DEFAULT '5 minutes', \
+             note TEXT DEFAULT 'x''y') AS $$\nCREATE TABLE ${s}.t (x INT);\n$$; SHOW TEMPLATES",
+        )
+        .unwrap();
+        let Statement::CreateTemplate(t) = &parsed[0].statement else {
+            panic!("{:?}", parsed[0].statement)
+        };
+        assert!(t.or_replace);
+        assert_eq!(t.params.len(), 3);
+        assert_eq!(t.params[1].ty, ParamType::Interval);
+        assert_eq!(t.params[2].default.as_deref(), Some("x'y"));
+        assert_eq!(t.body, "\nCREATE TABLE ${s}.t (x INT);\n");
+        assert!(matches!(parsed[1].statement, Statement::ShowTemplates));
+
+        let Statement::CreatePipeline(p) = one(
+            "CREATE PIPELINE p1 FROM TEMPLATE feed VERSION 2 WITH (s = sales, n = -3, note = 'a')",
+        ) else {
+            panic!()
+        };
+        assert_eq!(p.version, Some(2));
+        assert_eq!(
+            p.args,
+            vec![
+                ("s".to_string(), "sales".to_string()),
+                ("n".to_string(), "-3".to_string()),
+                ("note".to_string(), "a".to_string())
+            ]
+        );
+        assert!(matches!(
+            one("DROP PIPELINE IF EXISTS p1 PURGE"),
+            Statement::DropPipeline {
+                if_exists: true,
+                purge: true,
+                ..
+            }
+        ));
+        assert!(matches!(one("SHOW PIPELINES"), Statement::ShowPipelines));
+
+        let Statement::CreateJob(job) =
+            one("CREATE JOB b AFTER a, c AS INSERT INTO o SELECT * FROM table_changes('x')")
+        else {
+            panic!()
+        };
+        assert!(job.schedule.is_none());
+        assert_eq!(job.after.len(), 2);
+
+        let Statement::CreateMonitor(m) = one(
+            "CREATE MONITOR m ON t REFERENCE (VERSION AS OF 0) SCHEDULE '1 minute' \
+             ON DRIFT RETRAIN MODEL churn PROMOTE WHEN accuracy >= 0.8",
+        ) else {
+            panic!()
+        };
+        let on = m.on_drift.unwrap();
+        assert_eq!(on.model.to_string(), "churn");
+        assert_eq!(on.gate, Some(("accuracy".into(), ">=".into(), 0.8)));
+
+        assert!(matches!(
+            one("REPRODUCE MODEL churn VERSION 3"),
+            Statement::ReproduceModel {
+                version: Some(3),
+                ..
+            }
+        ));
+        let Statement::AlterModelLogging { table, sample, .. } =
+            one("ALTER MODEL churn SET LOGGING TO lake.s.log SAMPLE 0.5")
+        else {
+            panic!()
+        };
+        assert_eq!(table.unwrap().to_string(), "lake.s.log");
+        assert_eq!(sample, 0.5);
+        assert!(matches!(
+            one("ALTER MODEL churn SET LOGGING OFF"),
+            Statement::AlterModelLogging { table: None, .. }
+        ));
+
+        for (sql, message) in [
+            (
+                "CREATE TEMPLATE t (s NUMBER) AS $$ SELECT 1 $$",
+                "IDENT, TEXT",
+            ),
+            (
+                "CREATE TEMPLATE t (s INT DEFAULT 'x') AS $$ SELECT 1 $$",
+                "parameter s is INT",
+            ),
+            (
+                "CREATE TEMPLATE t (s INT, s TEXT) AS $$ SELECT 1 $$",
+                "only once",
+            ),
+            ("CREATE TEMPLATE t () AS SELECT 1", "between $$"),
+            ("CREATE PIPELINE p FROM t", "FROM TEMPLATE"),
+            ("CREATE JOB j AS INSERT INTO a SELECT 1", "AFTER"),
+            ("ALTER MODEL m SET LOGGING TO t SAMPLE 2", "(0, 1]"),
+            (
+                "CREATE MONITOR m ON t REFERENCE (VERSION AS OF 0) SCHEDULE '1 minute' ON DRIFT RETRAIN MODEL x PROMOTE WHEN auc = 1",
+                "comparison",
             ),
         ] {
             let e = parse(sql).unwrap_err();

@@ -224,6 +224,162 @@ pub enum Statement {
     },
     /// `SHOW JOBS`
     ShowJobs,
+    /// `CREATE [OR REPLACE] TEMPLATE t (p TYPE [DEFAULT v], …) AS $$ … $$`
+    CreateTemplate(Box<CreateTemplate>),
+    /// `DROP TEMPLATE [IF EXISTS] t`
+    DropTemplate {
+        /// The template.
+        name: ObjectName,
+        /// No error when it does not exist.
+        if_exists: bool,
+    },
+    /// `SHOW TEMPLATES`
+    ShowTemplates,
+    /// `CREATE PIPELINE p FROM TEMPLATE t [VERSION n] WITH (k = v, …)`
+    CreatePipeline(Box<CreatePipeline>),
+    /// `DROP PIPELINE [IF EXISTS] p [PURGE]`
+    DropPipeline {
+        /// The pipeline.
+        name: ObjectName,
+        /// No error when it does not exist.
+        if_exists: bool,
+        /// Also drop its tables, models, sources and schemas.
+        purge: bool,
+    },
+    /// `SHOW PIPELINES`
+    ShowPipelines,
+    /// `REPRODUCE MODEL m [VERSION n]`
+    ReproduceModel {
+        /// The model.
+        name: ObjectName,
+        /// The version retrained; the latest when absent.
+        version: Option<u64>,
+    },
+    /// `ALTER MODEL m SET LOGGING TO t [SAMPLE x]` or `SET LOGGING OFF`
+    AlterModelLogging {
+        /// The model.
+        name: ObjectName,
+        /// The lake table predictions are appended to; `None` stops
+        /// logging.
+        table: Option<ObjectName>,
+        /// The share of predictions logged, in (0, 1].
+        sample: f64,
+    },
+}
+
+/// The type of a template parameter, which decides how its value is
+/// checked and written into the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// A name (`a` or `a.b.c`): checked part by part and written quoted.
+    Ident,
+    /// Text: written as an escaped string literal.
+    Text,
+    /// A whole number.
+    Int,
+    /// A finite number.
+    Double,
+    /// An interval such as `5 minutes`: written as a string literal.
+    Interval,
+}
+
+impl ParamType {
+    /// The type as written in `CREATE TEMPLATE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::Ident => "IDENT",
+            ParamType::Text => "TEXT",
+            ParamType::Int => "INT",
+            ParamType::Double => "DOUBLE",
+            ParamType::Interval => "INTERVAL",
+        }
+    }
+
+    /// The type named `word` (upper case), if any.
+    pub fn from_word(word: &str) -> Option<Self> {
+        Some(match word {
+            "IDENT" => ParamType::Ident,
+            "TEXT" => ParamType::Text,
+            "INT" | "INTEGER" | "BIGINT" => ParamType::Int,
+            "DOUBLE" => ParamType::Double,
+            "INTERVAL" => ParamType::Interval,
+            _ => return None,
+        })
+    }
+}
+
+/// One parameter of a template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateParam {
+    /// Its name, lower case, as `${name}` refers to it.
+    pub name: String,
+    /// How its value is checked and written.
+    pub ty: ParamType,
+    /// The value used when a pipeline gives none.
+    pub default: Option<String>,
+}
+
+/// `CREATE [OR REPLACE] TEMPLATE t (p TYPE [DEFAULT v], …) AS $$ … $$`
+#[derive(Debug, Clone)]
+pub struct CreateTemplate {
+    /// The template's name.
+    pub name: ObjectName,
+    /// Add a version to an existing template.
+    pub or_replace: bool,
+    /// Its parameters, in order.
+    pub params: Vec<TemplateParam>,
+    /// The statements between the `$$`, as written.
+    pub body: String,
+}
+
+/// `CREATE PIPELINE p FROM TEMPLATE t [VERSION n] WITH (k = v, …)`
+#[derive(Debug, Clone)]
+pub struct CreatePipeline {
+    /// The pipeline's name.
+    pub name: ObjectName,
+    /// The template stamped.
+    pub template: ObjectName,
+    /// Its version; the latest when absent.
+    pub version: Option<u64>,
+    /// Parameter values: lower-case name, the value's text.
+    pub args: Vec<(String, String)>,
+}
+
+/// The statement kinds a template's body may hold: statements that make
+/// objects, fill them and schedule their work.
+pub const TEMPLATE_STATEMENTS: [&str; 20] = [
+    "CREATE SCHEMA",
+    "CREATE TABLE",
+    "CREATE TABLE AS SELECT",
+    "CREATE VIEW",
+    "INSERT",
+    "INSERT OVERWRITE",
+    "MERGE",
+    "UPDATE",
+    "DELETE",
+    "CREATE SOURCE",
+    "SYNC TABLE",
+    "SYNC SOURCE",
+    "CREATE MODEL",
+    "ALTER MODEL",
+    "CREATE JOB",
+    "RUN JOB",
+    "CREATE MONITOR",
+    "RUN MONITOR",
+    "CHECK DRIFT",
+    "GRANT",
+];
+
+/// What a monitor does when it detects drift: retrain a model, and
+/// promote the new version when it passes a gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDrift {
+    /// The model retrained.
+    pub model: ObjectName,
+    /// `PROMOTE WHEN metric op x`: the metric, the comparison (`>=`, `>`,
+    /// `<=`, `<`) and the bound; without it a new version is promoted when
+    /// it is not worse than production.
+    pub gate: Option<(String, String, f64)>,
 }
 
 /// The statement kinds a job may run.
@@ -278,8 +434,10 @@ pub struct CreateJob {
     pub name: ObjectName,
     /// No error when it exists already.
     pub if_not_exists: bool,
-    /// When it runs.
-    pub schedule: JobSchedule,
+    /// When it runs; `None` for a job that runs after its upstreams.
+    pub schedule: Option<JobSchedule>,
+    /// `AFTER a, b`: the jobs whose committed runs start this one.
+    pub after: Vec<ObjectName>,
     /// Event-time windows over its input.
     pub window: Option<WindowSpec>,
     /// How late an event may arrive before its window closes (the
@@ -468,6 +626,8 @@ pub struct CreateMonitor {
     pub check: DriftCheck,
     /// When it runs: a cron expression or an interval.
     pub schedule: String,
+    /// `ON DRIFT RETRAIN MODEL m [PROMOTE WHEN …]`
+    pub on_drift: Option<OnDrift>,
 }
 
 impl Statement {
@@ -503,13 +663,21 @@ impl Statement {
             Statement::RunJob(_) => "RUN JOB",
             Statement::DropJob { .. } => "DROP JOB",
             Statement::ShowJobs => "SHOW JOBS",
+            Statement::CreateTemplate(_) => "CREATE TEMPLATE",
+            Statement::DropTemplate { .. } => "DROP TEMPLATE",
+            Statement::ShowTemplates => "SHOW TEMPLATES",
+            Statement::CreatePipeline(_) => "CREATE PIPELINE",
+            Statement::DropPipeline { .. } => "DROP PIPELINE",
+            Statement::ShowPipelines => "SHOW PIPELINES",
+            Statement::ReproduceModel { .. } => "REPRODUCE MODEL",
+            Statement::AlterModelLogging { .. } => "ALTER MODEL",
         }
     }
 }
 
 /// The families AutoLake's statements come in. Each family has its parser
 /// in a file of this crate (`maintenance.rs`, `drift.rs`, `models.rs`,
-/// `sources.rs`, `jobs.rs`, `governance.rs`; DataFusion's parser for
+/// `sources.rs`, `jobs.rs`, `governance.rs`, `pipelines.rs`; DataFusion's parser for
 /// [`Family::Sql`]) and its accesses and handlers side by side in one file
 /// of the engine, so a new statement is a variant here and code in its
 /// family's two files.
@@ -530,6 +698,8 @@ pub enum Family {
     Governance,
     /// `CREATE`/`ALTER`/`DROP`/`RUN JOB`, `SHOW JOBS`.
     Jobs,
+    /// Templates and the pipelines stamped from them.
+    Pipelines,
 }
 
 impl Statement {
@@ -552,7 +722,9 @@ impl Statement {
             | Statement::DescribeModel { .. }
             | Statement::AlterModelStage { .. }
             | Statement::DropModel { .. }
-            | Statement::EvaluateModel { .. } => Family::Models,
+            | Statement::EvaluateModel { .. }
+            | Statement::ReproduceModel { .. }
+            | Statement::AlterModelLogging { .. } => Family::Models,
             Statement::CreateSource(_)
             | Statement::ShowSources
             | Statement::DropSource { .. }
@@ -564,6 +736,12 @@ impl Statement {
             | Statement::RunJob(_)
             | Statement::DropJob { .. }
             | Statement::ShowJobs => Family::Jobs,
+            Statement::CreateTemplate(_)
+            | Statement::DropTemplate { .. }
+            | Statement::ShowTemplates
+            | Statement::CreatePipeline(_)
+            | Statement::DropPipeline { .. }
+            | Statement::ShowPipelines => Family::Pipelines,
         }
     }
 
@@ -578,6 +756,7 @@ impl Statement {
             | Statement::SyncTable(_)
             | Statement::SyncSource { .. }
             | Statement::CreateModel(_)
+            | Statement::ReproduceModel { .. }
             | Statement::EvaluateModel { .. } => true,
             Statement::Sql(s) => match s.as_ref() {
                 DFStatement::Statement(s) => match s.as_ref() {

@@ -55,6 +55,13 @@ pub(super) fn accesses(
         Statement::CreateMonitor(m) => {
             out.push(monitor(Action::Create, &m.name)?);
             check_accesses(cx, &m.check, out)?;
+            if let Some(on) = &m.on_drift {
+                // Retraining is training: TRAIN on the model.
+                out.push(Access {
+                    action: Action::Create,
+                    object: Object::Model(super::models::model_name(&on.model)?),
+                });
+            }
         }
         Statement::RunMonitor(name) => out.push(monitor(Action::Select, name)?),
         Statement::DropMonitor { name, .. } => out.push(monitor(Action::Drop, name)?),
@@ -406,6 +413,10 @@ pub(crate) async fn create_monitor(
     let name = monitor::monitor_name(&create.name)?;
     monitor::validate_schedule(&create.schedule)?;
     let prepared = prepare(cx, &create.check).await?;
+    let on_drift = match &create.on_drift {
+        Some(on) => Some(super::lifecycle::retrain_rule(cx, on)?),
+        None => None,
+    };
     let monitor = Monitor {
         name: name.clone(),
         table: prepared.table.to_string(),
@@ -413,6 +424,7 @@ pub(crate) async fn create_monitor(
         schedule: create.schedule.clone(),
         owner: cx.principal.name.clone(),
         created_at: chrono::Utc::now(),
+        on_drift,
     };
     let store = monitor::MonitorStore::new(Arc::clone(cx.engine.lake()));
     if !store.create(&monitor).await? && !create.if_not_exists {
@@ -476,6 +488,16 @@ pub(crate) async fn run_monitor(
     let result = RecordBatch::try_new(Arc::clone(&schema), result_columns(&rows))?;
     let batch = metrics_batch(&name, &table, version, &result)?;
     append_metrics(cx, batch.clone()).await?;
+    let drifted: Vec<String> = rows
+        .iter()
+        .filter(|r| r.drift_detected)
+        .map(|r| r.column.clone())
+        .collect();
+    if let Some(rule) = &saved.on_drift
+        && !drifted.is_empty()
+    {
+        super::lifecycle::retrain(cx, &name, rule, &drifted).await?;
+    }
     Ok(StatementResult::batches(
         "RUN MONITOR",
         monitor::metrics_schema(),

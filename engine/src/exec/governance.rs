@@ -43,6 +43,8 @@ pub(crate) fn securable(kind: &str, name: &ObjectName) -> Result<Securable> {
         "MODEL" => Securable::Model(single_name("model", name)?),
         "JOB" => Securable::Job(single_name("job", name)?),
         "MONITOR" => Securable::Monitor(single_name("monitor", name)?),
+        "TEMPLATE" => Securable::Template(single_name("template", name)?),
+        "PIPELINE" => Securable::Pipeline(single_name("pipeline", name)?),
         other => return Err(Error::invalid(format!("unknown object kind {other}"))),
     })
 }
@@ -59,6 +61,8 @@ fn object_of(s: &Securable) -> Object {
         Securable::Model(n) => Object::Model(n.clone()),
         Securable::Job(n) => Object::Job(n.clone()),
         Securable::Monitor(n) => Object::Monitor(n.clone()),
+        Securable::Template(n) => Object::Template(n.clone()),
+        Securable::Pipeline(n) => Object::Pipeline(n.clone()),
     }
 }
 
@@ -601,7 +605,10 @@ fn expand(words: &[String], object: &Securable) -> Result<Vec<Privilege>> {
         Securable::Table(_) => &[P::Select, P::Insert, P::Update, P::Delete, P::Manage],
         Securable::Source(_) => &[P::Usage, P::Select, P::Manage],
         Securable::Model(_) => &[P::Train, P::Predict, P::Manage],
-        Securable::Job(_) | Securable::Monitor(_) => &[P::Manage],
+        Securable::Job(_)
+        | Securable::Monitor(_)
+        | Securable::Template(_)
+        | Securable::Pipeline(_) => &[P::Manage],
     };
     let mut out = Vec::new();
     for w in words {
@@ -649,6 +656,8 @@ async fn require_exists(cx: &StatementContext, object: &Securable) -> Result<()>
             .await?
             .is_some(),
         Securable::Job(j) => engine.jobs().get(j).await?.is_some(),
+        Securable::Template(t) => engine.pipelines().template(t).await?.is_some(),
+        Securable::Pipeline(p) => engine.pipelines().get(p).await?.is_some(),
     };
     if exists {
         Ok(())

@@ -124,15 +124,40 @@ async fn run_job(cx: &StatementContext, name: &str) -> Result<StatementResult> {
 pub(crate) async fn create(cx: &StatementContext, create: &autolake_sql::CreateJob) -> Result<()> {
     let name = job_name(&create.name)?;
     let (cron, every) = match &create.schedule {
-        JobSchedule::Cron(c) => {
+        Some(JobSchedule::Cron(c)) => {
             Schedule::cron(c)?;
             (Some(c.clone()), None)
         }
-        JobSchedule::Every(e) => {
+        Some(JobSchedule::Every(e)) => {
             Schedule::every(e)?;
             (None, Some(e.clone()))
         }
+        None => (None, None),
     };
+    let mut after: Vec<String> = Vec::new();
+    for upstream in &create.after {
+        let upstream = job_name(upstream)?;
+        if upstream == name {
+            return Err(Error::invalid(format!(
+                "job {name} cannot run after itself"
+            )));
+        }
+        require(cx.engine.jobs(), &upstream).await?;
+        if !after.contains(&upstream) {
+            after.push(upstream);
+        }
+    }
+    if !after.is_empty() {
+        // A job of this name dropped earlier may still be upstream of
+        // others: the new edges must not close a cycle through them.
+        let all = cx.engine.jobs().list().await?;
+        let below = crate::jobs::downstream_of(&all, &name);
+        if let Some(u) = after.iter().find(|u| below.contains(u)) {
+            return Err(Error::invalid(format!(
+                "job {name} cannot run after {u}: {u} already runs after {name}, which would make a cycle"
+            )));
+        }
+    }
     let body = &create.body;
     let calls = match &body.statement {
         Statement::Sql(df) => changes::calls(df)?,
@@ -213,6 +238,7 @@ pub(crate) async fn create(cx: &StatementContext, create: &autolake_sql::CreateJ
         kind: body.statement.kind().to_string(),
         cron,
         every,
+        after,
         window,
         paused: false,
         id: uuid::Uuid::new_v4().simple().to_string(),
@@ -242,6 +268,19 @@ pub(crate) async fn set_paused(cx: &StatementContext, name: &str, paused: bool) 
 /// `DROP JOB [IF EXISTS] name`; its runs stay in `system.job_runs`.
 pub(crate) async fn drop(cx: &StatementContext, name: &str, if_exists: bool) -> Result<()> {
     let jobs = cx.engine.jobs();
+    let downstream: Vec<String> = jobs
+        .list()
+        .await?
+        .into_iter()
+        .filter(|j| j.after.iter().any(|u| u == name))
+        .map(|j| j.name)
+        .collect();
+    if !downstream.is_empty() {
+        return Err(Error::invalid(format!(
+            "job {name} cannot be dropped: {} run after it; drop or re-create them first",
+            downstream.join(", ")
+        )));
+    }
     if !jobs.defs.delete(name).await? {
         if if_exists {
             return Ok(());

@@ -6,7 +6,7 @@
 //! [`sql`] (DataFusion's statements: lake tables through [`ddl`] and
 //! [`dml`], everything else planned by DataFusion after the time-travel
 //! rewrite in [`time_travel`]), [`maintenance`], [`drift`], [`models`],
-//! [`sources`] (with [`streams`]), [`jobs`] and [`governance`]. Bulk
+//! [`sources`] (with [`streams`]), [`jobs`], [`pipelines`] and [`governance`]. Bulk
 //! ingest, which is not a statement, is [`ingest`]. Lake writes are
 //! committed through [`crate::lake::write`].
 
@@ -17,8 +17,10 @@ mod drift;
 pub(crate) mod governance;
 pub(crate) mod ingest;
 mod jobs;
+mod lifecycle;
 mod maintenance;
 pub(crate) mod models;
+mod pipelines;
 pub(crate) mod query;
 mod reads;
 pub(crate) mod sources;
@@ -27,6 +29,9 @@ mod streams;
 pub(crate) mod time_travel;
 
 pub(crate) use drift::record as record_drift;
+pub(crate) use lifecycle::{
+    events_schema as model_events_schema, events_table as model_events_table,
+};
 
 use autolake_sql::{Family, Statement};
 
@@ -48,6 +53,7 @@ pub(crate) fn accesses(cx: &StatementContext, statement: &Statement) -> Result<V
             Family::Models => models::accesses(cx, other, &mut out)?,
             Family::Sources => sources::accesses(other, &mut out)?,
             Family::Jobs => jobs::accesses(other, &mut out, |s| accesses(cx, s))?,
+            Family::Pipelines => pipelines::accesses(other, &mut out)?,
             family @ (Family::Sql | Family::Governance) => {
                 return Err(outside(family, other));
             }
@@ -71,6 +77,7 @@ pub(crate) async fn run(
             Family::Models => models::run(cx, other, text).await,
             Family::Sources => sources::run(cx, other).await,
             Family::Jobs => jobs::run(cx, other).await,
+            Family::Pipelines => pipelines::run(cx, other).await,
             family @ (Family::Sql | Family::Governance) => Err(outside(family, other)),
         },
     }

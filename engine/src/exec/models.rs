@@ -58,6 +58,23 @@ pub(super) fn accesses(
             out.push(model(Action::Select, name)?);
             super::reads::query_accesses(cx, query, out)?;
         }
+        Statement::ReproduceModel { name, version } => {
+            // Retraining needs what training needs: TRAIN on the model and
+            // SELECT on what its query reads.
+            out.push(model(Action::Create, name)?);
+            if let Some(create) = super::lifecycle::recorded_statement(cx, name, *version)? {
+                super::reads::query_accesses(cx, &create.query, out)?;
+            }
+        }
+        Statement::AlterModelLogging { name, table, .. } => {
+            out.push(model(Action::Alter, name)?);
+            if let Some(table) = table {
+                out.push(Access {
+                    action: Action::Insert,
+                    object: Object::Table(crate::names::lake_table(table)?),
+                });
+            }
+        }
         Statement::ShowModels => {}
         other => return Err(super::reads::outside(Family::Models, other)),
     }
@@ -90,6 +107,14 @@ pub(super) async fn run(
             version,
             query,
         } => evaluate_model(cx, name, *version, query).await,
+        Statement::ReproduceModel { name, version } => {
+            super::lifecycle::reproduce(cx, name, *version).await
+        }
+        Statement::AlterModelLogging {
+            name,
+            table,
+            sample,
+        } => super::lifecycle::set_logging(cx, name, table.as_ref(), *sample).await,
         other => Err(super::reads::outside(Family::Models, other)),
     }
 }
@@ -161,12 +186,14 @@ async fn lineage_of(cx: &StatementContext, r: &TableReference) -> Result<Option<
     }
 }
 
-/// `CREATE MODEL`.
-pub(crate) async fn create_model(
+/// Trains the model a `CREATE MODEL` statement describes, without
+/// registering it: the trained model and the record it would be
+/// registered with (version 0).
+pub(crate) async fn train_model(
     cx: &StatementContext,
     create: &CreateModel,
     text: &str,
-) -> Result<StatementResult> {
+) -> Result<(autolake_udfs::ml::train::Trained, ModelRecord)> {
     let name = model_name(&create.name)?;
     let kind = ModelKind::from_name(&create.model_type)
         .ok_or_else(|| Error::invalid(format!("unknown model type {}", create.model_type)))?;
@@ -242,6 +269,19 @@ pub(crate) async fn create_model(
         lineage,
         tensors: String::new(),
     };
+    Ok((trained, record))
+}
+
+/// `CREATE MODEL`.
+pub(crate) async fn create_model(
+    cx: &StatementContext,
+    create: &CreateModel,
+    text: &str,
+) -> Result<StatementResult> {
+    let (trained, record) = train_model(cx, create, text).await?;
+    let name = record.name.clone();
+    let kind = record.spec.kind;
+    let train_seconds = record.train_seconds;
     let version = cx
         .engine
         .models()
@@ -286,7 +326,39 @@ pub(crate) async fn evaluate_model(
     query: &ast::Query,
 ) -> Result<StatementResult> {
     let name = model_name(name)?;
-    let found = cx.engine.models().get(&name, version)?;
+    let (found, rows, metrics) = evaluate_metrics(cx, &name, version, query).await?;
+    let mut fields = vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("rows", DataType::Int64, false),
+    ];
+    let mut values: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![name])),
+        Arc::new(Int64Array::from(vec![found.record.version as i64])),
+        Arc::new(Int64Array::from(vec![rows as i64])),
+    ];
+    for (metric, value) in &metrics {
+        fields.push(Field::new(metric, DataType::Float64, true));
+        values.push(Arc::new(Float64Array::from(vec![*value])));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), values)?;
+    Ok(StatementResult::batches(
+        "EVALUATE MODEL",
+        schema,
+        vec![batch],
+    ))
+}
+
+/// The metrics of version `version` (or the default one) of model `name`
+/// on a query's rows, with the version and the rows counted.
+pub(crate) async fn evaluate_metrics(
+    cx: &StatementContext,
+    name: &str,
+    version: Option<u64>,
+    query: &ast::Query,
+) -> Result<(Arc<crate::models::ModelVersion>, usize, Metrics)> {
+    let found = cx.engine.models().get(name, version)?;
     let model = Arc::clone(&found.model);
     let spec = model.spec().clone();
     let (plan, _) = plan_with_lineage(cx, query).await?;
@@ -408,27 +480,7 @@ pub(crate) async fn evaluate_model(
         k if k.is_regressor() => metrics::regression(&truth_values, &predicted_values),
         _ => metrics::classification(&truth_classes, &probabilities, classes),
     };
-    let mut fields = vec![
-        Field::new("model", DataType::Utf8, false),
-        Field::new("version", DataType::Int64, false),
-        Field::new("rows", DataType::Int64, false),
-    ];
-    let mut values: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(vec![name])),
-        Arc::new(Int64Array::from(vec![found.record.version as i64])),
-        Arc::new(Int64Array::from(vec![rows as i64])),
-    ];
-    for (metric, value) in &metrics {
-        fields.push(Field::new(metric, DataType::Float64, true));
-        values.push(Arc::new(Float64Array::from(vec![*value])));
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), values)?;
-    Ok(StatementResult::batches(
-        "EVALUATE MODEL",
-        schema,
-        vec![batch],
-    ))
+    Ok((found, rows, metrics))
 }
 
 /// `SHOW MODELS`: the latest version of each model, and the production one.

@@ -144,6 +144,10 @@ pub enum Securable {
     Job(String),
     /// A drift monitor.
     Monitor(String),
+    /// A pipeline template.
+    Template(String),
+    /// A pipeline stamped from a template.
+    Pipeline(String),
 }
 
 impl Securable {
@@ -162,6 +166,8 @@ impl Securable {
             Securable::Model(_) => "model",
             Securable::Job(_) => "job",
             Securable::Monitor(_) => "monitor",
+            Securable::Template(_) => "template",
+            Securable::Pipeline(_) => "pipeline",
         }
     }
 
@@ -174,7 +180,9 @@ impl Securable {
             | Securable::Source(n)
             | Securable::Model(n)
             | Securable::Job(n)
-            | Securable::Monitor(n) => n,
+            | Securable::Monitor(n)
+            | Securable::Template(n)
+            | Securable::Pipeline(n) => n,
         }
     }
 
@@ -199,6 +207,8 @@ impl Securable {
             Object::Model(m) => Securable::Model(m.clone()),
             Object::Source(s) => Securable::Source(s.clone()),
             Object::Job(j) => Securable::Job(j.clone()),
+            Object::Template(t) => Securable::Template(t.clone()),
+            Object::Pipeline(p) => Securable::Pipeline(p.clone()),
             Object::Catalog => Securable::Catalog,
             Object::Other(_) | Object::System(_) | Object::Account => return None,
         })
@@ -497,6 +507,11 @@ impl State {
                     // Monitors are read and run by whoever may read their
                     // table (checked when the check's plan is built).
                     (Securable::Monitor(_), A::Select) => Ok(()),
+                    // A template is text anyone may read and stamp, and
+                    // anyone may write one: a pipeline's statements are
+                    // each checked as its creator's own.
+                    (Securable::Template(_), A::Select | A::Create) => Ok(()),
+                    (Securable::Pipeline(_), A::Create) => Ok(()),
                     (Securable::Monitor(_) | Securable::Job(_), A::Create) => {
                         self.require(p, Privilege::Manage, &Securable::Catalog)
                     }

@@ -95,6 +95,9 @@ pub struct Job {
     pub cron: Option<String>,
     /// An interval schedule, when it has one.
     pub every: Option<String>,
+    /// The jobs after whose committed runs this one runs (`AFTER a, b`).
+    #[serde(default)]
+    pub after: Vec<String>,
     /// Event-time windows over its input.
     pub window: Option<JobWindow>,
     /// Whether runs are suspended.
@@ -130,7 +133,7 @@ impl Job {
         match (&self.cron, &self.every) {
             (Some(c), _) => JobSchedule::Cron(c.clone()).to_string(),
             (None, Some(e)) => JobSchedule::Every(e.clone()).to_string(),
-            (None, None) => String::new(),
+            (None, None) => format!("AFTER {}", self.after.join(", ")),
         }
     }
 
@@ -160,6 +163,10 @@ pub struct JobState {
     pub last_error: Option<String>,
     /// Failures since the last success.
     pub failures: u32,
+    /// For a job that runs `AFTER` others: per upstream job, its last
+    /// succeeded run that this job has followed.
+    #[serde(default)]
+    pub upstream: BTreeMap<String, i64>,
     /// No scheduled run before this (backoff after a failure).
     pub retry_at: Option<DateTime<Utc>>,
     /// The run in progress and the input versions pinned for it, written
@@ -360,6 +367,74 @@ pub(crate) fn runs_schema() -> SchemaRef {
         Field::new("watermark", ts(), true),
         Field::new("error", DataType::Utf8, true),
     ]))
+}
+
+/// Whether a job that runs `AFTER` others is due: an upstream has
+/// succeeded in a run this job has not followed yet, and no failure's
+/// backoff is pending. A paused or dropped upstream starts nothing
+/// (`system.jobs` shows it in `blocked_by`).
+pub(crate) async fn upstream_due(
+    jobs: &Jobs,
+    job: &Job,
+    state: &JobState,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if job.after.is_empty() || (state.failures > 0 && state.retry_at.is_some_and(|r| r > now)) {
+        return Ok(false);
+    }
+    for upstream in &job.after {
+        let run = jobs.state(upstream).await?.run;
+        if run > state.upstream.get(upstream).copied().unwrap_or(0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The last succeeded run of each of `job`'s upstreams, now.
+pub(crate) async fn upstream_runs(jobs: &Jobs, job: &Job) -> Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for upstream in &job.after {
+        out.insert(upstream.clone(), jobs.state(upstream).await?.run);
+    }
+    Ok(out)
+}
+
+/// Why a job's upstreams start nothing: each paused or missing one.
+pub(crate) async fn blocked_by(jobs: &Jobs, job: &Job) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for upstream in &job.after {
+        match jobs.get(upstream).await? {
+            None => out.push(format!("{upstream} (dropped)")),
+            Some(u) if u.paused => out.push(format!("{upstream} (paused)")),
+            Some(u) => {
+                // An upstream blocked further up blocks this one too.
+                if !u.after.is_empty()
+                    && Box::pin(blocked_by(jobs, &u)).await?.len() == u.after.len()
+                {
+                    out.push(format!("{upstream} (blocked)"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The jobs that would run after `name`, directly or further down, given
+/// every job's upstreams: a new `AFTER` edge into `name` from one of them
+/// closes a cycle.
+pub(crate) fn downstream_of(all: &[Job], name: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut frontier = vec![name.to_string()];
+    while let Some(current) = frontier.pop() {
+        for job in all {
+            if job.after.contains(&current) && !found.contains(&job.name) {
+                found.push(job.name.clone());
+                frontier.push(job.name.clone());
+            }
+        }
+    }
+    found
 }
 
 /// When a job is next due: its schedule after the last start (or after

@@ -39,6 +39,8 @@ impl SystemTable for JobsTable {
             Field::new("next_run", ts(), true),
             Field::new("input_versions", DataType::Utf8, false),
             Field::new("watermark", ts(), true),
+            Field::new("upstreams", DataType::Utf8, true),
+            Field::new("blocked_by", DataType::Utf8, true),
         ]))
     }
 
@@ -58,6 +60,8 @@ impl SystemTable for JobsTable {
         let mut next_run = TimestampMicrosecondBuilder::new().with_timezone("UTC");
         let mut inputs = StringBuilder::new();
         let mut watermark = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        let mut upstreams = StringBuilder::new();
+        let mut blocked = StringBuilder::new();
         for job in self.jobs.list().await? {
             let state = self.jobs.state(&job.name).await?;
             name.append_value(&job.name);
@@ -88,6 +92,14 @@ impl SystemTable for JobsTable {
             });
             inputs.append_value(json!(state.inputs).to_string());
             watermark.append_option(state.watermark);
+            if job.after.is_empty() {
+                upstreams.append_null();
+                blocked.append_null();
+            } else {
+                upstreams.append_value(job.after.join(", "));
+                let why = crate::jobs::blocked_by(&self.jobs, &job).await?;
+                blocked.append_option((!why.is_empty()).then(|| why.join(", ")));
+            }
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(name.finish()),
@@ -105,6 +117,8 @@ impl SystemTable for JobsTable {
             Arc::new(next_run.finish()),
             Arc::new(inputs.finish()),
             Arc::new(watermark.finish()),
+            Arc::new(upstreams.finish()),
+            Arc::new(blocked.finish()),
         ];
         Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
     }

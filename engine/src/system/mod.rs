@@ -23,6 +23,7 @@ mod grants;
 mod jobs;
 mod models;
 mod monitors;
+mod pipelines;
 mod sources;
 mod table;
 mod tables;
@@ -50,6 +51,7 @@ pub(crate) struct Stores {
     pub sources: Arc<Sources>,
     pub jobs: Arc<Jobs>,
     pub devices: Arc<crate::devices::Devices>,
+    pub pipelines: Arc<crate::pipelines::Pipelines>,
 }
 
 /// The `system` schema.
@@ -76,6 +78,7 @@ impl SystemSchema {
             sources,
             jobs,
             devices,
+            pipelines,
         } = stores;
         let mut schema = Self {
             lake: Arc::clone(&lake),
@@ -103,6 +106,19 @@ impl SystemSchema {
                 users: UserStore::new(Arc::clone(&lake)),
             }),
         );
+        schema.add(
+            "templates",
+            Arc::new(pipelines::TemplatesTable {
+                pipelines: Arc::clone(&pipelines),
+                governance: Arc::clone(&governance),
+            }),
+        );
+        schema.add(
+            "pipelines",
+            Arc::new(pipelines::PipelinesTable {
+                pipelines: Arc::clone(&pipelines),
+            }),
+        );
         schema.add("grants", Arc::new(grants::GrantsTable { governance }));
         schema.add("models", Arc::new(models::ModelsTable { registry: models }));
         schema.add("sources", Arc::new(sources::SourcesTable { sources }));
@@ -120,6 +136,15 @@ impl SystemSchema {
                 lake: Arc::clone(&lake),
             }),
         );
+        for (name, kind, key) in [
+            ("tables", "table", &["schema", "name"][..]),
+            ("models", "model", &["name"][..]),
+            ("sources", "source", &["name"][..]),
+            ("jobs", "job", &["name"][..]),
+            ("monitors", "monitor", &["name"][..]),
+        ] {
+            schema.add_pipeline_column(name, &pipelines, kind, key);
+        }
         for (table, columns) in [
             (audit_table(), audit_schema()),
             (
@@ -128,6 +153,10 @@ impl SystemSchema {
             ),
             (runs_table(), runs_schema()),
             (metrics_table(), metrics_schema()),
+            (
+                crate::exec::model_events_table(),
+                crate::exec::model_events_schema(),
+            ),
             (
                 crate::history::queries_table(),
                 crate::history::queries_schema(),
@@ -140,6 +169,28 @@ impl SystemSchema {
 
     fn add(&mut self, name: &str, table: Arc<dyn SystemTable>) {
         self.tables.insert(name.to_string(), table);
+    }
+
+    /// Adds a `pipeline` column to the table `name`, which lists objects
+    /// of `kind` named by the columns `key`.
+    fn add_pipeline_column(
+        &mut self,
+        name: &str,
+        pipelines: &Arc<crate::pipelines::Pipelines>,
+        kind: &'static str,
+        key: &'static [&'static str],
+    ) {
+        if let Some(inner) = self.tables.remove(name) {
+            self.add(
+                name,
+                Arc::new(pipelines::WithPipeline {
+                    inner,
+                    pipelines: Arc::clone(pipelines),
+                    kind,
+                    key,
+                }),
+            );
+        }
     }
 
     /// Whether `name` is a system table.
