@@ -11,8 +11,9 @@
 //! corrected with an UPDATE, read back as they were before the correction
 //! with time travel, used to train a model that scores every order, and
 //! checked for drift between months; a job scores new orders as they land
-//! and another checks prices for drift. It starts by dropping `demo`, so running it
-//! again gives the same result.
+//! and another checks prices for drift; those jobs are stamped as a
+//! pipeline from a bundled template (`demo/scoring_template.sql`). It
+//! starts by dropping `demo`, so running it again gives the same result.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ use crate::session::{Engine, Session};
 
 const CUSTOMERS_CSV: &str = include_str!("../demo/customers.csv");
 const ORDERS_NDJSON: &str = include_str!("../demo/orders.ndjson");
+/// The template the demo stamps its scoring line from.
+pub const SCORING_TEMPLATE: &str = include_str!("../demo/scoring_template.sql");
 
 /// Runs the demo against `engine`'s lake, writing a readable summary.
 pub async fn run(engine: &std::sync::Arc<Engine>, out: &mut dyn Write) -> Result<()> {
@@ -43,7 +46,10 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     section(out, "1. Fragmented sources")?;
     session
         .execute(&format!(
-            "DROP MONITOR IF EXISTS demo_orders_drift;
+            "DROP PIPELINE IF EXISTS demo_scoring_line;
+             DROP TEMPLATE IF EXISTS demo_scoring;
+             DROP MONITOR IF EXISTS demo_orders_drift;
+             DROP JOB IF EXISTS demo_alert_large;
              DROP JOB IF EXISTS demo_score_incoming;
              DROP JOB IF EXISTS demo_price_drift;
              DROP MODEL IF EXISTS demo_large_orders;
@@ -268,33 +274,30 @@ async fn steps(session: &Session, files: &SampleFiles, out: &mut dyn Write) -> R
     Ok(())
 }
 
-/// Jobs: new orders scored as they land (each run reads only what was
-/// committed since the last), and a scheduled drift check.
+/// Jobs, stamped from a bundled template as a pipeline: new orders scored
+/// as they land (each run reads only what was committed since the last),
+/// alerts after each scoring run, and a scheduled drift check.
 async fn jobs(session: &Session, out: &mut dyn Write) -> Result<()> {
     section(
         out,
-        "8. Jobs: new orders scored as they land, prices checked for drift",
+        "8. Jobs, stamped from a template: new orders scored as they land, alerts after them",
     )?;
+    session.execute(SCORING_TEMPLATE).await?;
+    show(
+        session,
+        out,
+        "CREATE PIPELINE demo_scoring_line FROM TEMPLATE demo_scoring
+           WITH (s = demo, model = demo_large_orders, every = '10 seconds')",
+    )
+    .await?;
     session
         .execute(
-            "CREATE TABLE demo.incoming_orders (order_id BIGINT, customer_id BIGINT, product TEXT,
-               quantity INT, unit_price DECIMAL(10,2), ordered_at TIMESTAMP);
-             CREATE JOB demo_score_incoming EVERY '10 seconds' AS
-               INSERT INTO demo.order_scores
-               SELECT o.order_id, o.quantity >= 3,
-                      predict('demo_large_orders', c.region, c.segment, o.product,
-                              CAST(o.unit_price AS DOUBLE)),
-                      predict_proba('demo_large_orders', c.region, c.segment, o.product,
-                                    CAST(o.unit_price AS DOUBLE))
-               FROM table_changes('demo.incoming_orders') o JOIN demo.customers c USING (customer_id)
-               WHERE o._change_type = 'insert';
-             CREATE JOB demo_price_drift SCHEDULE '0 6 * * *' AS
-               CHECK DRIFT ON demo.orders COLUMNS (unit_price, quantity) REFERENCE (VERSION AS OF 0);
-             INSERT INTO demo.incoming_orders VALUES
+            "INSERT INTO demo.incoming_orders VALUES
                (9001, 1, 'license', 5, 120.00, TIMESTAMP '2026-11-27 09:00:00'),
                (9002, 2, 'support', 1, 80.00, TIMESTAMP '2026-11-27 09:05:00'),
                (9003, 3, 'license', 2, 120.00, TIMESTAMP '2026-11-27 09:10:00');
              RUN JOB demo_score_incoming;
+             RUN JOB demo_alert_large;
              INSERT INTO demo.incoming_orders VALUES
                (9004, 4, 'training', 4, 300.00, TIMESTAMP '2026-11-27 10:00:00');
              RUN JOB demo_score_incoming;
@@ -304,7 +307,8 @@ async fn jobs(session: &Session, out: &mut dyn Write) -> Result<()> {
     writeln!(
         out,
         "demo_score_incoming runs every 10 seconds under `autolake serve`; here it ran twice,
-after three new orders and after one more. Each run read only the new rows:
+after three new orders and after one more. Each run read only the new rows.
+demo_alert_large runs after each scoring run that committed rows (here once, by hand):
 "
     )?;
     show(
@@ -324,7 +328,14 @@ after three new orders and after one more. Each run read only the new rows:
          FROM demo.order_scores WHERE order_id > 9000 ORDER BY order_id",
     )
     .await?;
-    show(session, out, "SHOW JOBS").await.map(|_| ())
+    show(
+        session,
+        out,
+        "SELECT name, schedule, upstreams, last_run, pipeline FROM system.jobs
+         WHERE name LIKE 'demo_%' ORDER BY name",
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Three users do their part under governance: the engineer maintains the

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// The stages a version can be in.
 pub const STAGES: [&str; 4] = ["production", "staging", "archived", "none"];
@@ -554,4 +555,26 @@ pub fn metrics_json(metrics: &BTreeMap<String, f64>) -> String {
         })
         .collect();
     serde_json::Value::Object(map).to_string()
+}
+
+/// Where the lifecycle's events are kept.
+pub(crate) fn events_table() -> crate::lake::TableName {
+    crate::lake::TableName::new(crate::lake::SYSTEM_SCHEMA, "model_events")
+}
+
+/// Columns of `system.model_events`.
+pub(crate) fn events_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, true),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("metrics", DataType::Utf8, true),
+        Field::new("monitor", DataType::Utf8, true),
+        Field::new(
+            "at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
 }

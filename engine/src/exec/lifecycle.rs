@@ -36,7 +36,7 @@ use arrow::array::{
     BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema};
 use autolake_sql::sqlparser::ast::{
     Expr, ObjectName, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
 };
@@ -48,11 +48,60 @@ use serde::{Deserialize, Serialize};
 use super::models::{model_name, train_model};
 use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
+use crate::lake::TableName;
 use crate::lake::docs::DocStore;
-use crate::lake::{SYSTEM_SCHEMA, TableName};
 use crate::models::{Lineage, ModelRecord};
 use crate::monitor::RetrainRule;
 use crate::names::lake_table;
+use crate::principal::{Access, Action, Object};
+
+/// What `REPRODUCE MODEL` and `ALTER MODEL … SET LOGGING` touch.
+pub(super) fn accesses(
+    cx: &StatementContext,
+    statement: &Statement,
+    out: &mut Vec<Access>,
+) -> Result<()> {
+    match statement {
+        Statement::ReproduceModel { name, version } => {
+            // Retraining needs what training needs: TRAIN on the model and
+            // SELECT on what its query reads.
+            out.push(Access {
+                action: Action::Create,
+                object: Object::Model(model_name(name)?),
+            });
+            if let Some(create) = recorded_statement(cx, name, *version)? {
+                super::reads::query_accesses(cx, &create.query, out)?;
+            }
+        }
+        Statement::AlterModelLogging { name, table, .. } => {
+            out.push(Access {
+                action: Action::Alter,
+                object: Object::Model(model_name(name)?),
+            });
+            if let Some(table) = table {
+                out.push(Access {
+                    action: Action::Insert,
+                    object: Object::Table(lake_table(table)?),
+                });
+            }
+        }
+        other => return Err(super::reads::outside(autolake_sql::Family::Models, other)),
+    }
+    Ok(())
+}
+
+/// Runs `REPRODUCE MODEL` or `ALTER MODEL … SET LOGGING`.
+pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<StatementResult> {
+    match statement {
+        Statement::ReproduceModel { name, version } => reproduce(cx, name, *version).await,
+        Statement::AlterModelLogging {
+            name,
+            table,
+            sample,
+        } => set_logging(cx, name, table.as_ref(), *sample).await,
+        other => Err(super::reads::outside(autolake_sql::Family::Models, other)),
+    }
+}
 
 /// The `CREATE MODEL` statement version `version` (or the default one) of
 /// model `name` was trained with; `None` when the model does not exist
@@ -324,28 +373,6 @@ pub(crate) fn retrain_rule(cx: &StatementContext, on: &OnDrift) -> Result<Retrai
     })
 }
 
-/// Where the lifecycle's events are kept.
-pub(crate) fn events_table() -> TableName {
-    TableName::new(SYSTEM_SCHEMA, "model_events")
-}
-
-/// Columns of `system.model_events`.
-pub(crate) fn events_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("model", DataType::Utf8, false),
-        Field::new("version", DataType::Int64, true),
-        Field::new("event", DataType::Utf8, false),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("metrics", DataType::Utf8, true),
-        Field::new("monitor", DataType::Utf8, true),
-        Field::new(
-            "at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
-}
-
 /// One row of `system.model_events`.
 struct Event {
     version: Option<u64>,
@@ -375,7 +402,7 @@ async fn append_events(
 ) -> Result<()> {
     let n = events.len();
     let batch = RecordBatch::try_new(
-        events_schema(),
+        crate::models::events_schema(),
         vec![
             Arc::new(StringArray::from(vec![model; n])),
             Arc::new(Int64Array::from_iter(
@@ -402,7 +429,7 @@ async fn append_events(
     crate::lake::write::append_system(
         cx.engine.lake(),
         &cx.ctx,
-        &events_table(),
+        &crate::models::events_table(),
         batch,
         &cx.stamp("RETRAIN"),
     )

@@ -29,9 +29,6 @@ mod streams;
 pub(crate) mod time_travel;
 
 pub(crate) use drift::record as record_drift;
-pub(crate) use lifecycle::{
-    events_schema as model_events_schema, events_table as model_events_table,
-};
 
 use autolake_sql::{Family, Statement};
 
@@ -47,6 +44,9 @@ pub(crate) fn accesses(cx: &StatementContext, statement: &Statement) -> Result<V
     match statement {
         Statement::Sql(df) => sql::accesses(cx, df, &mut out)?,
         Statement::Governance(g) => governance::accesses(&cx.principal, g, &mut out)?,
+        Statement::ReproduceModel { .. } | Statement::AlterModelLogging { .. } => {
+            lifecycle::accesses(cx, statement, &mut out)?
+        }
         other => match other.family() {
             Family::Maintenance => maintenance::accesses(other, &mut out)?,
             Family::Drift => drift::accesses(cx, other, &mut out)?,
@@ -71,6 +71,9 @@ pub(crate) async fn run(
     match statement {
         Statement::Sql(df) => sql::run(cx, df, statement.kind()).await,
         Statement::Governance(g) => governance::run(cx, g).await,
+        Statement::ReproduceModel { .. } | Statement::AlterModelLogging { .. } => {
+            lifecycle::run(cx, statement).await
+        }
         other => match other.family() {
             Family::Maintenance => maintenance::run(cx, other).await,
             Family::Drift => drift::run(cx, other).await,

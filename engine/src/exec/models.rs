@@ -58,23 +58,6 @@ pub(super) fn accesses(
             out.push(model(Action::Select, name)?);
             super::reads::query_accesses(cx, query, out)?;
         }
-        Statement::ReproduceModel { name, version } => {
-            // Retraining needs what training needs: TRAIN on the model and
-            // SELECT on what its query reads.
-            out.push(model(Action::Create, name)?);
-            if let Some(create) = super::lifecycle::recorded_statement(cx, name, *version)? {
-                super::reads::query_accesses(cx, &create.query, out)?;
-            }
-        }
-        Statement::AlterModelLogging { name, table, .. } => {
-            out.push(model(Action::Alter, name)?);
-            if let Some(table) = table {
-                out.push(Access {
-                    action: Action::Insert,
-                    object: Object::Table(crate::names::lake_table(table)?),
-                });
-            }
-        }
         Statement::ShowModels => {}
         other => return Err(super::reads::outside(Family::Models, other)),
     }
@@ -107,14 +90,6 @@ pub(super) async fn run(
             version,
             query,
         } => evaluate_model(cx, name, *version, query).await,
-        Statement::ReproduceModel { name, version } => {
-            super::lifecycle::reproduce(cx, name, *version).await
-        }
-        Statement::AlterModelLogging {
-            name,
-            table,
-            sample,
-        } => super::lifecycle::set_logging(cx, name, table.as_ref(), *sample).await,
         other => Err(super::reads::outside(Family::Models, other)),
     }
 }
@@ -227,21 +202,8 @@ pub(crate) async fn train_model(
         .devices()
         .begin(&device_text, format!("training model {name}"));
     let progress = Arc::clone(&cx.probe.progress);
-    if let Some(unit) = match kind {
-        ModelKind::LinearRegression => None,
-        ModelKind::Kmeans => Some("initialisations"),
-        _ => Some("epochs"),
-    } {
-        let steps = if kind == ModelKind::Kmeans {
-            options.n_init
-        } else {
-            options.epochs
-        };
-        progress.stage(
-            format!("CREATE MODEL {name}: training"),
-            unit,
-            Some(steps as u64),
-        );
+    if let Some((unit, steps)) = options.progress_steps(kind) {
+        progress.stage(format!("CREATE MODEL {name}: training"), unit, Some(steps));
     }
     let trained = tokio::task::spawn_blocking(move || {
         train_with_progress(kind, data, &train_options, &train_device, &|done, _| {

@@ -10,13 +10,13 @@ use autolake_sql::{CreatePipeline, ParsedStatement};
 use chrono::Utc;
 
 use super::Session;
+use crate::context::Engine;
 use crate::context::StatementResult;
 use crate::error::{Error, Result};
+use crate::lake::TableName;
 use crate::names::single_name;
-use crate::pipelines::{
-    Pipeline, PipelineObject, PipelineStatus, candidates, existing, made, owns_table,
-};
-use crate::principal::{Action, Object};
+use crate::pipelines::{Pipeline, PipelineObject, PipelineStatus};
+use crate::principal::{Access, Action, Object};
 
 impl Session {
     /// `CREATE PIPELINE p FROM TEMPLATE t …`: the body's statements run in
@@ -234,4 +234,101 @@ fn objects_result(pipeline: &Pipeline) -> Result<StatementResult> {
         schema,
         vec![batch],
     ))
+}
+
+/// The objects a statement could create or write, from its accesses:
+/// what is created, and tables written (SYNC makes its target). A job's
+/// body runs later, so only the job itself counts for `CREATE JOB`.
+fn candidates(statement: &autolake_sql::Statement, accesses: &[Access]) -> Vec<Access> {
+    let job = matches!(statement, autolake_sql::Statement::CreateJob(_));
+    accesses
+        .iter()
+        .filter(|a| {
+            if job {
+                return matches!(a.object, Object::Job(_)) && a.action == Action::Create;
+            }
+            matches!(
+                (&a.object, a.action),
+                (
+                    Object::Table(_)
+                        | Object::Schema(_)
+                        | Object::Source(_)
+                        | Object::Model(_)
+                        | Object::Job(_)
+                        | Object::Monitor(_),
+                    Action::Create,
+                ) | (
+                    Object::Table(_),
+                    Action::Insert | Action::Update | Action::Delete
+                )
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// What exists of `object` now: `None` when it does not; for a model, its
+/// latest version.
+async fn existing(engine: &Engine, object: &Object) -> Result<Option<u64>> {
+    let present = |b: bool| if b { Some(0) } else { None };
+    Ok(match object {
+        Object::Table(t) => present(engine.lake().load_table(t).await?.is_some()),
+        Object::Schema(s) => present(engine.lake().schema_exists(s).await?),
+        Object::Source(s) => present(engine.sources().get(s).await?.is_some()),
+        Object::Model(m) => {
+            engine.models().refresh().await?;
+            engine
+                .models()
+                .versions(m)
+                .iter()
+                .map(|v| v.record.version)
+                .max()
+        }
+        Object::Job(j) => present(engine.jobs().get(j).await?.is_some()),
+        Object::Monitor(m) => present(
+            crate::monitor::MonitorStore::new(Arc::clone(engine.lake()))
+                .get(m)
+                .await?
+                .is_some(),
+        ),
+        _ => None,
+    })
+}
+
+/// The pipeline object `object` is, given what existed before a statement
+/// (`before`) and after it (`after`); `None` when the statement did not
+/// make it.
+fn made(object: &Object, before: Option<u64>, after: Option<u64>) -> Option<PipelineObject> {
+    let (kind, name) = match object {
+        Object::Table(t) => ("table", table_key(t)),
+        Object::Schema(s) => ("schema", s.clone()),
+        Object::Source(s) => ("source", s.clone()),
+        Object::Model(m) => ("model", m.clone()),
+        Object::Job(j) => ("job", j.clone()),
+        Object::Monitor(m) => ("monitor", m.clone()),
+        _ => return None,
+    };
+    let after = after?;
+    let version = match (kind, before) {
+        ("model", Some(b)) if after > b => Some(after),
+        (_, Some(_)) => return None,
+        _ => None,
+    };
+    Some(PipelineObject {
+        kind: kind.to_string(),
+        name,
+        version,
+    })
+}
+
+fn table_key(t: &TableName) -> String {
+    format!("{}.{}", t.schema, t.table)
+}
+
+/// Whether a pipeline that made `objects` may write `table`.
+fn owns_table(objects: &[PipelineObject], table: &TableName) -> bool {
+    let key = table_key(table);
+    objects.iter().any(|o| {
+        (o.kind == "table" && o.name == key) || (o.kind == "schema" && o.name == table.schema)
+    })
 }

@@ -154,8 +154,8 @@ impl SystemSchema {
             (runs_table(), runs_schema()),
             (metrics_table(), metrics_schema()),
             (
-                crate::exec::model_events_table(),
-                crate::exec::model_events_schema(),
+                crate::models::events_table(),
+                crate::models::events_schema(),
             ),
             (
                 crate::history::queries_table(),

@@ -406,7 +406,8 @@ fn demo_runs_and_is_idempotent() {
     ));
     assert_eq!(
         out,
-        "name,version\ndemo_large_orders,1\nscored\n124\nname,last_run\ndemo_price_drift,1\ndemo_score_incoming,2\n"
+        "name,version\ndemo_large_orders,1\nscored\n124\nname,last_run\ndemo_alert_large,1\n\
+         demo_price_drift,1\ndemo_score_incoming,2\n"
     );
 }
 

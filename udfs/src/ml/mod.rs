@@ -26,6 +26,8 @@ pub mod data;
 pub mod device;
 pub mod encode;
 mod error;
+mod lbfgs;
+mod logistic;
 pub mod metrics;
 pub mod model;
 mod predict;
