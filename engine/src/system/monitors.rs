@@ -27,6 +27,7 @@ impl SystemTable for MonitorsTable {
             Field::new("check", DataType::Utf8, false),
             Field::new("owner", DataType::Utf8, false),
             Field::new("created_at", utc_millis(), false),
+            Field::new("on_drift", DataType::Utf8, true),
         ]))
     }
 
@@ -38,6 +39,7 @@ impl SystemTable for MonitorsTable {
         let mut check = StringBuilder::new();
         let mut owner = StringBuilder::new();
         let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
+        let mut on_drift = StringBuilder::new();
         for m in monitors {
             name.append_value(&m.name);
             table.append_value(&m.table);
@@ -45,6 +47,7 @@ impl SystemTable for MonitorsTable {
             check.append_value(&m.check);
             owner.append_value(&m.owner);
             created.append_value(m.created_at.timestamp_millis());
+            on_drift.append_option(m.on_drift.as_ref().map(|r| r.to_string()));
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(name.finish()),
@@ -53,6 +56,7 @@ impl SystemTable for MonitorsTable {
             Arc::new(check.finish()),
             Arc::new(owner.finish()),
             Arc::new(created.finish()),
+            Arc::new(on_drift.finish()),
         ];
         Ok(vec![RecordBatch::try_new(self.schema(), columns)?])
     }

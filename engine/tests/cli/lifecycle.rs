@@ -107,6 +107,14 @@ fn drift_retrains_and_promotes_only_through_the_gate() {
          CREATE MONITOR fair ON points COLUMNS (a) REFERENCE (VERSION AS OF 1) SCHEDULE '1 hour' \
          ON DRIFT RETRAIN MODEL m PROMOTE WHEN accuracy >= 0.8",
     ));
+    assert_eq!(
+        ok(sql(
+            lake,
+            "SELECT name, on_drift FROM system.monitors ORDER BY name"
+        )),
+        "name,on_drift\nfair,ON DRIFT RETRAIN MODEL m PROMOTE WHEN accuracy >= 0.8\n\
+         strict,ON DRIFT RETRAIN MODEL m PROMOTE WHEN log_loss <= 0.000001\n"
+    );
     // No drift yet: nothing is retrained.
     ok(sql(lake, "RUN MONITOR fair"));
     assert_eq!(count(lake, "SELECT count(*) FROM system.model_events"), 0);

@@ -383,3 +383,80 @@ fn jobs_run_after_their_upstreams_and_cycles_are_refused() {
         "name,schedule,upstreams,blocked_by\na,EVERY '1 hour',,\nb,AFTER a,a,a (paused)\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_users_stamp_pipelines_they_own_and_are_refused_the_rest() {
+    use super::flight::{PASSWORD, Server, has_code, rows, text};
+    let lake = tempfile::tempdir().unwrap();
+    setup(lake.path());
+    let server = Server::start(lake.path(), 3600);
+    let mut admin = server.client().await;
+    admin.handshake("admin", PASSWORD).await.expect("login");
+    for statement in [
+        "CREATE USER eng PASSWORD 'eng-pw' ROLE engineer",
+        "CREATE USER sci PASSWORD 'sci-pw' ROLE scientist",
+    ] {
+        admin.execute_update(statement.into(), None).await.unwrap();
+    }
+    let mut eng = server.client().await;
+    eng.handshake("eng", "eng-pw").await.expect("eng logs in");
+    eng.execute_update(
+        "CREATE PIPELINE e FROM TEMPLATE feed WITH (s = eng_area)".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    let info = eng
+        .execute(
+            "SELECT p.owner, t.name, t.owner AS table_owner FROM system.pipelines p \
+             JOIN system.tables t ON t.pipeline = p.name ORDER BY t.name"
+                .into(),
+            None,
+        )
+        .await
+        .unwrap();
+    let shown = text(&rows(&mut eng, info).await);
+    assert!(
+        shown.contains("| eng   | clean  | eng         |"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("| eng   | copied | eng         |"),
+        "{shown}"
+    );
+
+    // A scientist may not make schemas: the pipeline is refused as a
+    // whole and leaves nothing.
+    let mut sci = server.client().await;
+    sci.handshake("sci", "sci-pw").await.expect("sci logs in");
+    let err = sci
+        .execute_update(
+            "CREATE PIPELINE s FROM TEMPLATE feed WITH (s = sci_area)".into(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(has_code(&err, tonic::Code::PermissionDenied), "{err:?}");
+    // Nor drop someone else's pipeline.
+    let err = sci
+        .execute_update("DROP PIPELINE e PURGE".into(), None)
+        .await
+        .unwrap_err();
+    assert!(has_code(&err, tonic::Code::PermissionDenied), "{err:?}");
+    drop(server);
+    assert_eq!(
+        count(
+            lake.path(),
+            "SELECT count(*) FROM system.pipelines WHERE name = 's'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            lake.path(),
+            "SELECT count(*) FROM system.audit_log WHERE user = 'sci' \
+             AND kind = 'CREATE SCHEMA' AND outcome = 'denied'"
+        ),
+        1
+    );
+}
