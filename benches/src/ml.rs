@@ -13,13 +13,19 @@
 //!    of both and the overhead ratio.
 //! 2. Training: `--train-rows` × 32 with a linear boundary and label
 //!    noise, 80/20 split, written to Parquet. `CREATE MODEL … TYPE
-//!    logistic_regression` (scan and encoding included) against
-//!    `sklearn.linear_model.LogisticRegression().fit` on the same rows
-//!    loaded into numpy beforehand (`ml_baseline.py`); accuracy of both on
-//!    the held-out rows.
+//!    logistic_regression` (L-BFGS, the default solver; scan, encoding and
+//!    metrics included; `--with-adam` adds the Adam solver) against
+//!    `sklearn.linear_model.LogisticRegression().fit` (lbfgs) on the same
+//!    rows loaded into numpy and standardised beforehand
+//!    (`ml_baseline.py`, run by the Python `AUTOLAKE_BENCH_PYTHON` names,
+//!    else the repository's `.venv`, into which scikit-learn is installed
+//!    when missing). Reports seconds (best of `--iterations`), accuracy
+//!    on the held-out rows, the time ratio to scikit-learn, and the growth
+//!    of the peak resident set during training (Linux).
 //!
 //! ```text
 //! scripts/bench.sh ml --rows 10000000
+//! scripts/bench.sh ml --rows 100000 --train-rows 1000000 --iterations 2
 //! ```
 
 use std::path::PathBuf;
@@ -50,6 +56,10 @@ struct Args {
     /// Measurements per case (the best is reported).
     #[arg(long, default_value_t = 3)]
     iterations: usize,
+    /// Also train with `solver 'adam'` (5 epochs of mini-batches), the
+    /// solver before L-BFGS.
+    #[arg(long)]
+    with_adam: bool,
 }
 
 const FEATURES: usize = 32;
@@ -126,6 +136,71 @@ fn batches(rows: usize, seed: u64, label: bool) -> Vec<RecordBatch> {
         start += n;
     }
     out
+}
+
+/// Peak resident memory of this process, from `/proc/self/status`.
+mod memory {
+    fn status(field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = text.lines().find(|l| l.starts_with(field))?;
+        let kib: u64 = line[field.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+
+    /// Resets the peak (`VmHWM`) to the current resident set and returns
+    /// that; `None` where Linux's `clear_refs` is not writable.
+    pub(super) fn reset_peak() -> Option<u64> {
+        std::fs::write("/proc/self/clear_refs", "5").ok()?;
+        status("VmRSS:")
+    }
+
+    /// The peak resident set since the last reset.
+    pub(super) fn peak() -> Option<u64> {
+        status("VmHWM:")
+    }
+}
+
+/// Installs scikit-learn (with numpy and pyarrow) into the baseline's
+/// Python when it cannot import them: once, then a no-op.
+fn ensure_scikit_learn(python: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let importable = |p: &std::path::Path| {
+        Command::new(p)
+            .args(["-c", "import sklearn, numpy, pyarrow"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if importable(python) {
+        return Ok(());
+    }
+    println!("installing scikit-learn into {} …", python.display());
+    let out = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "scikit-learn",
+            "numpy",
+            "pyarrow",
+        ])
+        .output()?;
+    if !out.status.success() || !importable(python) {
+        return Err(format!(
+            "scikit-learn is not importable by {} and pip could not install it \
+             (set AUTOLAKE_BENCH_PYTHON to a Python with scikit-learn, numpy and pyarrow): {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn register(session: &Session, name: &str, batches: Vec<RecordBatch>) {
@@ -271,31 +346,59 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         writer.close()?;
     }
+    let train_rows: usize = train.iter().map(RecordBatch::num_rows).sum();
     register(&session, "logistic_train", train);
     register(&session, "logistic_test", test);
-    let started = Instant::now();
-    session
-        .execute(&format!(
-            "CREATE MODEL bench_logistic TYPE logistic_regression \
-             OPTIONS (target 'label', epochs 5, batch_size 1024, learning_rate 0.01, validation_split 0) \
-             AS SELECT {features}, label FROM logistic_train"
-        ))
-        .await?;
-    let ours_s = started.elapsed().as_secs_f64();
-    let metrics = session
-        .execute(&format!(
-            "EVALUATE MODEL bench_logistic ON (SELECT {features}, label FROM logistic_test)"
-        ))
-        .await?;
-    let accuracy = metrics[0]
-        .column_by_name("accuracy")
-        .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
-        .map(|a| a.value(0))
-        .unwrap_or(f64::NAN);
+    let mut trainers = vec![(
+        "AutoLake CREATE MODEL (lbfgs)".to_string(),
+        "validation_split 0".to_string(),
+    )];
+    if args.with_adam {
+        trainers.push((
+            "AutoLake CREATE MODEL (adam)".to_string(),
+            "solver 'adam', epochs 5, batch_size 1024, learning_rate 0.01, validation_split 0"
+                .to_string(),
+        ));
+    }
+    let mut rows_out = Vec::new();
+    for (i, (label, options)) in trainers.iter().enumerate() {
+        let model = format!("bench_logistic_{i}");
+        let mut seconds = f64::INFINITY;
+        let mut growth = 0.0f64;
+        for _ in 0..args.iterations.max(1) {
+            let before = memory::reset_peak();
+            let started = Instant::now();
+            session
+                .execute(&format!(
+                    "CREATE MODEL {model} TYPE logistic_regression \
+                     OPTIONS (target 'label', {options}) \
+                     AS SELECT {features}, label FROM logistic_train"
+                ))
+                .await?;
+            seconds = seconds.min(started.elapsed().as_secs_f64());
+            if let (Some(before), Some(peak)) = (before, memory::peak()) {
+                growth = growth.max(peak.saturating_sub(before) as f64 / 1048576.0);
+            }
+        }
+        let metrics = session
+            .execute(&format!(
+                "EVALUATE MODEL {model} ON (SELECT {features}, label FROM logistic_test)"
+            ))
+            .await?;
+        let accuracy = metrics[0]
+            .column_by_name("accuracy")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+            .map(|a| a.value(0))
+            .unwrap_or(f64::NAN);
+        rows_out.push((label.clone(), seconds, accuracy, growth));
+    }
+    let python = python();
+    ensure_scikit_learn(&python)?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ml_baseline.py");
-    let out = Command::new(python())
+    let out = Command::new(&python)
         .arg(script)
         .arg(&parquet_dir)
+        .arg(args.iterations.max(1).to_string())
         .output()?;
     if !out.status.success() {
         return Err(format!(
@@ -305,23 +408,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let (sk_s, sk_acc) = (
+    let (sk_s, sk_acc, sk_growth) = (
         theirs["seconds"].as_f64().unwrap_or(f64::NAN),
         theirs["accuracy"].as_f64().unwrap_or(f64::NAN),
+        theirs["rss_growth_mb"].as_f64().unwrap_or(f64::NAN),
     );
     println!(
-        "\nlogistic regression, {} training rows × {FEATURES}:\n\
-         {:<28} {:>9} {:>9}\n{:<28} {:>9.3} {:>9.4}\n{:<28} {:>9.3} {:>9.4}",
-        args.train_rows * 4 / 5,
+        "\nlogistic regression, {train_rows} training rows × {FEATURES} (the f32 matrix: {:.0} MiB), \
+         best of {}:\n{:<32} {:>9} {:>9} {:>10} {:>15}",
+        (train_rows * FEATURES * 4) as f64 / 1048576.0,
+        args.iterations.max(1),
         "trainer",
         "seconds",
         "accuracy",
-        "AutoLake CREATE MODEL",
-        ours_s,
-        accuracy,
-        "scikit-learn (lbfgs)",
-        sk_s,
-        sk_acc
+        "/ sklearn",
+        "peak RSS +MiB"
+    );
+    for (label, seconds, accuracy, growth) in &rows_out {
+        println!(
+            "{label:<32} {seconds:>9.3} {accuracy:>9.4} {:>9.2}x {growth:>15.0}",
+            seconds / sk_s
+        );
+    }
+    println!(
+        "{:<32} {sk_s:>9.3} {sk_acc:>9.4} {:>9.2}x {sk_growth:>15.0}",
+        format!(
+            "scikit-learn {} (lbfgs)",
+            theirs["version"].as_str().unwrap_or("")
+        ),
+        1.0
+    );
+    println!(
+        "AutoLake's seconds include the scan and encoding of the rows (and the metrics); \
+         scikit-learn's are `fit` on standardised numpy arrays. Peak RSS growth: the \
+         largest resident set during the statement (or `fit`) over the one before it."
     );
     Ok(())
 }

@@ -8,7 +8,7 @@
 //!   they stream in: numbers as f64, strings as vocabulary codes)
 //!   ─► [`encode::Feature`] statistics (means, standard deviations,
 //!   vocabularies, imputation) ─► one f32 tensor on the chosen device
-//!   ─► [`train`] (normal equations, Adam, Lloyd) ─► [`model::TrainedModel`]
+//!   ─► [`train`] (normal equations, L-BFGS, Adam, Lloyd) ─► [`model::TrainedModel`]
 //!   (weights + everything needed to encode new rows) ─► the registry
 //!
 //! predict('m', f1, f2, …)
