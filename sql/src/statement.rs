@@ -347,11 +347,10 @@ pub struct CreatePipeline {
 
 /// The statement kinds a template's body may hold: statements that make
 /// objects, fill them and schedule their work.
-pub const TEMPLATE_STATEMENTS: [&str; 20] = [
+pub const TEMPLATE_STATEMENTS: [&str; 19] = [
     "CREATE SCHEMA",
     "CREATE TABLE",
     "CREATE TABLE AS SELECT",
-    "CREATE VIEW",
     "INSERT",
     "INSERT OVERWRITE",
     "MERGE",
