@@ -172,4 +172,44 @@ fn drift_retrains_and_promotes_only_through_the_gate() {
              FROM points WHERE batch = 2"
         ) >= 90
     );
+
+    // Another process holds the retrain of m: this detection is skipped.
+    std::fs::create_dir_all(lake.join("retrains")).unwrap();
+    std::fs::write(
+        lake.join("retrains/m.json"),
+        format!(
+            "{{\"holder\": \"elsewhere\", \"since\": \"{}\"}}",
+            chrono::Utc::now().to_rfc3339()
+        ),
+    )
+    .unwrap();
+    ok(sql(lake, "RUN MONITOR fair"));
+    let skipped = ok(sql(
+        lake,
+        "SELECT event, reason FROM system.model_events WHERE monitor = 'fair' ORDER BY at DESC LIMIT 1",
+    ));
+    assert!(
+        skipped.contains("skipped,a retrain of model m is already running"),
+        "{skipped}"
+    );
+    std::fs::remove_file(lake.join("retrains/m.json")).unwrap();
+
+    // A retrain that fails (the newest batch has no labels) leaves
+    // production as it was.
+    ok(sql(
+        lake,
+        "INSERT INTO points SELECT 3, 9 + (value % 100) / 100.0, 0.5, CAST(NULL AS BOOLEAN) FROM range(0, 400)",
+    ));
+    ok(sql(lake, "RUN MONITOR fair"));
+    let last = ok(sql(
+        lake,
+        "SELECT version, event, reason FROM system.model_events WHERE monitor = 'fair' \
+         ORDER BY at DESC LIMIT 1",
+    ));
+    assert!(last.starts_with("version,event,reason\n,training_failed,"), "{last}");
+    assert!(last.contains("null"), "{last}");
+    assert_eq!(
+        ok(sql(lake, "SELECT version, stage FROM system.models ORDER BY version")),
+        "version,stage\n1,none\n2,none\n3,production\n"
+    );
 }
