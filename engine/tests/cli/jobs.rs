@@ -67,7 +67,21 @@ fn run_due_and_the_server_scheduler_run_jobs_when_due() {
     wait_until("the next run", Duration::from_secs(20), || {
         count(lake, "SELECT count(*) FROM out") == 5
     });
+    // A job after it: the server runs it once copy has committed.
+    ok(sql(
+        lake,
+        "CREATE TABLE out2 (id INT); \
+         CREATE JOB after_copy AFTER copy AS INSERT INTO out2 SELECT id * 10 FROM table_changes('out'); \
+         INSERT INTO src VALUES (6)",
+    ));
+    wait_until("the downstream job", Duration::from_secs(20), || {
+        count(lake, "SELECT count(*) FROM out2") == 6
+    });
     drop(server);
+    assert_eq!(
+        ok(sql(lake, "SELECT id FROM out2 ORDER BY id")),
+        "id\n10\n20\n30\n40\n50\n60\n"
+    );
     let runs = ok(sql(
         lake,
         "SELECT trigger, count(*) AS n FROM system.job_runs WHERE job = 'copy' GROUP BY trigger ORDER BY trigger",

@@ -206,10 +206,16 @@ fn drift_retrains_and_promotes_only_through_the_gate() {
         "SELECT version, event, reason FROM system.model_events WHERE monitor = 'fair' \
          ORDER BY at DESC LIMIT 1",
     ));
-    assert!(last.starts_with("version,event,reason\n,training_failed,"), "{last}");
+    assert!(
+        last.starts_with("version,event,reason\n,training_failed,"),
+        "{last}"
+    );
     assert!(last.contains("null"), "{last}");
     assert_eq!(
-        ok(sql(lake, "SELECT version, stage FROM system.models ORDER BY version")),
+        ok(sql(
+            lake,
+            "SELECT version, stage FROM system.models ORDER BY version"
+        )),
         "version,stage\n1,none\n2,none\n3,production\n"
     );
 }

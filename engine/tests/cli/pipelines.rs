@@ -255,7 +255,10 @@ fn template_bodies_are_checked_when_made_and_versions_add_up() {
     let e = failed(sql(lake, TEMPLATE), 1);
     assert!(e.contains("template feed already exists"), "{e}");
     let e = failed(
-        sql(lake, "CREATE TEMPLATE v (s IDENT) AS $$CREATE VIEW ${s} AS SELECT 1$$"),
+        sql(
+            lake,
+            "CREATE TEMPLATE v (s IDENT) AS $$CREATE VIEW ${s} AS SELECT 1$$",
+        ),
         1,
     );
     assert!(e.contains("found CREATE VIEW"), "{e}");
