@@ -31,6 +31,7 @@ pub mod error;
 mod exec;
 pub mod governance;
 pub mod history;
+pub mod inference_log;
 pub mod jobs;
 pub mod lake;
 pub mod metrics;

@@ -118,6 +118,8 @@ pub struct ModelRegistry {
     /// Where `predict` counts its rows (none when unobserved).
     metrics: Option<Arc<crate::metrics::Metrics>>,
     models: RwLock<BTreeMap<String, Entry>>,
+    /// Which models' predictions are logged, and the rows logged so far.
+    logs: Arc<crate::inference_log::PredictionLogs>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -137,11 +139,17 @@ impl ModelRegistry {
         metrics: Option<Arc<crate::metrics::Metrics>>,
     ) -> Self {
         Self {
+            logs: Arc::new(crate::inference_log::PredictionLogs::new(Arc::clone(&lake))),
             lake,
             device,
             metrics,
             models: RwLock::default(),
         }
+    }
+
+    /// Inference logging: the settings and the rows logged so far.
+    pub fn logs(&self) -> &Arc<crate::inference_log::PredictionLogs> {
+        &self.logs
     }
 
     /// The device models run on.
@@ -163,6 +171,7 @@ impl ModelRegistry {
 
     /// Brings the cache up to date with the lake.
     pub async fn refresh(&self) -> Result<()> {
+        self.logs.refresh().await?;
         let root = self.root();
         let listed: Vec<object_store::ObjectMeta> =
             self.lake.store().list(Some(&root)).try_collect().await?;
@@ -514,6 +523,31 @@ impl ModelRegistry {
 impl ModelProvider for ModelRegistry {
     fn resolve(&self, reference: &str) -> std::result::Result<Arc<TrainedModel>, String> {
         self.referenced(reference).map(|v| Arc::clone(&v.model))
+    }
+
+    fn log(&self, batch: autolake_udfs::ml::Predictions<'_>) {
+        let name = batch.reference.split('@').next().unwrap_or(batch.reference);
+        let Some(config) = self.logs.config(name) else {
+            return;
+        };
+        let Ok(v) = self.referenced(batch.reference) else {
+            return;
+        };
+        let names: Vec<String> = v
+            .record
+            .spec
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        self.logs.record(
+            &config,
+            v.record.version,
+            &names,
+            batch.query_id,
+            batch.features,
+            batch.output,
+        );
     }
 
     fn observe(&self, reference: &str, rows: usize, seconds: f64) {

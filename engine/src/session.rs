@@ -150,9 +150,11 @@ impl Session {
         };
         // `autolake.cluster`: where the session's queries run (see
         // `crate::distributed`).
-        let config = config.with_option_extension(crate::settings::AutoLakeOptions {
-            cluster: engine.config.cluster.clone().unwrap_or_default(),
-        });
+        let config = config
+            .with_option_extension(crate::settings::AutoLakeOptions {
+                cluster: engine.config.cluster.clone().unwrap_or_default(),
+            })
+            .with_option_extension(autolake_udfs::ml::PredictContext::default());
         // Privileges, row policies and masks are applied first, before
         // type coercion and every optimizer rule.
         let mut analyzer_rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = Vec::new();
@@ -334,6 +336,19 @@ impl Session {
             self.cx.probe.progress.begin(parsed.statement.kind());
         }
         let query_id = uuid::Uuid::new_v4().to_string();
+        // `predict` logs its rows under the statement's id.
+        if let Some(c) = self
+            .cx
+            .ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .extensions
+            .get_mut::<autolake_udfs::ml::PredictContext>()
+        {
+            c.query_id = query_id.clone();
+        }
         let span = tracing::info_span!("statement", query_id = %query_id);
         let mut objects = Vec::new();
         let result = {
@@ -343,6 +358,7 @@ impl Session {
                 .await
         };
         let mut entry = self.statement_entry(parsed, objects);
+        let query_id_for_logs = query_id.clone();
         entry.query_id = query_id;
         entry.outcome = Outcome::of(&result);
         match result {
@@ -358,7 +374,11 @@ impl Session {
                         span,
                     ));
                 let stream = if result.returns_rows {
-                    audited
+                    if self.cx.engine.models.logs().any() {
+                        crate::exec::log_predictions_at_end(&self.cx, audited, query_id_for_logs)
+                    } else {
+                        audited
+                    }
                 } else {
                     // A status (a count of changed rows, an acknowledgement)
                     // ends a statement whose work is done: read it now, so
@@ -367,6 +387,12 @@ impl Session {
                     use futures::TryStreamExt;
                     let schema = audited.schema();
                     let batches: Vec<_> = audited.try_collect().await?;
+                    if let Err(e) = crate::exec::log_predictions(&self.cx, &query_id_for_logs).await
+                    {
+                        tracing::warn!(
+                            "prediction log of query {query_id_for_logs} not written: {e}"
+                        );
+                    }
                     Box::pin(
                         datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
                             schema,

@@ -53,7 +53,9 @@ fn cluster_state(engine: &Arc<Engine>) -> Result<SessionState> {
 /// AutoLake's own, so a coordinator's `autolake.*` settings are understood.
 fn config_producer() -> ConfigProducer {
     Arc::new(|| {
-        SessionConfig::new_with_ballista().with_option_extension(AutoLakeOptions::default())
+        SessionConfig::new_with_ballista()
+            .with_option_extension(AutoLakeOptions::default())
+            .with_option_extension(autolake_udfs::ml::PredictContext::default())
     })
 }
 

@@ -49,6 +49,10 @@ pub(super) async fn insert(
         }
     };
     let input = crate::lake::types::guard_insert(std::sync::Arc::unwrap_or_clone(dml.input))?;
+    // A job's logged predictions are committed before its output.
+    let input = match super::predictions::log_before_output(cx, input).await? {
+        Ok(rows) | Err(rows) => rows,
+    };
     let stamp = cx.stamp(kind);
     let (_, rows) = write::write_plan(
         table,

@@ -98,7 +98,7 @@ pub(super) async fn run(cx: &StatementContext, statement: &Statement) -> Result<
             name,
             table,
             sample,
-        } => set_logging(cx, name, table.as_ref(), *sample).await,
+        } => super::predictions::set_logging(cx, name, table.as_ref(), *sample).await,
         other => Err(super::reads::outside(autolake_sql::Family::Models, other)),
     }
 }
@@ -293,18 +293,6 @@ pub(crate) async fn reproduce(
         schema,
         vec![batch],
     ))
-}
-
-/// `ALTER MODEL m SET LOGGING …`.
-pub(crate) async fn set_logging(
-    _cx: &StatementContext,
-    name: &ObjectName,
-    _table: Option<&ObjectName>,
-    _sample: f64,
-) -> Result<StatementResult> {
-    Err(Error::invalid(format!(
-        "ALTER MODEL {name} SET LOGGING: inference logging is not available in this build"
-    )))
 }
 
 /// The metrics each model kind reports, and whether a higher value is

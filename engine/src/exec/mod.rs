@@ -21,6 +21,7 @@ mod lifecycle;
 mod maintenance;
 pub(crate) mod models;
 mod pipelines;
+mod predictions;
 pub(crate) mod query;
 mod reads;
 pub(crate) mod sources;
@@ -29,6 +30,7 @@ mod streams;
 pub(crate) mod time_travel;
 
 pub(crate) use drift::record as record_drift;
+pub(crate) use predictions::{log_predictions, log_predictions_at_end};
 
 use autolake_sql::{Family, Statement};
 

@@ -106,11 +106,19 @@ impl Lcg {
 fn kill_9_of_the_server_during_job_runs_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().to_path_buf();
+    // Each row is scored by a model whose predictions are logged: the log
+    // must hold each output row's prediction exactly once too.
     ok(sql(
         &lake,
-        "CREATE TABLE src (id BIGINT, k INT); CREATE TABLE out (id BIGINT, k INT); \
+        "CREATE TABLE src (id BIGINT, k INT); CREATE TABLE out (id BIGINT, k INT, p DOUBLE); \
+         CREATE TABLE seed AS SELECT CAST(value AS DOUBLE) AS x, CAST(value * 2 AS DOUBLE) AS y \
+           FROM range(0, 20); \
+         CREATE MODEL lin TYPE linear_regression OPTIONS (target 'y', validation_split 0) \
+           AS SELECT x, y FROM seed; \
+         ALTER MODEL lin SET LOGGING TO lake.public.lin_log; \
          CREATE JOB copy EVERY '100 ms' AS INSERT INTO out \
-         SELECT id, k FROM table_changes('src') WHERE _change_type = 'insert'",
+         SELECT id, k, predict('lin', CAST(k AS DOUBLE)) FROM table_changes('src') \
+         WHERE _change_type = 'insert'",
     ));
     // Another process keeps appending (two commits per process) while the
     // server is killed and restarted, until 50 runs have succeeded.
@@ -181,4 +189,27 @@ fn kill_9_of_the_server_during_job_runs_loses_and_duplicates_nothing() {
         "SELECT count(*) FROM system.job_runs WHERE status IN ('succeeded', 'recovered')",
     );
     assert!(runs >= 50, "only {runs} runs in {kills} kills");
+    // The prediction log: one row per output row, each run's rows under
+    // its run number, none twice.
+    assert_eq!(count(&lake, "SELECT count(*) FROM lin_log"), expected);
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM (SELECT job_run, count(*) AS c FROM lin_log GROUP BY job_run) l \
+             FULL JOIN (SELECT run, rows_written FROM system.job_runs \
+                        WHERE job = 'copy' AND status IN ('succeeded', 'recovered') AND rows_written > 0) r \
+             ON l.job_run = r.run WHERE l.c IS DISTINCT FROM r.rows_written"
+        ),
+        0,
+        "after {kills} kills"
+    );
+    assert_eq!(
+        count(
+            &lake,
+            "SELECT count(*) FROM (SELECT k, CAST(round(p) AS BIGINT) AS p FROM out \
+             EXCEPT SELECT CAST(CAST(regexp_replace(inputs, '[^0-9.]', '', 'g') AS DOUBLE) AS INT), \
+             CAST(round(CAST(output AS DOUBLE)) AS BIGINT) FROM lin_log)"
+        ),
+        0
+    );
 }

@@ -219,3 +219,76 @@ fn drift_retrains_and_promotes_only_through_the_gate() {
         "version,stage\n1,none\n2,none\n3,production\n"
     );
 }
+
+#[test]
+fn queries_log_their_predictions_sampled_and_tied_to_the_query() {
+    let lake = tempfile::tempdir().unwrap();
+    let lake = lake.path();
+    ok(sql(
+        lake,
+        &format!(
+            "CREATE TABLE points (batch BIGINT, a DOUBLE, b DOUBLE, label BOOLEAN); {}; \
+             CREATE MODEL churn TYPE logistic_regression OPTIONS (target 'label') \
+             AS SELECT a, b, label FROM points",
+            batch(1, 0.0)
+        ),
+    ));
+    let e = failed(
+        sql(lake, "ALTER MODEL churn SET LOGGING TO lake.nowhere.log"),
+        1,
+    );
+    assert!(e.contains("schema nowhere does not exist"), "{e}");
+    let e = failed(sql(lake, "ALTER MODEL churn SET LOGGING TO points"), 1);
+    assert!(
+        e.contains("lacks the columns model, version, inputs"),
+        "{e}"
+    );
+    ok(sql(
+        lake,
+        "ALTER MODEL churn SET LOGGING TO lake.public.churn_log",
+    ));
+    ok(sql(
+        lake,
+        "SELECT sum(CASE WHEN predict('churn', a, b) THEN 1 ELSE 0 END) AS positive FROM points",
+    ));
+    assert_eq!(count(lake, "SELECT count(*) FROM churn_log"), 400);
+    // The rows name the model's version and the query that scored them.
+    assert_eq!(
+        ok(sql(
+            lake,
+            "SELECT DISTINCT l.model, l.version, a.kind FROM churn_log l \
+             JOIN system.audit_log a ON a.query_id = l.query_id"
+        )),
+        "model,version,kind\nchurn,1,SELECT\n"
+    );
+    // Joined to ground truth later: how often production was right.
+    let right = count(
+        lake,
+        "SELECT count(*) FROM churn_log l JOIN points p \
+         ON l.inputs = '{\"a\":' || CAST(p.a AS TEXT) || ',\"b\":' || CAST(p.b AS TEXT) || '}' \
+         WHERE CAST(l.output AS BOOLEAN) = p.label",
+    );
+    assert!(right > 300, "{right}");
+
+    // A sample: the same rows each time.
+    ok(sql(
+        lake,
+        "ALTER MODEL churn SET LOGGING TO lake.public.sampled SAMPLE 0.25",
+    ));
+    let scored = "SELECT count(predict('churn', a, b)) FROM points";
+    ok(sql(lake, scored));
+    let first = count(lake, "SELECT count(*) FROM sampled");
+    assert!((60..140).contains(&first), "{first}");
+    ok(sql(lake, scored));
+    assert_eq!(count(lake, "SELECT count(*) FROM sampled"), 2 * first);
+    assert_eq!(
+        count(
+            lake,
+            "SELECT count(*) FROM (SELECT inputs FROM sampled GROUP BY inputs HAVING count(*) <> 2)"
+        ),
+        0
+    );
+    ok(sql(lake, "ALTER MODEL churn SET LOGGING OFF"));
+    ok(sql(lake, scored));
+    assert_eq!(count(lake, "SELECT count(*) FROM sampled"), 2 * first);
+}

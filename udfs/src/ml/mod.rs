@@ -40,7 +40,7 @@ use datafusion::prelude::SessionContext;
 
 pub use device::{DeviceChoice, resolve_device};
 pub use model::{ModelKind, ModelSpec, TrainedModel};
-pub use predict::ModelProvider;
+pub use predict::{ModelProvider, PredictContext, Predictions};
 
 /// Registers `predict` and `predict_proba` over `provider`.
 pub fn register_all(ctx: &SessionContext, provider: Arc<dyn ModelProvider>) {

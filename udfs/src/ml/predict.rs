@@ -12,8 +12,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::common::{
+    Result, ScalarValue, exec_err, extensions_options, internal_err, plan_err,
+};
+use datafusion::config::ConfigExtension;
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -31,6 +35,37 @@ pub trait ModelProvider: fmt::Debug + Send + Sync {
     /// Told after each batch a `predict` call scored: `rows` rows of the
     /// model `reference` names, in `seconds` (metrics; nothing by default).
     fn observe(&self, _reference: &str, _rows: usize, _seconds: f64) {}
+
+    /// Handed each batch `predict` scored, with its inputs, for inference
+    /// logging (nothing by default).
+    fn log(&self, _batch: Predictions<'_>) {}
+}
+
+/// One batch of predictions, as [`ModelProvider::log`] gets it.
+#[derive(Debug)]
+pub struct Predictions<'a> {
+    /// The model as the call names it (`'m'` or `'m@3'`).
+    pub reference: &'a str,
+    /// The statement the call runs in (see [`PredictContext`]); empty when
+    /// the engine set none.
+    pub query_id: &'a str,
+    /// The feature columns, in the model's order.
+    pub features: &'a [ArrayRef],
+    /// What the model returned, one value per row.
+    pub output: &'a ArrayRef,
+}
+
+extensions_options! {
+    /// What the engine tells `predict` about the statement it runs in
+    /// (`autolake_predict.*` settings, set per statement).
+    pub struct PredictContext {
+        /// The running statement's query id.
+        pub query_id: String, default = String::new()
+    }
+}
+
+impl ConfigExtension for PredictContext {
+    const PREFIX: &'static str = "autolake_predict";
 }
 
 /// The `predict` function.
@@ -171,6 +206,19 @@ impl ScalarUDFImpl for Predict {
         if let Some(Some(name)) = reference.try_as_str() {
             self.provider
                 .observe(name, rows, started.elapsed().as_secs_f64());
+            if !self.probabilities {
+                let query_id = args
+                    .config_options
+                    .extensions
+                    .get::<PredictContext>()
+                    .map_or("", |c| c.query_id.as_str());
+                self.provider.log(Predictions {
+                    reference: name,
+                    query_id,
+                    features: &arrays,
+                    output: &out,
+                });
+            }
         }
         Ok(ColumnarValue::Array(out))
     }
