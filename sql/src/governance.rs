@@ -12,6 +12,7 @@
 //! CREATE POLICY p ON t [TO r [, r …]] USING (predicate)
 //! DROP POLICY [IF EXISTS] p ON t
 //! ALTER TABLE t ALTER COLUMN c SET MASK (expr) | DROP MASK
+//! ALTER TABLE t ALTER COLUMN c SET TAGS ('x', …) | UNSET TAGS ('x', …)
 //! ALTER TABLE|SCHEMA|SOURCE|MODEL|JOB|MONITOR name OWNER TO [USER] u
 //! VERIFY AUDIT LOG
 //! ```
@@ -160,6 +161,17 @@ pub enum Governance {
         /// The mask; `None` drops it.
         mask: Option<Expr>,
     },
+    /// `ALTER TABLE t ALTER COLUMN c SET TAGS ('x', …)` / `UNSET TAGS (…)`
+    Tags {
+        /// The table.
+        table: ObjectName,
+        /// The column tagged.
+        column: Ident,
+        /// The tags, as written.
+        tags: Vec<String>,
+        /// `true` for SET, `false` for UNSET.
+        set: bool,
+    },
     /// `ALTER kind name OWNER TO [USER] u`
     AlterOwner {
         /// Upper-case object kind, from [`OWNED_OBJECTS`].
@@ -191,7 +203,7 @@ impl Governance {
             Governance::ShowRoles => "SHOW ROLES",
             Governance::CreatePolicy { .. } => "CREATE POLICY",
             Governance::DropPolicy { .. } => "DROP POLICY",
-            Governance::Mask { .. } => "ALTER TABLE",
+            Governance::Mask { .. } | Governance::Tags { .. } => "ALTER TABLE",
             Governance::AlterOwner { .. } => "ALTER OWNER",
             Governance::VerifyAuditLog => "VERIFY AUDIT LOG",
         }
@@ -376,10 +388,39 @@ fn parse_alter(p: &mut Parser<'_>, kind: String) -> Result<Option<Governance>> {
                     mask: None,
                 }));
             }
+            let set = eat_words(p, &["SET", "TAGS"]);
+            if set || eat_words(p, &["UNSET", "TAGS"]) {
+                return Ok(Some(Governance::Tags {
+                    table: object,
+                    column,
+                    tags: parse_tag_list(p)?,
+                    set,
+                }));
+            }
         }
     }
     rewind(p, start);
     Ok(None)
+}
+
+/// `('tag', …)`: at least one quoted tag.
+fn parse_tag_list(p: &mut Parser<'_>) -> Result<Vec<String>> {
+    crate::tokens::expect_token(p, &Token::LParen, "'(' and the tags")?;
+    let mut tags = Vec::new();
+    loop {
+        if p.peek_token().token == Token::RParen {
+            return Err(expected(p, "a tag in quotes such as 'pii'"));
+        }
+        tags.push(crate::tokens::parse_string(
+            p,
+            "a tag in quotes such as 'pii'",
+        )?);
+        if !p.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    crate::tokens::expect_token(p, &Token::RParen, "')' after the tags")?;
+    Ok(tags)
 }
 
 /// `p, … ON kind name TO|FROM grantee`, after GRANT or REVOKE.
@@ -531,6 +572,24 @@ mod tests {
             gov("VERIFY AUDIT LOG"),
             Governance::VerifyAuditLog
         ));
+    }
+
+    #[test]
+    fn column_tags() {
+        let Governance::Tags {
+            column, tags, set, ..
+        } = gov("ALTER TABLE s.t ALTER COLUMN ssn SET TAGS ('pii', 'gdpr:art9')")
+        else {
+            panic!()
+        };
+        assert_eq!((column.value.as_str(), set), ("ssn", true));
+        assert_eq!(tags, vec!["pii".to_string(), "gdpr:art9".to_string()]);
+        assert!(matches!(
+            gov("ALTER TABLE t ALTER COLUMN ssn UNSET TAGS ('pii')"),
+            Governance::Tags { set: false, .. }
+        ));
+        let e = crate::parse("ALTER TABLE t ALTER COLUMN ssn SET TAGS ()").unwrap_err();
+        assert!(e.to_string().contains("a tag in quotes"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use super::query::done;
 use crate::context::{StatementContext, StatementResult};
 use crate::error::{Error, Result};
 use crate::governance::accounts::UserStore;
-use crate::governance::{BUILTIN_ROLES, Holder, Mask, Policy, Privilege, Securable, State};
+use crate::governance::{
+    BUILTIN_ROLES, ColumnTag, Holder, Mask, Policy, Privilege, Securable, State,
+};
 use crate::lake::{LAKE_CATALOG, TableName};
 use crate::names::{ident_name, lake_schema, lake_table, single_name};
 use crate::principal::{Access, Action, Object, Principal};
@@ -98,7 +100,10 @@ pub(crate) fn accesses(principal: &Principal, g: &G, out: &mut Vec<Access>) -> R
             object: Object::System("grants".to_string()),
         }),
         G::ShowGrants(None) | G::ShowRoles => {}
-        G::CreatePolicy { table, .. } | G::DropPolicy { table, .. } | G::Mask { table, .. } => {
+        G::CreatePolicy { table, .. }
+        | G::DropPolicy { table, .. }
+        | G::Mask { table, .. }
+        | G::Tags { table, .. } => {
             out.push(manage(Object::Table(lake_table(table)?)));
         }
         G::AlterOwner {
@@ -165,6 +170,12 @@ pub(crate) async fn run(cx: &StatementContext, g: &G) -> Result<StatementResult>
             column,
             mask,
         } => set_mask(cx, table, column, mask.as_ref()).await?,
+        G::Tags {
+            table,
+            column,
+            tags,
+            set,
+        } => set_tags(cx, table, column, tags, *set).await?,
         G::AlterOwner {
             object_kind,
             object,
@@ -528,6 +539,82 @@ async fn set_mask(
         }
     }
     Ok(())
+}
+
+/// `ALTER TABLE t ALTER COLUMN c SET TAGS (…)` / `UNSET TAGS (…)`.
+async fn set_tags(
+    cx: &StatementContext,
+    table: &ObjectName,
+    column: &ast::Ident,
+    tags: &[String],
+    set: bool,
+) -> Result<()> {
+    let governance = cx.engine.governance();
+    let table = lake_table(table)?;
+    let schema = table_schema(cx, &table).await?;
+    let shown = key(&table);
+    let wanted = ident_name(column);
+    let Some((_, field)) = schema
+        .iter()
+        .find(|(_, f)| f.name().eq_ignore_ascii_case(&wanted))
+    else {
+        return Err(Error::NotFound {
+            kind: "column",
+            name: format!(
+                "{wanted} of {shown} (its columns: {})",
+                crate::names::column_names(schema.fields())
+            ),
+        });
+    };
+    let column = field.name().clone();
+    for tag in tags {
+        let ok = !tag.is_empty()
+            && tag.len() <= 64
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.'));
+        if !ok {
+            return Err(Error::invalid(format!(
+                "tag '{tag}' on {shown}.{column}: a tag is 1 to 64 letters, digits, '_', '-', ':' or '.'"
+            )));
+        }
+    }
+    let tags: Vec<String> = tags.iter().map(|t| t.to_lowercase()).collect();
+    if set {
+        let now = Utc::now();
+        let records: Vec<ColumnTag> = tags
+            .iter()
+            .map(|tag| ColumnTag {
+                table: key(&table),
+                column: column.clone(),
+                tag: tag.clone(),
+                created_by: cx.principal.name.clone(),
+                created_at: now,
+            })
+            .collect();
+        governance.set_tags(&records).await
+    } else {
+        let state = governance.state().await?;
+        let absent: Vec<&String> = tags
+            .iter()
+            .filter(|t| {
+                !state
+                    .tags
+                    .iter()
+                    .any(|c| c.table == key(&table) && c.column == column && &c.tag == *t)
+            })
+            .collect();
+        if let Some(tag) = absent.first() {
+            return Err(Error::NotFound {
+                kind: "tag",
+                name: format!("'{tag}' on column {column} of {shown}"),
+            });
+        }
+        for tag in &tags {
+            governance.unset_tag(&key(&table), &column, tag).await?;
+        }
+        Ok(())
+    }
 }
 
 /// `ALTER … OWNER TO`.

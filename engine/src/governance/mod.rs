@@ -338,6 +338,23 @@ pub struct State {
     pub policies: Vec<Policy>,
     /// Column masks.
     pub masks: Vec<Mask>,
+    /// Tags set on columns.
+    pub tags: Vec<ColumnTag>,
+}
+
+/// A tag on a column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnTag {
+    /// `schema.table`.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// The tag.
+    pub tag: String,
+    /// Who set it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }
 
 impl State {
@@ -608,6 +625,7 @@ pub struct Governance {
     owners: DocStore<Ownership>,
     policies: DocStore<Policy>,
     masks: DocStore<Mask>,
+    tags: DocStore<ColumnTag>,
     cached: RwLock<(Option<String>, Arc<State>)>,
 }
 
@@ -620,6 +638,7 @@ impl Governance {
             owners: DocStore::new(Arc::clone(&lake), "governance/owners", "owner"),
             policies: DocStore::new(Arc::clone(&lake), "governance/policies", "policy"),
             masks: DocStore::new(Arc::clone(&lake), "governance/masks", "mask"),
+            tags: DocStore::new(Arc::clone(&lake), "governance/tags", "column tag"),
             lake,
             cached: RwLock::new((None, Arc::default())),
         }
@@ -701,6 +720,7 @@ impl Governance {
                 .collect(),
             policies: self.policies.list().await?,
             masks: self.masks.list().await?,
+            tags: self.tags.list().await?,
         })
     }
 
@@ -813,6 +833,12 @@ impl Governance {
         for m in state.masks.iter().filter(|m| covers(&m.table)) {
             touched |= self.masks.delete(&mask_key(&m.table, &m.column)).await?;
         }
+        for t in state.tags.iter().filter(|t| covers(&t.table)) {
+            touched |= self
+                .tags
+                .delete(&tag_key(&t.table, &t.column, &t.tag))
+                .await?;
+        }
         for g in state
             .grants
             .iter()
@@ -861,6 +887,23 @@ impl Governance {
         self.changed().await
     }
 
+    /// Sets tags on a column (a tag set already stays as it was).
+    pub async fn set_tags(&self, tags: &[ColumnTag]) -> Result<()> {
+        for t in tags {
+            self.tags
+                .create(&tag_key(&t.table, &t.column, &t.tag), t)
+                .await?;
+        }
+        self.changed().await
+    }
+
+    /// Removes a tag from a column; `false` when it was not set.
+    pub async fn unset_tag(&self, table: &str, column: &str, tag: &str) -> Result<bool> {
+        let removed = self.tags.delete(&tag_key(table, column, tag)).await?;
+        self.changed().await?;
+        Ok(removed)
+    }
+
     /// Drops a column mask; `false` when there was none.
     pub async fn drop_mask(&self, table: &str, column: &str) -> Result<bool> {
         let dropped = self.masks.delete(&mask_key(table, column)).await?;
@@ -871,6 +914,10 @@ impl Governance {
 
 fn owner_key(object: &Securable) -> String {
     doc_key(&serde_json::json!(object).to_string())
+}
+
+fn tag_key(table: &str, column: &str, tag: &str) -> String {
+    doc_key(&format!("{table}\u{0}{column}\u{0}{tag}"))
 }
 
 fn policy_key(table: &str, name: &str) -> String {

@@ -27,6 +27,7 @@ mod pipelines;
 mod sources;
 mod table;
 mod tables;
+mod tags;
 mod users;
 
 use crate::error::Result;
@@ -117,6 +118,12 @@ impl SystemSchema {
             "pipelines",
             Arc::new(pipelines::PipelinesTable {
                 pipelines: Arc::clone(&pipelines),
+            }),
+        );
+        schema.add(
+            "column_tags",
+            Arc::new(tags::ColumnTagsTable {
+                governance: Arc::clone(&governance),
             }),
         );
         schema.add("grants", Arc::new(grants::GrantsTable { governance }));

@@ -15,6 +15,7 @@ mod pipelines;
 mod services;
 mod sources;
 mod streams;
+mod tags;
 mod types;
 
 use std::path::Path;
