@@ -189,7 +189,9 @@ pub(crate) async fn log_before_output(
     let Some(job) = &cx.job else {
         return Ok(Err(input));
     };
-    if !cx.engine.models().logs().any() {
+    // Only a statement that scores with `predict` while some model is
+    // logged computes its rows ahead of the write.
+    if !cx.engine.models().logs().any() || !calls_predict(&input) {
         return Ok(Err(input));
     }
     let query_id = query_id(cx);
@@ -218,4 +220,34 @@ pub(crate) async fn log_before_output(
     )?
     .build()?;
     Ok(Ok(plan))
+}
+
+/// Whether a plan calls `predict` anywhere.
+fn calls_predict(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        let _ = node.apply_expressions(|e| {
+            let _ = e.apply(|e| {
+                if let datafusion::logical_expr::Expr::ScalarFunction(f) = e
+                    && f.name() == "predict"
+                {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            Ok(if found {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        });
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
