@@ -16,7 +16,7 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::ExprSchemable;
 
 use super::query::done;
-use crate::context::{StatementContext, StatementResult};
+use crate::context::{Engine, StatementContext, StatementResult};
 use crate::error::{Error, Result};
 use crate::governance::accounts::UserStore;
 use crate::governance::{
@@ -724,8 +724,19 @@ fn expand(words: &[String], object: &Securable) -> Result<Vec<Privilege>> {
 }
 
 async fn require_exists(cx: &StatementContext, object: &Securable) -> Result<()> {
-    let engine = &cx.engine;
-    let exists = match object {
+    if exists(&cx.engine, object).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound {
+            kind: object.kind(),
+            name: object.name().to_string(),
+        })
+    }
+}
+
+/// Whether `object` exists in the lake now.
+pub(crate) async fn exists(engine: &Engine, object: &Securable) -> Result<bool> {
+    Ok(match object {
         Securable::Catalog => true,
         Securable::Schema(s) => engine.lake().schema_exists(s).await?,
         Securable::Table(n) => {
@@ -745,15 +756,7 @@ async fn require_exists(cx: &StatementContext, object: &Securable) -> Result<()>
         Securable::Job(j) => engine.jobs().get(j).await?.is_some(),
         Securable::Template(t) => engine.pipelines().template(t).await?.is_some(),
         Securable::Pipeline(p) => engine.pipelines().get(p).await?.is_some(),
-    };
-    if exists {
-        Ok(())
-    } else {
-        Err(Error::NotFound {
-            kind: object.kind(),
-            name: object.name().to_string(),
-        })
-    }
+    })
 }
 
 async fn table_schema(cx: &StatementContext, table: &TableName) -> Result<DFSchema> {

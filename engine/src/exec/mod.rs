@@ -30,6 +30,7 @@ mod streams;
 pub(crate) mod time_travel;
 
 pub(crate) use drift::record as record_drift;
+pub(crate) use governance::exists as object_exists;
 pub(crate) use predictions::{log_predictions, log_predictions_at_end};
 
 use autolake_sql::{Family, Statement};

@@ -270,11 +270,7 @@ fn candidates(statement: &autolake_sql::Statement, accesses: &[Access]) -> Vec<A
 /// What exists of `object` now: `None` when it does not; for a model, its
 /// latest version.
 async fn existing(engine: &Engine, object: &Object) -> Result<Option<u64>> {
-    let present = |b: bool| if b { Some(0) } else { None };
     Ok(match object {
-        Object::Table(t) => present(engine.lake().load_table(t).await?.is_some()),
-        Object::Schema(s) => present(engine.lake().schema_exists(s).await?),
-        Object::Source(s) => present(engine.sources().get(s).await?.is_some()),
         Object::Model(m) => {
             engine.models().refresh().await?;
             engine
@@ -284,14 +280,10 @@ async fn existing(engine: &Engine, object: &Object) -> Result<Option<u64>> {
                 .map(|v| v.record.version)
                 .max()
         }
-        Object::Job(j) => present(engine.jobs().get(j).await?.is_some()),
-        Object::Monitor(m) => present(
-            crate::monitor::MonitorStore::new(Arc::clone(engine.lake()))
-                .get(m)
-                .await?
-                .is_some(),
-        ),
-        _ => None,
+        other => match crate::governance::Securable::of(other) {
+            Some(s) if crate::exec::object_exists(engine, &s).await? => Some(0),
+            _ => None,
+        },
     })
 }
 

@@ -15,17 +15,23 @@ fn batch(n: i64, offset: f64) -> String {
     )
 }
 
-#[test]
-fn a_model_reproduces_bit_for_bit_until_its_data_is_vacuumed() {
+/// A lake with `points` holding the first batch.
+fn points_lake() -> tempfile::TempDir {
     let lake = tempfile::tempdir().unwrap();
-    let lake = lake.path();
     ok(sql(
-        lake,
+        lake.path(),
         &format!(
             "CREATE TABLE points (batch BIGINT, a DOUBLE, b DOUBLE, label BOOLEAN); {};",
             batch(1, 0.0)
         ),
     ));
+    lake
+}
+
+#[test]
+fn a_model_reproduces_bit_for_bit_until_its_data_is_vacuumed() {
+    let dir = points_lake();
+    let lake = dir.path();
     ok(sql(
         lake,
         "CREATE MODEL churn TYPE logistic_regression OPTIONS (target 'label', seed 7) \
@@ -72,15 +78,8 @@ fn a_model_reproduces_bit_for_bit_until_its_data_is_vacuumed() {
 
 #[test]
 fn drift_retrains_and_promotes_only_through_the_gate() {
-    let lake = tempfile::tempdir().unwrap();
-    let lake = lake.path();
-    ok(sql(
-        lake,
-        &format!(
-            "CREATE TABLE points (batch BIGINT, a DOUBLE, b DOUBLE, label BOOLEAN); {};",
-            batch(1, 0.0)
-        ),
-    ));
+    let dir = points_lake();
+    let lake = dir.path();
     // The model learns from the newest batch.
     ok(sql(
         lake,
@@ -222,16 +221,12 @@ fn drift_retrains_and_promotes_only_through_the_gate() {
 
 #[test]
 fn queries_log_their_predictions_sampled_and_tied_to_the_query() {
-    let lake = tempfile::tempdir().unwrap();
-    let lake = lake.path();
+    let dir = points_lake();
+    let lake = dir.path();
     ok(sql(
         lake,
-        &format!(
-            "CREATE TABLE points (batch BIGINT, a DOUBLE, b DOUBLE, label BOOLEAN); {}; \
-             CREATE MODEL churn TYPE logistic_regression OPTIONS (target 'label') \
-             AS SELECT a, b, label FROM points",
-            batch(1, 0.0)
-        ),
+        "CREATE MODEL churn TYPE logistic_regression OPTIONS (target 'label') \
+         AS SELECT a, b, label FROM points",
     ));
     let e = failed(
         sql(lake, "ALTER MODEL churn SET LOGGING TO lake.nowhere.log"),

@@ -57,6 +57,16 @@ fn count(lake: &Path, query: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A principal with the scientist role that is not a stored user, for
+/// sessions opened on the library.
+fn scientist() -> autolake_engine::Principal {
+    autolake_engine::Principal {
+        name: "sam".into(),
+        roles: vec!["scientist".into()],
+        stored: false,
+    }
+}
+
 fn failed(out: Output, code: i32) -> String {
     assert_eq!(
         out.status.code(),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use autolake_engine::{Engine, EngineConfig, Interface, Principal};
+use autolake_engine::{Engine, EngineConfig, Interface};
 
 use super::{autolake, count, failed, ok, sql};
 
@@ -300,11 +300,7 @@ async fn a_pipeline_runs_as_its_creator() {
     let engine = Engine::open(EngineConfig::for_lake(lake.path().to_string_lossy()))
         .await
         .unwrap();
-    let scientist = Principal {
-        name: "sam".into(),
-        roles: vec!["scientist".into()],
-        stored: false,
-    };
+    let scientist = super::scientist();
     let session = engine.session(scientist, Interface::Cli);
     // The scientist may read base.events, but not make schemas.
     let e = session

@@ -1,7 +1,7 @@
 //! Column tags: set and unset by those who manage the table, audited,
 //! listed in `system.column_tags`, forgotten with the table.
 
-use autolake_engine::{Engine, EngineConfig, Interface, Principal};
+use autolake_engine::{Engine, EngineConfig, Interface};
 
 use super::{count, failed, ok, sql};
 
@@ -64,11 +64,7 @@ async fn column_tags_are_set_governed_audited_and_listed() {
     let engine = Engine::open(EngineConfig::for_lake(path.to_string_lossy()))
         .await
         .unwrap();
-    let scientist = Principal {
-        name: "sam".into(),
-        roles: vec!["scientist".into()],
-        stored: false,
-    };
+    let scientist = super::scientist();
     let e = engine
         .session(scientist, Interface::Cli)
         .execute("ALTER TABLE crm.people ALTER COLUMN email UNSET TAGS ('pii')")
