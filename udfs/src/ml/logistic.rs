@@ -529,11 +529,7 @@ mod tests {
         seed: u64,
     ) -> (Vec<f32>, Vec<u32>) {
         let mut rng = Rng::new(seed);
-        let mut normal = move || {
-            let u = rng.uniform().max(1e-300);
-            let v = rng.uniform();
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-        };
+        let mut normal = move || rng.normal();
         let mut x = vec![0f32; width * rows];
         let mut labels = Vec::with_capacity(rows);
         let weight = |c: usize, j: usize| (((c * 5 + j * 3) % 7) as f64 - 3.0) / 3.0;

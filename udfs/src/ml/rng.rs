@@ -25,6 +25,14 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// A standard normal (Box–Muller).
+    #[cfg(test)]
+    pub(crate) fn normal(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+
     /// Uniform in [0, n).
     pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.uniform() * n as f64) as usize % n.max(1)

@@ -873,11 +873,7 @@ mod tests {
     fn labelled(rows: usize, classes: usize, seed: u64) -> TrainingData {
         let width = 4;
         let mut rng = Rng::new(seed);
-        let mut normal = move || {
-            let u = rng.uniform().max(1e-300);
-            let v = rng.uniform();
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-        };
+        let mut normal = move || rng.normal();
         let mut x = vec![0f32; width * rows];
         let mut labels = Vec::new();
         for i in 0..rows {
